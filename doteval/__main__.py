@@ -1,0 +1,3 @@
+from doteval.cli import main
+
+main()

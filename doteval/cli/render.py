@@ -1,0 +1,189 @@
+"""Rendering with rich, shared by the CLI and the pytest plugin.
+
+Only adapters import this module: the library reports through callbacks and
+returns data; here it becomes progress bars, tables and lines.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from doteval.manifest import EvaluationRecord, Manifest
+from doteval.runner import EvaluationOutcome, RunListener
+
+STATUS_LABELS = {
+    "completed": "Completed",
+    "failed": "Failed",
+    "interrupted": "Interrupted",
+    "running": "Running",
+}
+STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def format_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def percent(done: int, total: int) -> str:
+    return f"{100.0 * done / total:.1f}%" if total else "0.0%"
+
+
+def metrics_table(evaluations: Sequence[EvaluationRecord]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("Evaluation", overflow="fold")
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_column("Samples", justify="right")
+    table.add_column("Errors", justify="right")
+    for ev in evaluations:
+        samples = f"{ev.done}/{ev.total}"
+        rows = ev.metrics or [{"score": "", "metric": "", "value": None}]
+        for i, m in enumerate(rows):
+            label = f"{m['score']}.{m['metric']}" if m["score"] else "-"
+            errors = str(ev.errors) if i == 0 else ""
+            style = "red" if ev.errors and i == 0 else None
+            table.add_row(
+                ev.node_id if i == 0 else "",
+                label,
+                format_value(m["value"]),
+                samples if i == 0 else "",
+                errors,
+                style=style,
+            )
+    return table
+
+
+def render_lines(renderable: Any, *, width: int = 100, color: bool = False) -> list[str]:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, no_color=not color, highlight=False)
+    console.print(renderable)
+    return buf.getvalue().rstrip("\n").splitlines()
+
+
+def run_summary_lines(
+    manifest: Manifest,
+    *,
+    outcomes: Sequence[EvaluationOutcome],
+    command: str,
+    width: int = 100,
+    color: bool = False,
+) -> list[str]:
+    ran = {o.node_id for o in outcomes}
+    evals = [e for e in manifest.evaluations if e.node_id in ran] or manifest.evaluations
+    lines = ["", "doteval summary"]
+    lines += render_lines(metrics_table(evals), width=width, color=color)
+    evaluated = sum(o.evaluated for o in outcomes)
+    reused = sum(o.reused for o in outcomes)
+    done = sum(e.done for e in evals)
+    total = sum(e.total for e in evals)
+    errors = sum(e.errors for e in evals)
+    name = manifest.experiment
+    lines.append(
+        f"Experiment {name!r}: {STATUS_LABELS.get(manifest.status, manifest.status)}, "
+        f"{done}/{total} samples ({percent(done, total)}), {errors} errors; "
+        f"this run evaluated {evaluated}, reused {reused}."
+    )
+    if manifest.status == "interrupted":
+        lines.append(f"Resume with: {command}")
+    elif manifest.status == "failed" and errors:
+        lines.append(f"{errors} sample(s) errored; running the same command retries them: {command}")
+    return lines
+
+
+class ProgressListener(RunListener):
+    """A rich progress bar per evaluation on stderr; plain notes when not a terminal."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+        self.console: Console | None = None
+
+    def _console(self) -> Console:
+        if self.console is None:
+            self.console = Console(file=sys.stderr)
+        return self.console
+
+    def evaluation_started(self, name: str, total: int, reused: int, pending: int) -> None:
+        console = self._console()
+        if not console.is_terminal:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("reused {task.fields[reused]}"),
+            TextColumn("[red]errors {task.fields[errors]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.progress.start()
+        self.tasks[name] = self.progress.add_task(
+            name.split("::")[-1], total=total, completed=reused, reused=reused, errors=0, rate=""
+        )
+        self._started = time.monotonic()
+        self._count = 0
+        self._errors = 0
+
+    def sample_done(self, name: str, ok: bool) -> None:
+        if self.progress is None:
+            return
+        self._count += 1
+        self._errors += 0 if ok else 1
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self.progress.update(
+            self.tasks[name], advance=1, errors=self._errors, rate=f"{self._count / elapsed:.1f}/s"
+        )
+
+    def evaluation_finished(self, name: str, outcome: EvaluationOutcome) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def retrying(self, name: str, attempt: int, error: BaseException, delay: float) -> None:
+        if self.progress is not None:
+            self.progress.console.print(
+                f"[yellow]retrying {name.split('::')[-1]} after {type(error).__name__} "
+                f"(attempt {attempt}, waiting {delay:.1f}s)"
+            )
+
+    def interrupted(self, in_flight: int) -> None:
+        self._console().print(
+            f"\n[yellow]doteval: interrupted; finishing {in_flight} sample(s) in flight "
+            "(Ctrl+C again to stop now; finished samples are kept)"
+        )

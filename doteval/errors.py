@@ -1,0 +1,146 @@
+"""Errors raised by doteval.
+
+Every error a user can cause or meet derives from ``DotevalError``; the CLI and
+the pytest plugin catch it in one place and print one line (plus a hint). An
+exception that is not a ``DotevalError`` is a bug and keeps its traceback.
+
+    DotevalError
+    ├── UsageError (ValueError)            bad argument or option value
+    │   ├── InvalidNameError               experiment name that is not a plain name
+    │   └── EncodingError (TypeError)      a value with no canonical encoding
+    ├── NotFoundError (KeyError)
+    │   ├── ExperimentNotFoundError        no such experiment
+    │   └── ObjectNotFoundError            object id absent from the store
+    ├── StoreError (OSError)
+    │   ├── CorruptObjectError             bytes that do not hash to their name
+    │   ├── CorruptStoreError              unreadable pack, index, record or journal
+    │   └── StoreVersionError              store written by a newer doteval
+    ├── LockedError                        another live process holds the lock
+    └── ChangedEvaluationError             code or params changed since the last run
+"""
+
+from __future__ import annotations
+
+
+class DotevalError(Exception):
+    """Root of every error doteval raises on purpose."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DotevalError, ValueError):
+    """A value given by the user that doteval cannot use."""
+
+
+class InvalidNameError(UsageError):
+    """An experiment name that could escape the store or is empty."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"invalid experiment name {name!r}: {reason}")
+        self.name = name
+
+
+class EncodingError(UsageError, TypeError):
+    """A value that has no canonical encoding (so no hash, no key)."""
+
+    def __init__(self, message: str, *, type_name: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.path = path
+
+
+class NotFoundError(DotevalError, KeyError):
+    """Something asked for by name or id is not in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class ExperimentNotFoundError(NotFoundError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no experiment named {name!r} in this store",
+            hint="`doteval list` shows the experiments; `--store PATH` picks another store",
+        )
+        self.name = name
+
+
+class ObjectNotFoundError(NotFoundError):
+    def __init__(self, object_id: str) -> None:
+        super().__init__(
+            f"object {object_id[:16]} is missing from the store",
+            hint="run `doteval fsck`; if the store was copied, copy it again",
+        )
+        self.object_id = object_id
+
+
+class StoreError(DotevalError, OSError):
+    """The store on disk cannot be used as it is."""
+
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
+        DotevalError.__init__(self, message, hint=hint)
+        self.path = path
+
+
+class CorruptObjectError(StoreError):
+    def __init__(self, expected: str, actual: str, *, path: str = "") -> None:
+        super().__init__(
+            f"object {expected[:16]} is corrupt: its bytes hash to {actual[:16]}"
+            + (f" ({path})" if path else ""),
+            path=path,
+            hint="run `doteval fsck` to list every damaged file",
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class CorruptStoreError(StoreError):
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(
+            message + (f" ({path})" if path else ""),
+            path=path,
+            hint="run `doteval fsck` to list every damaged file",
+        )
+
+
+class StoreVersionError(StoreError):
+    def __init__(self, found: int, supported: int, *, path: str = "") -> None:
+        super().__init__(
+            f"store format {found} is newer than this doteval understands ({supported})",
+            path=path,
+            hint="upgrade doteval: pip install -U doteval",
+        )
+        self.found = found
+        self.supported = supported
+
+
+class LockedError(DotevalError):
+    def __init__(self, what: str, pid: int, host: str, since: str) -> None:
+        super().__init__(
+            f"{what} is being run by pid {pid} on {host} since {since}",
+            hint="wait for it to finish, or stop that process",
+        )
+        self.pid = pid
+        self.host = host
+        self.since = since
+
+
+class ChangedEvaluationError(DotevalError):
+    """The code or params of an evaluation differ from the experiment's last run."""
+
+    def __init__(self, message: str, *, experiment: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.experiment = experiment
+
+
+class DotevalWarning(UserWarning):
+    """Something doteval cannot check for you, such as a fixture it cannot fingerprint."""

@@ -1,0 +1,152 @@
+"""Reading and changing experiments as a whole: list, open, samples, delete.
+
+Opening an experiment first recovers runs that died without sealing (when no
+live process holds its lock), so every command sees the same, complete state.
+Listing and opening read refs and manifests only; samples are read from the
+entries table and the results only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from doteval.errors import ExperimentNotFoundError, LockedError
+from doteval.manifest import EvaluationRecord, Manifest, iter_rows, load_entries, load_manifest
+from doteval.objects import ObjectId, Store, check_name
+from doteval.runs import read_head, recover
+
+STATUS_RUNNING = "running"
+
+
+@dataclass
+class ExperimentInfo:
+    name: str
+    status: str
+    manifest: Manifest | None
+    manifest_id: ObjectId | None
+    holder: dict[str, Any] | None = None
+    diverged: bool = False
+    deleted: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.manifest.total if self.manifest else 0
+
+    @property
+    def done(self) -> int:
+        return self.manifest.done if self.manifest else 0
+
+    @property
+    def errors(self) -> int:
+        return self.manifest.errors if self.manifest else 0
+
+    @property
+    def last_updated(self) -> float:
+        return self.manifest.finished if self.manifest else 0.0
+
+
+@dataclass
+class Sample:
+    evaluation: str
+    key: str
+    ok: bool
+    result_id: str
+    record: dict[str, Any]
+
+
+def recover_if_idle(store: Store, name: str) -> None:
+    """Seal journals of dead runs of ``name``; skip if a live run holds the lock."""
+    if not store.journals(name):
+        return
+    lock = store.lock(name)
+    try:
+        lock.acquire(purpose="recover")
+    except LockedError:
+        return
+    try:
+        recover(store, name)
+    finally:
+        lock.release()
+
+
+def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -> ExperimentInfo:
+    check_name(name)
+    recover_if_idle(store, name)
+    holder = store.live_holder(name)
+    head = read_head(store, name)
+    if head.state is None and holder is None:
+        raise ExperimentNotFoundError(name)
+    deleted = head.state is not None and head.state.head.deleted
+    if deleted and not include_deleted:
+        raise ExperimentNotFoundError(name)
+    manifest = head.manifest
+    if deleted and head.state is not None:
+        # A deletion record names the manifest it deleted, so it stays recoverable.
+        mid = head.state.head.manifest
+        manifest = load_manifest(store, mid) if mid else None
+    status = manifest.status if manifest else "interrupted"
+    if holder is not None:
+        status = STATUS_RUNNING
+    return ExperimentInfo(
+        name=name,
+        status=status,
+        manifest=manifest,
+        manifest_id=head.manifest_id,
+        holder=holder,
+        diverged=bool(head.state and head.state.diverged),
+        deleted=deleted,
+    )
+
+
+def list_experiments(store: Store, *, include_deleted: bool = False) -> list[ExperimentInfo]:
+    out = []
+    for name in store.experiment_names():
+        try:
+            info = open_experiment(store, name, include_deleted=include_deleted)
+        except ExperimentNotFoundError:
+            continue
+        out.append(info)
+    out.sort(key=lambda i: i.last_updated, reverse=True)
+    return out
+
+
+def history(store: Store, name: str) -> list[Manifest]:
+    """Every manifest of the experiment, newest first."""
+    state = store.refs.read(check_name(name))
+    if state is None:
+        raise ExperimentNotFoundError(name)
+    out = []
+    seen = set()
+    for record in state.history():
+        if record.manifest and record.manifest not in seen:
+            seen.add(record.manifest)
+            out.append(load_manifest(store, record.manifest))
+    return out
+
+
+def total_duration(store: Store, name: str) -> float:
+    return sum(max(m.finished - m.started, 0.0) for m in history(store, name))
+
+
+def iter_samples(store: Store, evaluation: EvaluationRecord, *, with_records: bool = True) -> Iterator[Sample]:
+    for key, rid, flag in iter_rows(load_entries(store, evaluation.entries)):
+        record = store.objects.get(rid.hex()) if with_records else {}
+        yield Sample(evaluation.node_id, key.hex(), flag == 0, rid.hex(), record)
+
+
+def delete_experiment(store: Store, name: str) -> Manifest | None:
+    """Move the ref to a deletion record; history stays until gc expires it."""
+    check_name(name)
+    lock = store.lock(name)
+    lock.acquire(purpose="delete")
+    try:
+        recover(store, name)
+        head = read_head(store, name)
+        if head.state is None or head.state.head.deleted:
+            raise ExperimentNotFoundError(name)
+        store.refs.append(name, head.manifest_id, expected=head.record_id, op="delete")
+        return head.manifest
+    finally:
+        lock.release()

@@ -1,0 +1,58 @@
+"""The content-addressed store: objects, packs, refs, locks and journals.
+
+This package is the core layer. It never imports the evaluation API, the
+operations, typer or rich.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doteval.objects.hashing import ObjectId, hash_bytes
+from doteval.objects.locks import ExperimentLock, live_holder
+from doteval.objects.names import check_name
+from doteval.objects.refs import RefRecord, RefState, RefStore
+from doteval.objects.store import ObjectStore, check_store_version, default_store_path, init_store
+
+__all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
+
+
+class Store:
+    """One store directory: objects, refs, journals of live runs, locks."""
+
+    def __init__(self, root: Path | str | None = None, *, durable: bool = True) -> None:
+        self.root = Path(root) if root is not None else default_store_path()
+        check_store_version(self.root)
+        self.objects = ObjectStore(self.root, durable=durable)
+        self.refs = RefStore(self.root, self.objects)
+        self.journals_dir = self.root / "journals"
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / "VERSION").exists() or (self.root / "refs").is_dir()
+
+    def create(self) -> None:
+        init_store(self.root)
+
+    def lock(self, name: str) -> ExperimentLock:
+        return ExperimentLock(self.root, check_name(name))
+
+    def live_holder(self, name: str) -> dict[str, object] | None:
+        return live_holder(self.root, check_name(name))
+
+    def journals(self, name: str) -> list[Path]:
+        directory = self.journals_dir / check_name(name)
+        try:
+            return sorted(p for p in directory.iterdir() if p.suffix == ".journal")
+        except FileNotFoundError:
+            return []
+
+    def experiment_names(self) -> list[str]:
+        names = set(self.refs.names())
+        try:
+            for d in self.journals_dir.iterdir():
+                if d.is_dir() and any(p.suffix == ".journal" for p in d.iterdir()):
+                    names.add(d.name)
+        except FileNotFoundError:
+            pass
+        return sorted(names)

@@ -1,0 +1,359 @@
+"""The canonical encoding: one byte string per value, the input of every hash.
+
+Two equal values always encode to the same bytes, on every machine and Python
+version, and values of different types never do (``1``, ``1.0``, ``True`` and
+``"1"`` are four encodings; so are a list and a tuple). The format is written
+down in ``docs/reference/store-format.md`` and pinned by golden vectors in the
+tests: changing a single byte here changes every sample key in every store, so
+it must never happen without a new ``ENCODING_VERSION``.
+
+This module must never import numpy or pydantic: it recognises their values by
+duck typing so that importing doteval stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import math
+import struct
+from typing import Any, Callable
+
+from doteval.errors import CorruptStoreError, EncodingError
+
+ENCODING_VERSION = 1
+
+_pack_double = struct.Struct(">d").pack
+_unpack_double = struct.Struct(">d").unpack_from
+_CANONICAL_NAN = b"\x7f\xf8\x00\x00\x00\x00\x00\x00"
+
+
+def encode(value: Any) -> bytes:
+    """Return the canonical encoding of ``value``.
+
+    Raises ``EncodingError`` naming the type and where in ``value`` it sits.
+    """
+    out: list[bytes] = []
+    try:
+        _encode_into(value, out, "")
+    except RecursionError:
+        raise EncodingError("cannot encode a value nested too deeply (or containing itself)") from None
+    return b"".join(out)
+
+
+def _fail(value: Any, path: str) -> None:
+    type_name = type(value).__qualname__
+    where = f" at {path}" if path else ""
+    raise EncodingError(
+        f"cannot encode a value of type {type_name!r}{where}: use plain data "
+        "(str, numbers, lists, dicts, dataclasses) or give the object a "
+        "__doteval_params__ method",
+        type_name=type_name,
+        path=path,
+    )
+
+
+def _enc_none(v: Any, out: list[bytes], path: str) -> None:
+    out.append(b"N")
+
+
+def _enc_bool(v: bool, out: list[bytes], path: str) -> None:
+    out.append(b"T" if v else b"F")
+
+
+def _enc_int(v: int, out: list[bytes], path: str) -> None:
+    out.append(b"i%d;" % v)
+
+
+def _enc_float(v: float, out: list[bytes], path: str) -> None:
+    out.append(b"f" + (_CANONICAL_NAN if v != v else _pack_double(v)))
+
+
+def _enc_str(v: str, out: list[bytes], path: str) -> None:
+    data = v.encode("utf-8", "surrogatepass")
+    out.append(b"s%d:" % len(data))
+    out.append(data)
+
+
+def _enc_bytes(v: bytes, out: list[bytes], path: str) -> None:
+    data = bytes(v)
+    out.append(b"b%d:" % len(data))
+    out.append(data)
+
+
+def _enc_list(v: list[Any], out: list[bytes], path: str) -> None:
+    out.append(b"l%d:" % len(v))
+    for i, x in enumerate(v):
+        enc = _SCALARS.get(type(x))
+        if enc is None:
+            _encode_into(x, out, f"{path}[{i}]")
+        else:
+            enc(x, out, path)
+
+
+def _enc_tuple(v: tuple[Any, ...], out: list[bytes], path: str) -> None:
+    out.append(b"t%d:" % len(v))
+    for i, x in enumerate(v):
+        enc = _SCALARS.get(type(x))
+        if enc is None:
+            _encode_into(x, out, f"{path}[{i}]")
+        else:
+            enc(x, out, path)
+
+
+def _enc_dict(v: dict[Any, Any], out: list[bytes], path: str) -> None:
+    pairs = []
+    for k, x in v.items():
+        kb = encode_at(k, f"{path}[{k!r}] (key)")
+        pairs.append((kb, x, k))
+    pairs.sort(key=lambda p: p[0])
+    out.append(b"d%d:" % len(pairs))
+    previous = None
+    for kb, x, k in pairs:
+        if kb == previous:
+            raise EncodingError(f"two keys encode alike at {path or 'top level'}: {k!r}")
+        previous = kb
+        out.append(kb)
+        _encode_into(x, out, f"{path}[{k!r}]")
+
+
+def _enc_set(v: set[Any] | frozenset[Any], out: list[bytes], path: str) -> None:
+    items = sorted(encode_at(x, f"{path}{{}}") for x in v)
+    out.append(b"S%d:" % len(items))
+    out.extend(items)
+
+
+def _enc_datetime(v: _dt.datetime, out: list[bytes], path: str) -> None:
+    data = v.isoformat().encode()
+    out.append(b"D%d:" % len(data))
+    out.append(data)
+
+
+def _enc_date(v: _dt.date, out: list[bytes], path: str) -> None:
+    data = v.isoformat().encode()
+    out.append(b"Y%d:" % len(data))
+    out.append(data)
+
+
+def _enc_decimal(v: decimal.Decimal, out: list[bytes], path: str) -> None:
+    data = str(v).encode()
+    out.append(b"m%d:" % len(data))
+    out.append(data)
+
+
+def _enc_struct(type_name: str, fields: dict[str, Any], out: list[bytes], path: str) -> None:
+    out.append(b"c")
+    _enc_str(type_name, out, path)
+    _enc_dict(fields, out, path)
+
+
+_ENCODERS: dict[type, Callable[[Any, list[bytes], str], None]] = {
+    type(None): _enc_none,
+    bool: _enc_bool,
+    int: _enc_int,
+    float: _enc_float,
+    str: _enc_str,
+    bytes: _enc_bytes,
+    bytearray: _enc_bytes,
+    memoryview: _enc_bytes,
+    list: _enc_list,
+    tuple: _enc_tuple,
+    dict: _enc_dict,
+    set: _enc_set,
+    frozenset: _enc_set,
+    _dt.datetime: _enc_datetime,
+    _dt.date: _enc_date,
+    decimal.Decimal: _enc_decimal,
+}
+
+
+_SCALARS = {t: _ENCODERS[t] for t in (type(None), bool, int, float, str, bytes)}
+
+
+def encode_at(value: Any, path: str) -> bytes:
+    out: list[bytes] = []
+    _encode_into(value, out, path)
+    return b"".join(out)
+
+
+def _encode_into(value: Any, out: list[bytes], path: str) -> None:
+    enc = _ENCODERS.get(type(value))
+    if enc is not None:
+        enc(value, out, path)
+        return
+    # Subclasses and foreign types, checked in a fixed order.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        _enc_struct(_type_name(value), fields, out, path)
+        return
+    hook = getattr(type(value), "__doteval_params__", None)
+    if hook is not None:
+        _enc_struct(_type_name(value), _as_dict(hook(value), value, path), out, path)
+        return
+    if _is_numpy_array(value):
+        _enc_ndarray(value, out, path)
+        return
+    if _is_numpy_scalar(value):
+        _encode_into(value.item(), out, path)
+        return
+    dump = getattr(value, "model_dump", None)
+    if dump is not None and hasattr(type(value), "model_fields"):
+        _enc_struct(_type_name(value), dump(mode="python"), out, path)
+        return
+    for base, enc in _SUBCLASS_ORDER:
+        if isinstance(value, base):
+            enc(value, out, path)
+            return
+    _fail(value, path)
+
+
+# bool before int: bool is an int subclass; datetime before date likewise.
+_SUBCLASS_ORDER: list[tuple[type, Callable[[Any, list[bytes], str], None]]] = [
+    (bool, _enc_bool),
+    (int, lambda v, out, path: _enc_int(int(v), out, path)),
+    (float, lambda v, out, path: _enc_float(float(v), out, path)),
+    (str, lambda v, out, path: _enc_str(str(v), out, path)),
+    (bytes, _enc_bytes),
+    (tuple, _enc_tuple),
+    (list, _enc_list),
+    (dict, _enc_dict),
+    (_dt.datetime, _enc_datetime),
+    (_dt.date, _enc_date),
+    (decimal.Decimal, _enc_decimal),
+    (frozenset, _enc_set),
+    (set, _enc_set),
+]
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _as_dict(described: Any, value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(described, dict):
+        raise EncodingError(
+            f"{_type_name(value)}.__doteval_params__ must return a dict, "
+            f"not {type(described).__qualname__}" + (f" (at {path})" if path else "")
+        )
+    return described
+
+
+def _is_numpy_array(value: Any) -> bool:
+    cls = type(value)
+    return cls.__module__ == "numpy" and cls.__name__ == "ndarray"
+
+
+def _is_numpy_scalar(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "item") and hasattr(value, "dtype")
+
+
+def _enc_ndarray(value: Any, out: list[bytes], path: str) -> None:
+    if value.dtype.hasobject:
+        _encode_into(value.tolist(), out, path)
+        return
+    little = value.astype(value.dtype.newbyteorder("<"), copy=False)
+    out.append(b"A")
+    _enc_str(little.dtype.str, out, path)
+    _enc_tuple(tuple(int(n) for n in value.shape), out, path)
+    _enc_bytes(little.tobytes(order="C"), out, path)
+
+
+# -- decoding -----------------------------------------------------------------
+
+
+def decode(data: bytes) -> Any:
+    """Inverse of ``encode`` for plain types.
+
+    Dataclasses and pydantic models come back as dicts with a ``__type__`` key,
+    numpy arrays as dicts with ``__ndarray__``: decoding never imports or runs
+    code named by the data.
+    """
+    try:
+        value, end = _decode_at(memoryview(data), 0)
+    except (IndexError, ValueError, UnicodeDecodeError, struct.error, decimal.InvalidOperation) as e:
+        raise CorruptStoreError(f"malformed encoded value: {e}") from None
+    if end != len(data):
+        raise CorruptStoreError(f"malformed encoded value: {len(data) - end} trailing bytes")
+    return value
+
+
+def _read_len(buf: memoryview, pos: int, stop: int, limit: int = 20) -> tuple[int, int]:
+    end = pos
+    while buf[end] != stop:
+        end += 1
+        if end - pos > limit:
+            raise ValueError("number field too long")
+    text = bytes(buf[pos:end])
+    if not text or not (text.isdigit() or (text[:1] == b"-" and text[1:].isdigit())):
+        raise ValueError(f"bad number {text!r}")
+    return int(text), end + 1
+
+
+def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
+    tag = buf[pos]
+    pos += 1
+    if tag == 0x73:  # s
+        n, pos = _read_len(buf, pos, 0x3A)
+        end = pos + n
+        if end > len(buf):
+            raise ValueError("string past end")
+        return bytes(buf[pos:end]).decode("utf-8", "surrogatepass"), end
+    if tag == 0x69:  # i
+        return _read_len(buf, pos, 0x3B, limit=4300)  # Python's int-to-str digit limit
+    if tag == 0x66:  # f
+        return _unpack_double(buf, pos)[0], pos + 8
+    if tag == 0x4E:
+        return None, pos
+    if tag == 0x54:
+        return True, pos
+    if tag == 0x46:
+        return False, pos
+    if tag in (0x6C, 0x74, 0x53):  # l t S
+        n, pos = _read_len(buf, pos, 0x3A)
+        items = []
+        for _ in range(n):
+            x, pos = _decode_at(buf, pos)
+            items.append(x)
+        if tag == 0x74:
+            return tuple(items), pos
+        if tag == 0x53:
+            return frozenset(items), pos
+        return items, pos
+    if tag == 0x64:  # d
+        n, pos = _read_len(buf, pos, 0x3A)
+        d = {}
+        for _ in range(n):
+            k, pos = _decode_at(buf, pos)
+            v, pos = _decode_at(buf, pos)
+            d[k] = v
+        return d, pos
+    if tag == 0x62:  # b
+        n, pos = _read_len(buf, pos, 0x3A)
+        end = pos + n
+        if end > len(buf):
+            raise ValueError("bytes past end")
+        return bytes(buf[pos:end]), end
+    if tag in (0x44, 0x59, 0x6D):  # D Y m
+        n, pos = _read_len(buf, pos, 0x3A)
+        text = bytes(buf[pos : pos + n]).decode()
+        if tag == 0x44:
+            return _dt.datetime.fromisoformat(text), pos + n
+        if tag == 0x59:
+            return _dt.date.fromisoformat(text), pos + n
+        return decimal.Decimal(text), pos + n
+    if tag == 0x63:  # c
+        name, pos = _decode_at(buf, pos)
+        fields, pos = _decode_at(buf, pos)
+        return {"__type__": name, **fields}, pos
+    if tag == 0x41:  # A
+        dtype, pos = _decode_at(buf, pos)
+        shape, pos = _decode_at(buf, pos)
+        data, pos = _decode_at(buf, pos)
+        return {"__ndarray__": dtype, "shape": list(shape), "data": data}, pos
+    raise ValueError(f"unknown tag {bytes([tag])!r} at byte {pos - 1}")
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

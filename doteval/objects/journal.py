@@ -1,0 +1,104 @@
+"""The append-only journal a live run writes every result to.
+
+One record per append: ``u32 length | u32 crc32 | canonical encoding``. Each
+append is one ``write`` to an unbuffered descriptor (so a killed process loses
+only what it had not yet handed to the kernel) and an fsync runs at most a
+second later (so a power loss loses at most the last second). A reader keeps
+the longest valid prefix: a torn or corrupt tail ends the journal, it is never
+read as data.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import CorruptStoreError
+from doteval.objects.encoding import decode, encode
+
+JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
+_FRAME = struct.Struct(">II")
+MAX_RECORD = 1 << 30
+
+
+class JournalWriter:
+    def __init__(self, path: Path, *, fsync_interval: float = 1.0) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._closed = threading.Event()
+        os.write(self._fd, JOURNAL_MAGIC)
+        os.fsync(self._fd)
+        self._interval = fsync_interval
+        self._syncer = threading.Thread(target=self._sync_loop, name="doteval-fsync", daemon=True)
+        self._syncer.start()
+
+    def append(self, record: Any) -> None:
+        self.append_encoded(encode(record))
+
+    def append_encoded(self, body: bytes) -> None:
+        frame = _FRAME.pack(len(body), zlib.crc32(body)) + body
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError("journal is closed")
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self._dirty = True
+
+    def sync(self) -> None:
+        with self._lock:
+            if self._fd >= 0 and self._dirty:
+                os.fsync(self._fd)
+                self._dirty = False
+
+    def _sync_loop(self) -> None:
+        while not self._closed.wait(self._interval):
+            try:
+                self.sync()
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            if self._fd >= 0:
+                if self._dirty:
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+
+
+def read_journal(path: Path) -> tuple[list[Any], bool]:
+    """Records of the longest valid prefix, and whether the whole file was valid."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[: len(JOURNAL_MAGIC)] != JOURNAL_MAGIC:
+        if JOURNAL_MAGIC.startswith(data):
+            return [], False  # died before the header was complete
+        raise CorruptStoreError("not a journal file", path=str(path))
+    records = []
+    pos = len(JOURNAL_MAGIC)
+    end = len(data)
+    while pos < end:
+        if pos + _FRAME.size > end:
+            return records, False
+        length, crc = _FRAME.unpack_from(data, pos)
+        body_at = pos + _FRAME.size
+        if length > MAX_RECORD or body_at + length > end:
+            return records, False
+        body = data[body_at : body_at + length]
+        if zlib.crc32(body) != crc:
+            return records, False
+        try:
+            records.append(decode(body))
+        except CorruptStoreError:
+            return records, False
+        pos = body_at + length
+    return records, True

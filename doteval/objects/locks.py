@@ -1,0 +1,96 @@
+"""Per-experiment locks held for as long as a process works on the experiment.
+
+A lock is an ``flock`` on ``locks/NAME.lock``: the kernel drops it when its
+process dies, even under ``kill -9``, so a dead holder never blocks anyone and
+its run is recovered by the next process that takes the lock. The file also
+says who holds it (pid, host, since), for the error the next writer sees.
+Lock files are excluded from rsync by the documented filter.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import LockedError
+from doteval.objects.names import check_name
+
+
+def _lock_path(root: Path, name: str) -> Path:
+    return root / "locks" / f"{check_name(name)}.lock"
+
+
+class ExperimentLock:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.path = _lock_path(root, name)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, *, purpose: str = "run") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            info = read_holder(self.path) or {}
+            raise LockedError(
+                f"experiment {self.name!r}",
+                int(info.get("pid", 0)),
+                str(info.get("host", "?")),
+                str(info.get("since", "?")),
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "purpose": purpose,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing drops the flock
+
+    def __enter__(self) -> ExperimentLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_holder(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def live_holder(root: Path, name: str) -> dict[str, Any] | None:
+    """Who holds the experiment's lock right now, or None if nobody does."""
+    path = _lock_path(root, name)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_holder(path) or {}
+    finally:
+        os.close(fd)
+    return None

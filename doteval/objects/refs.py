@@ -1,0 +1,177 @@
+"""Refs: where each experiment stands, as append-only, hash-named records.
+
+A ref is not one mutable file but a chain of immutable records in
+``refs/NAME/``, each naming a manifest (or none, for a deletion) and its parent
+record. The head is the record no other record names as parent. Because every
+record is a new file named by its hash, two stores merged by plain rsync keep
+both lines of an experiment that moved on both sides: the ref then has two
+heads, which is reported, never silently resolved by a last writer. The chain
+is also the experiment's reflog.
+
+Records are written only under the experiment's lock, after the manifest they
+name is durable (objects, then manifests, then refs).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import CorruptStoreError, DotevalError, StoreError
+from doteval.objects.encoding import decode, encode
+from doteval.objects.files import TMP_PREFIX, write_new
+from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes, is_object_id
+from doteval.objects.names import check_name
+from doteval.objects.store import ObjectStore
+
+
+@dataclass(frozen=True)
+class RefRecord:
+    id: ObjectId
+    experiment: str
+    manifest: ObjectId | None
+    parent: ObjectId | None
+    time: float
+    op: str
+    host: str
+    note: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.op == "delete"
+
+
+@dataclass(frozen=True)
+class RefState:
+    """Every record of one experiment, and its head (the newest if there are two)."""
+
+    name: str
+    records: dict[ObjectId, RefRecord]
+    heads: tuple[RefRecord, ...]
+
+    @property
+    def head(self) -> RefRecord:
+        return self.heads[0]
+
+    @property
+    def diverged(self) -> bool:
+        return len(self.heads) > 1
+
+    def history(self, start: RefRecord | None = None) -> list[RefRecord]:
+        """Records from ``start`` (default: head) back to the first."""
+        out = []
+        rec: RefRecord | None = start or self.head
+        seen = set()
+        while rec is not None and rec.id not in seen:
+            seen.add(rec.id)
+            out.append(rec)
+            rec = self.records.get(rec.parent) if rec.parent else None
+        return out
+
+
+class RefStore:
+    def __init__(self, root: Path, objects: ObjectStore) -> None:
+        self.dir = root / "refs"
+        self.objects = objects
+
+    def names(self) -> list[str]:
+        try:
+            entries = sorted(self.dir.iterdir())
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            try:
+                check_name(entry.name)
+            except DotevalError:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                out.append(entry.name)
+        return out
+
+    def read(self, name: str) -> RefState | None:
+        directory = self.dir / check_name(name)
+        try:
+            files = [p for p in directory.iterdir() if not p.name.startswith(TMP_PREFIX)]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        records: dict[ObjectId, RefRecord] = {}
+        for path in files:
+            if not is_object_id(path.name) or path.is_symlink():
+                raise CorruptStoreError("unexpected file among ref records", path=str(path))
+            records[ObjectId(path.name)] = self._read_record(path)
+        if not records:
+            return None
+        named_as_parent = {r.parent for r in records.values() if r.parent}
+        heads = sorted(
+            (r for r in records.values() if r.id not in named_as_parent),
+            key=lambda r: (r.time, r.id),
+            reverse=True,
+        )
+        if not heads:
+            raise CorruptStoreError(f"ref records of {name!r} form a cycle", path=str(directory))
+        return RefState(name, records, tuple(heads))
+
+    def _read_record(self, path: Path) -> RefRecord:
+        raw = self.objects.read_loose(path)
+        if hash_bytes(raw) != path.name:
+            raise CorruptStoreError("ref record does not match its name", path=str(path))
+        data = decode(raw)
+        try:
+            if data["type"] != "ref":
+                raise KeyError("type")
+            manifest = data["manifest"]
+            parent = data["parent"]
+            return RefRecord(
+                id=ObjectId(path.name),
+                experiment=str(data["experiment"]),
+                manifest=check_object_id(manifest, where=str(path)) if manifest else None,
+                parent=check_object_id(parent, where=str(path)) if parent else None,
+                time=float(data["time"]),
+                op=str(data["op"]),
+                host=str(data.get("host", "")),
+                note=str(data.get("note", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptStoreError(f"malformed ref record ({e})", path=str(path)) from None
+
+    def append(
+        self,
+        name: str,
+        manifest: str | None,
+        *,
+        expected: ObjectId | None,
+        op: str,
+        note: str = "",
+    ) -> RefRecord:
+        """Add a record after ``expected`` (compare-and-swap; caller holds the lock)."""
+        state = self.read(name)
+        current = state.head.id if state else None
+        if current != expected:
+            raise StoreError(
+                f"experiment {name!r} moved while this command ran (expected "
+                f"{(expected or 'nothing')[:12]}, found {(current or 'nothing')[:12]})",
+                hint="run the command again",
+            )
+        record: dict[str, Any] = {
+            "type": "ref",
+            "v": 1,
+            "experiment": name,
+            "manifest": manifest,
+            "parent": current,
+            "time": time.time(),
+            "op": op,
+            "host": socket.gethostname(),
+            "note": note,
+        }
+        raw = encode(record)
+        record_id = hash_bytes(raw)
+        directory = self.dir / check_name(name)
+        write_new(directory / record_id, self.objects.file_chunks(raw), durable=self.objects.durable)
+        return RefRecord(
+            record_id, name, ObjectId(manifest) if manifest else None, current,
+            record["time"], op, record["host"], note,
+        )

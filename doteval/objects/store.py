@@ -1,0 +1,231 @@
+"""The object store: immutable objects named by the blake3 of their canonical bytes.
+
+Objects live loose (one file each, for small and rare objects such as
+manifests) or in packs (results, written when a run is sealed). Every read
+re-hashes what it decompressed and refuses a mismatch; decompression is bounded
+by the length the object declares and by ``MAX_OBJECT_SIZE``, because a shared
+store is untrusted input. Nothing read from a store is ever unpickled or run.
+
+This module knows bytes and ids only; what an object means is up to its reader.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from doteval.errors import (
+    CorruptObjectError,
+    CorruptStoreError,
+    ObjectNotFoundError,
+    StoreError,
+    StoreVersionError,
+)
+from doteval.objects.encoding import decode, encode
+from doteval.objects.files import write_new
+from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
+from doteval.objects.packs import PackIndex, write_pack
+
+FORMAT_VERSION = 1
+STORE_MARKER = "doteval-store"
+LOOSE_MAGIC = b"DVOBJ\x01"
+_LOOSE_HEAD = struct.Struct(">BQ")  # codec, uncompressed length
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+MAX_OBJECT_SIZE = 1 << 30
+_COMPRESS_ABOVE = 64
+
+
+class _Codecs(threading.local):
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=3)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+def default_store_path() -> Path:
+    env = os.environ.get("DOTEVAL_STORE")
+    return Path(env) if env else Path.cwd() / ".doteval"
+
+
+class ObjectStore:
+    """Loose objects and packs under one store directory."""
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root = root
+        self.objects_dir = root / "objects"
+        self.packs_dir = root / "packs"
+        self.durable = durable
+        self._codecs = _Codecs()
+        self._packs: dict[str, PackIndex] = {}
+        self._packs_lock = threading.Lock()
+
+    # -- encoding ---------------------------------------------------------
+
+    def compress(self, raw: bytes) -> tuple[int, bytes]:
+        if len(raw) <= _COMPRESS_ABOVE:
+            return CODEC_RAW, raw
+        packed = self._codecs.compressor.compress(raw)
+        if len(packed) >= len(raw):
+            return CODEC_RAW, raw
+        return CODEC_ZSTD, packed
+
+    def decompress(self, codec: int, raw_len: int, payload: bytes, *, where: str) -> bytes:
+        if raw_len > MAX_OBJECT_SIZE:
+            raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=where)
+        if codec == CODEC_RAW:
+            data = payload
+        elif codec == CODEC_ZSTD:
+            try:
+                data = self._codecs.decompressor.decompress(payload, max_output_size=raw_len)
+            except zstandard.ZstdError as e:
+                raise CorruptStoreError(f"cannot decompress object: {e}", path=where) from None
+        else:
+            raise CorruptStoreError(f"unknown codec {codec}", path=where)
+        if len(data) != raw_len:
+            raise CorruptStoreError(
+                f"object decompressed to {len(data)} bytes, expected {raw_len}", path=where
+            )
+        return data
+
+    # -- loose objects ----------------------------------------------------
+
+    def loose_path(self, object_id: str) -> Path:
+        check_object_id(object_id)
+        return self.objects_dir / object_id[:2] / object_id[2:]
+
+    def put_bytes(self, raw: bytes) -> ObjectId:
+        object_id = hash_bytes(raw)
+        path = self.loose_path(object_id)
+        if path.exists():
+            os.utime(path)
+            return object_id
+        write_new(path, self.file_chunks(raw), durable=self.durable)
+        return object_id
+
+    def file_chunks(self, raw: bytes) -> list[bytes]:
+        """The bytes of a loose object file holding ``raw``."""
+        codec, payload = self.compress(raw)
+        return [LOOSE_MAGIC, _LOOSE_HEAD.pack(codec, len(raw)), payload]
+
+    def put(self, value: Any) -> ObjectId:
+        return self.put_bytes(encode(value))
+
+    def read_loose(self, path: Path) -> bytes:
+        head_len = len(LOOSE_MAGIC) + _LOOSE_HEAD.size
+        with open(path, "rb") as f:
+            head = f.read(head_len)
+            if len(head) != head_len or head[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
+                raise CorruptStoreError("not an object file (bad header)", path=str(path))
+            codec, raw_len = _LOOSE_HEAD.unpack_from(head, len(LOOSE_MAGIC))
+            if raw_len > MAX_OBJECT_SIZE:
+                raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
+            payload = f.read(raw_len + 1024 if codec == CODEC_RAW else MAX_OBJECT_SIZE)
+        return self.decompress(codec, raw_len, payload, where=str(path))
+
+    # -- packs ------------------------------------------------------------
+
+    def packs(self) -> list[PackIndex]:
+        """Every pack index, opened once and kept; new packs are picked up."""
+        with self._packs_lock:
+            try:
+                names = sorted(p.name for p in self.packs_dir.iterdir() if p.suffix == ".idx")
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                if name not in self._packs and not name.startswith("."):
+                    self._packs[name] = PackIndex(self.packs_dir / name)
+            for gone in set(self._packs) - set(names):
+                self._packs.pop(gone).close()
+            return list(self._packs.values())
+
+    def write_pack(self, raws: Iterable[bytes]) -> list[ObjectId]:
+        entries = []
+        ids = []
+        for raw in raws:
+            object_id = hash_bytes(raw)
+            ids.append(object_id)
+            codec, payload = self.compress(raw)
+            entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
+        if entries:
+            self.packs_dir.mkdir(parents=True, exist_ok=True)
+            write_pack(self.packs_dir, entries)
+        return ids
+
+    # -- reading ----------------------------------------------------------
+
+    def get_bytes(self, object_id: str) -> bytes:
+        check_object_id(object_id)
+        path = self.loose_path(object_id)
+        raw: bytes | None = None
+        where = str(path)
+        try:
+            raw = self.read_loose(path)
+        except FileNotFoundError:
+            raw_id = bytes.fromhex(object_id)
+            for pack in self.packs():
+                pos = pack.find(raw_id)
+                if pos >= 0:
+                    entry = pack.entry(pos)
+                    where = str(pack.pack_path)
+                    raw = self.decompress(entry.codec, entry.raw_len, entry.payload, where=where)
+                    break
+        if raw is None:
+            raise ObjectNotFoundError(object_id)
+        actual = hash_bytes(raw)
+        if actual != object_id:
+            raise CorruptObjectError(object_id, actual, path=where)
+        return raw
+
+    def get(self, object_id: str) -> Any:
+        return decode(self.get_bytes(object_id))
+
+    def has(self, object_id: str) -> bool:
+        if self.loose_path(object_id).exists():
+            return True
+        raw_id = bytes.fromhex(object_id)
+        return any(pack.find(raw_id) >= 0 for pack in self.packs())
+
+    def iter_loose_ids(self) -> Iterator[ObjectId]:
+        if not self.objects_dir.is_dir():
+            return
+        for sub in sorted(self.objects_dir.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sorted(sub.iterdir()):
+                name = sub.name + f.name
+                if len(name) == 64:
+                    try:
+                        yield check_object_id(name)
+                    except StoreError:
+                        continue
+
+
+def check_store_version(root: Path) -> None:
+    marker = root / "VERSION"
+    try:
+        text = marker.read_text()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StoreError(f"cannot read store version: {e}", path=str(marker)) from None
+    parts = text.split()
+    if len(parts) != 2 or parts[0] != STORE_MARKER or not parts[1].isdigit():
+        raise CorruptStoreError("unreadable store VERSION file", path=str(marker))
+    if int(parts[1]) > FORMAT_VERSION:
+        raise StoreVersionError(int(parts[1]), FORMAT_VERSION, path=str(marker))
+
+
+def init_store(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"store path {root} is not a directory", path=str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    marker = root / "VERSION"
+    if not marker.exists():
+        write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode())
+    check_store_version(root)

@@ -1,0 +1,255 @@
+"""The pytest plugin: collects ``@foreach`` evaluations and runs them into the store.
+
+Registered through the ``pytest11`` entry point. Every hook delegates to one
+``DotevalSession`` kept in ``config.stash``; the session holds the experiment's
+run from collection (where code changes are refused before anything runs) to
+``pytest_sessionfinish`` (where the run is sealed). It is inert in test
+sessions that collect no evaluation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doteval.errors import DotevalError, DotevalWarning
+from doteval.fingerprint import params_fingerprint
+from doteval.foreach import get_spec
+from doteval.objects import Store
+from doteval.retry import RetryPolicy
+from doteval.runner import (
+    ExperimentRun,
+    PreparedEvaluation,
+    RunListener,
+    RunOptions,
+    generated_name,
+)
+
+_SESSION = pytest.StashKey["DotevalSession"]()
+EVAL_FILE_PATTERN = "eval_*.py"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
+    group.addoption("--experiment", metavar="NAME", help="experiment to record into (resumes it if it exists)")
+    group.addoption("--samples", metavar="N", type=int, help="evaluate at most N items of each dataset")
+    group.addoption("--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)")
+    group.addoption("--store", metavar="PATH", help="results store (default: $DOTEVAL_STORE or ./.doteval)")
+    group.addoption(
+        "--rerun-changed",
+        action="store_true",
+        help="start a new line of results for evaluations whose code or params changed",
+    )
+    group.addoption("--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)")
+    group.addoption(
+        "--retry-delay", metavar="SECONDS", type=float, default=1.0, help="first retry delay, doubled each time"
+    )
+    group.addoption("--doteval-command", help=argparse_suppress(), default=None)
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SESSION] = DotevalSession(config)
+    config.addinivalue_line("markers", "doteval: an evaluation run over a dataset by doteval")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if file_path.suffix != ".py" or not fnmatch.fnmatch(file_path.name, EVAL_FILE_PATTERN):
+        return None
+    if parent.session.isinitpath(file_path):
+        return None  # pytest collects files named on the command line itself
+    patterns = parent.config.getini("python_files")
+    if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
+        return None
+    return pytest.Module.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    if get_spec(obj) is None or not isinstance(collector, (pytest.Module, pytest.Class)):
+        return None
+    return list(collector._genfunctions(name, obj))  # noqa: SLF001 - handles @parametrize
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_SESSION].collected(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    spec = get_spec(pyfuncitem.obj)
+    if spec is None:
+        return None
+    pyfuncitem.config.stash[_SESSION].call(pyfuncitem)
+    return True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_SESSION].finish(session)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    config.stash[_SESSION].summary(terminalreporter)
+
+
+# pytest's own fixtures are plumbing, not parameters of a result.
+def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
+    defs = item._fixtureinfo.name2fixturedefs.get(name)  # noqa: SLF001
+    if not defs:
+        return False
+    module = getattr(defs[-1].func, "__module__", "") or ""
+    return module.startswith("_pytest") or module.startswith("pytest")
+
+
+class DotevalSession:
+    """All doteval state of one pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.run: ExperimentRun | None = None
+        self.prepared: dict[str, PreparedEvaluation] = {}
+        self.error: DotevalError | None = None
+        self.warned: set[str] = set()
+        self.store_path: Path | None = None
+        self.listener: RunListener | None = None
+
+    # -- options ------------------------------------------------------------
+
+    def _opt(self, name: str) -> Any:
+        return self.config.getoption(name)
+
+    def command(self, experiment: str) -> list[str]:
+        given = self._opt("doteval_command")
+        args = shlex.split(given) if given else ["pytest", *self.config.invocation_params.args]
+        if not self._opt("experiment"):
+            args += ["--experiment", experiment]
+        return [a for a in args if a != "--rerun-changed"]
+
+    # -- hooks --------------------------------------------------------------
+
+    def collected(self, items: list[pytest.Item]) -> None:
+        evals = [i for i in items if isinstance(i, pytest.Function) and get_spec(i.obj) is not None]
+        if not evals or self.config.option.collectonly:
+            return
+        experiment = self._opt("experiment") or generated_name()
+        store_opt = self._opt("store")
+        self.store_path = Path(store_opt) if store_opt else None
+        try:
+            store = Store(self.store_path)
+            self.store_path = store.root
+            options = RunOptions(
+                experiment=experiment,
+                samples=self._opt("samples"),
+                concurrency=self._opt("concurrency"),
+                rerun_changed=bool(self._opt("rerun_changed")),
+                retry=RetryPolicy(max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")),
+                command=[],
+            )
+            if options.samples is not None and options.samples < 0:
+                raise DotevalError("--samples must be 0 or more")
+            options.command = self.command(experiment)
+            self.listener = _make_listener(self.config)
+            run = ExperimentRun(store, options, self.listener)
+            run.open()
+            self.run = run
+            for item in evals:
+                spec = get_spec(item.obj)
+                assert spec is not None
+                self.prepared[item.nodeid] = run.prepare(item.nodeid, spec)
+        except DotevalError as e:
+            self.abort(e)
+
+    def abort(self, error: DotevalError) -> None:
+        self.error = error
+        if self.run is not None:
+            self.run.close()
+            self.run = None
+        message = f"doteval: {error}"
+        if error.hint:
+            message += f"\n  hint: {error.hint}"
+        pytest.exit(message, returncode=1)
+
+    def call(self, item: pytest.Function) -> None:
+        run = self.run
+        prepared = self.prepared.get(item.nodeid)
+        if run is None or prepared is None:
+            pytest.fail("doteval: this evaluation was not prepared (was collection interrupted?)", pytrace=False)
+        spec = prepared.spec
+        fixtures = {name: item.funcargs[name] for name in spec.fixture_names()}
+        params = params_fingerprint(
+            {n: v for n, v in fixtures.items() if not _is_builtin_fixture(item, n)}
+        )
+        for name in params.unfingerprintable:
+            if name not in self.warned:
+                self.warned.add(name)
+                warnings.warn(
+                    DotevalWarning(
+                        f"doteval cannot fingerprint fixture {name!r} "
+                        f"({type(fixtures[name]).__qualname__}): a change to it will not be detected; "
+                        "give its class a __doteval_params__ method returning the settings that "
+                        "decide results"
+                    ),
+                    stacklevel=1,
+                )
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        try:
+            if capman is not None:
+                with capman.global_and_fixture_disabled():
+                    run.run_evaluation(prepared, fixtures, params)
+            else:
+                run.run_evaluation(prepared, fixtures, params)
+        except DotevalError as e:
+            self.abort(e)
+        if run.interrupted:
+            item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
+
+    def finish(self, session: pytest.Session) -> None:
+        run = self.run
+        if run is None:
+            return
+        self.run = None
+        try:
+            run.close()
+        except DotevalError as e:
+            self.error = e
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        self.finished_run = run
+
+    def summary(self, reporter: Any) -> None:
+        run = getattr(self, "finished_run", None)
+        if run is None or run.manifest is None:
+            return
+        from doteval.cli.render import run_summary_lines
+
+        for line in run_summary_lines(
+            run.manifest,
+            outcomes=run.outcomes,
+            command=" ".join(shlex.quote(a) for a in run.options.command),
+            width=reporter._tw.fullwidth,  # noqa: SLF001
+            color=reporter._tw.hasmarkup,  # noqa: SLF001
+        ):
+            reporter.write_line(line)
+
+
+def _make_listener(config: pytest.Config) -> RunListener:
+    if os.environ.get("DOTEVAL_PROGRESS", "auto") == "off":
+        return RunListener()
+    from doteval.cli.render import ProgressListener
+
+    return ProgressListener()

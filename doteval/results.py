@@ -1,0 +1,403 @@
+"""The values an evaluation returns: ``Score`` and ``Result``, and their stored form.
+
+An evaluation function returns a ``Result`` (or something ``to_result`` turns
+into one: a ``Score``, a bool, a number, a dict of scores). The store keeps each
+sample's result as the plain data of ``Result.to_record()``, which must pass the
+canonical encoding; ``Result.from_record()`` reads it back in any later process.
+
+Record format (every value is plain, encodable data)::
+
+    {
+        "scores": [{"name": str, "value": Any, "metrics": [str, ...]}, ...],
+        "prompt": Any,
+        "response": Any,
+        "error": None | {"type": str, "message": str, "traceback": str},
+        "metadata": {str: Any, ...},
+    }
+
+``error.type`` is the exception's qualified class name (``"ValueError"``,
+``"openai.RateLimitError"``) or ``""`` when the error was given as a message.
+Metric names that are not registered when a record is read become placeholder
+``Metric`` objects that keep the name (see ``doteval.metrics.Metric``), so the
+record round-trips and the metric resolves once its module is imported.
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from doteval.errors import CorruptStoreError, EncodingError, UsageError
+from doteval.metrics import Metric, accuracy, get_metric, mean, metric_ref
+from doteval.objects.encoding import encode
+
+# A metric, a metric name, or several of them (None: no metrics).
+MetricsLike: TypeAlias = "Metric | str | Iterable[Metric | str] | None"
+
+
+def _as_metric(m: Any) -> Metric:
+    if isinstance(m, Metric):
+        return m
+    if isinstance(m, str):
+        return get_metric(m)
+    raise UsageError(f"a metric must be a Metric or a metric name, not {type(m).__qualname__}")
+
+
+def normalize_metrics(metrics: MetricsLike) -> tuple[Metric, ...]:
+    """Turn a metric, a metric name, or a list of them into a tuple of ``Metric``."""
+    if metrics is None:
+        return ()
+    if isinstance(metrics, (Metric, str)):
+        return (_as_metric(metrics),)
+    try:
+        items = list(metrics)
+    except TypeError:
+        raise UsageError(
+            f"metrics must be a Metric or a list of them, not {type(metrics).__qualname__}"
+        ) from None
+    return tuple(_as_metric(m) for m in items)
+
+
+@dataclass(frozen=True, init=False)
+class Score:
+    """One named value of a sample's result and the metrics that summarise it.
+
+    ``metrics`` may be given as a single ``Metric``, a metric name, or a list;
+    it is always stored as a tuple of ``Metric``.
+    """
+
+    name: str
+    value: Any
+    metrics: tuple[Metric, ...]
+
+    def __init__(self, name: str, value: Any, metrics: MetricsLike = ()) -> None:
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"a score name must be a non-empty string, not {name!r}")
+        # frozen: the dataclass's own __init__ would use object.__setattr__ too
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "metrics", normalize_metrics(metrics))
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What went wrong in a sample: exception class name, message and traceback text."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def to_record(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+
+def _plain_scalar(value: Any) -> Any:
+    # numpy scalars (np.bool_, np.float64) would otherwise be neither bool nor
+    # number here; recognised without importing numpy.
+    if (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "item")
+        and getattr(value, "shape", None) == ()
+    ):
+        return value.item()
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _score_from_value(name: str, value: Any) -> Score:
+    """The Score for a bare value: bool -> accuracy, number -> mean, else no metric."""
+    value = _plain_scalar(value)
+    if isinstance(value, Score):
+        return Score(name, value.value, value.metrics)
+    if isinstance(value, bool):
+        return Score(name, value, (accuracy,))
+    if _is_number(value):
+        return Score(name, value, (mean,))
+    return Score(name, value, ())
+
+
+def _qualified_name(cls: type) -> str:
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Result:
+    """The outcome of one sample: scores, the prompt and response, an error, metadata.
+
+    ``Result(*values, prompt=, response=, scores=, error=, metadata=)``:
+
+    - each positional value is a ``Score``, a bool (-> ``Score("score", v,
+      accuracy)``) or a number (-> ``Score("score", v, mean)``);
+    - ``scores`` maps names to values: a bool gets ``accuracy``, a number
+      ``mean``, a ``Score`` is renamed to the key, anything else (str, None,
+      lists...) is kept as a value without metrics;
+    - ``error`` is a message (or an ``ErrorInfo``, see ``from_exception``).
+
+    Score names are unique: a repeated name gets a suffix (``score``,
+    ``score_2``, ``score_3``...), positional scores being named first.
+    """
+
+    __slots__ = ("error_info", "metadata", "prompt", "response", "scores")
+
+    scores: tuple[Score, ...]
+    prompt: Any
+    response: Any
+    error_info: ErrorInfo | None
+    metadata: dict[str, Any]
+
+    def __init__(
+        self,
+        *values: Score | bool | float,
+        prompt: Any = None,
+        response: Any = None,
+        scores: Mapping[str, Any] | None = None,
+        error: str | ErrorInfo | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        built: list[Score] = []
+        for v in values:
+            v = _plain_scalar(v)
+            if isinstance(v, Score):
+                built.append(v)
+            elif isinstance(v, bool) or _is_number(v):
+                built.append(_score_from_value("score", v))
+            else:
+                raise UsageError(
+                    f"Result() takes Score objects, bools or numbers as positional "
+                    f"arguments, not {type(v).__qualname__}",
+                    hint="pass other values by name: Result(scores={'name': value})",
+                )
+        if scores is not None:
+            if not isinstance(scores, Mapping):
+                raise UsageError(
+                    f"Result(scores=...) must be a dict of name -> value, "
+                    f"not {type(scores).__qualname__}"
+                )
+            for name, v in scores.items():
+                if not isinstance(name, str):
+                    raise UsageError(f"score names must be strings, not {name!r}")
+                built.append(_score_from_value(name, v))
+        self.scores = _unique_names(built)
+
+        self.prompt = prompt
+        self.response = response
+
+        if error is None or isinstance(error, ErrorInfo):
+            self.error_info = error
+        elif isinstance(error, str):
+            self.error_info = ErrorInfo("", error)
+        else:
+            raise UsageError(
+                f"Result(error=...) must be a message string, not {type(error).__qualname__}",
+                hint="for an exception use Result.from_exception(exc)",
+            )
+
+        if metadata is None:
+            self.metadata = {}
+        elif isinstance(metadata, Mapping):
+            self.metadata = dict(metadata)
+        else:
+            raise UsageError(
+                f"Result(metadata=...) must be a dict, not {type(metadata).__qualname__}"
+            )
+
+    # -- views ------------------------------------------------------------
+
+    @property
+    def error(self) -> str | None:
+        """The error message, or None when the sample ran without error."""
+        return None if self.error_info is None else self.error_info.message
+
+    @property
+    def ok(self) -> bool:
+        """True when the sample ran without error."""
+        return self.error_info is None
+
+    @property
+    def score_values(self) -> dict[str, Any]:
+        """Score name -> value."""
+        return {s.name: s.value for s in self.scores}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Result):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable metadata: not hashable
+
+    def __repr__(self) -> str:
+        parts = [f"{s.name}={s.value!r}" for s in self.scores]
+        if self.error_info is not None:
+            parts.append(f"error={self.error_info.message!r}")
+        return f"Result({', '.join(parts)})"
+
+    # -- construction from an exception -------------------------------------
+
+    @classmethod
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        prompt: Any = None,
+        response: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Result:
+        """An error result for ``exc``: qualified class name, message, traceback text."""
+        type_name = _qualified_name(type(exc))
+        try:
+            message = str(exc)
+        except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+            message = f"<unprintable {type_name}>"
+        try:
+            tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except Exception:  # noqa: BLE001  # pragma: no cover - same, deeper in the chain
+            tb = ""
+        return cls(
+            prompt=prompt,
+            response=response,
+            error=ErrorInfo(type_name, message, tb),
+            metadata=metadata,
+        )
+
+    # -- stored form ------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """The plain data stored for this result (format in the module docstring).
+
+        Raises ``EncodingError`` naming the field when a value has no canonical
+        encoding.
+        """
+        record: dict[str, Any] = {
+            "scores": [
+                {"name": s.name, "value": s.value, "metrics": s.metric_names} for s in self.scores
+            ],
+            "prompt": self.prompt,
+            "response": self.response,
+            "error": None if self.error_info is None else self.error_info.to_record(),
+            "metadata": dict(self.metadata),
+        }
+        _check_encodable("result field 'prompt'", self.prompt)
+        _check_encodable("result field 'response'", self.response)
+        for s in self.scores:
+            _check_encodable(f"result field 'scores' (score {s.name!r})", s.value)
+        _check_encodable("result field 'metadata'", self.metadata)
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Result:
+        """Rebuild a result from ``to_record()`` data (possibly decoded from the store).
+
+        Unknown keys are ignored so that newer records stay readable. A record
+        of the wrong shape raises ``CorruptStoreError``.
+        """
+        if not isinstance(record, Mapping):
+            raise CorruptStoreError(f"result record is a {type(record).__qualname__}, not a dict")
+        raw_scores = record.get("scores") or []
+        if not isinstance(raw_scores, (list, tuple)):
+            raise CorruptStoreError("result record: 'scores' is not a list")
+        scores: list[Score] = []
+        for item in raw_scores:
+            if (
+                not isinstance(item, Mapping)
+                or not isinstance(item.get("name"), str)
+                or not item["name"]
+                or not isinstance(item.get("metrics", []), (list, tuple))
+                or not all(isinstance(n, str) for n in item.get("metrics", []))
+            ):
+                raise CorruptStoreError(f"result record: malformed score entry {item!r:.200}")
+            metrics = tuple(metric_ref(n) for n in item.get("metrics", []))
+            scores.append(Score(item["name"], item.get("value"), metrics))
+
+        raw_error = record.get("error")
+        error: ErrorInfo | None
+        if raw_error is None:
+            error = None
+        elif isinstance(raw_error, Mapping) and isinstance(raw_error.get("message"), str):
+            error = ErrorInfo(
+                str(raw_error.get("type") or ""),
+                raw_error["message"],
+                str(raw_error.get("traceback") or ""),
+            )
+        else:
+            raise CorruptStoreError(f"result record: malformed error {raw_error!r:.200}")
+
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise CorruptStoreError("result record: 'metadata' is not a dict")
+
+        result = cls(
+            prompt=record.get("prompt"),
+            response=record.get("response"),
+            error=error,
+            metadata=metadata,
+        )
+        # Stored names are already unique; setting them directly keeps them
+        # exactly as written (no re-suffixing, no re-deriving of metrics).
+        result.scores = tuple(scores)
+        return result
+
+
+def _unique_names(scores: list[Score]) -> tuple[Score, ...]:
+    taken = {s.name for s in scores}
+    seen: set[str] = set()
+    out: list[Score] = []
+    for s in scores:
+        if s.name in seen:
+            n = 2
+            while f"{s.name}_{n}" in taken:
+                n += 1
+            new_name = f"{s.name}_{n}"
+            taken.add(new_name)
+            s = Score(new_name, s.value, s.metrics)
+        seen.add(s.name)
+        out.append(s)
+    return tuple(out)
+
+
+def _check_encodable(field_name: str, value: Any) -> None:
+    try:
+        encode(value)
+    except EncodingError as e:
+        raise EncodingError(
+            f"cannot store {field_name}: {e.message}", type_name=e.type_name, path=e.path
+        ) from e
+
+
+def to_result(value: Any) -> Result:
+    """Turn what an evaluation returned into a ``Result``.
+
+    ``Result`` -> itself; ``Score``, bool or number -> ``Result(value)``;
+    dict -> ``Result(scores=value)``; a list or tuple of ``Score`` ->
+    ``Result(*value)``. Anything else raises ``UsageError`` naming its type.
+    """
+    value = _plain_scalar(value)
+    if isinstance(value, Result):
+        return value
+    if isinstance(value, (Score, bool)) or _is_number(value):
+        return Result(value)
+    if isinstance(value, Mapping):
+        return Result(scores=value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Score) for v in value):
+        return Result(*value)
+    if value is None:
+        raise UsageError(
+            "the evaluation returned None",
+            hint="return a Result, a Score, a bool, a number or a dict of scores",
+        )
+    raise UsageError(
+        f"the evaluation returned a {type(value).__qualname__}, which is not a result",
+        hint="return a Result, a Score, a bool, a number or a dict of scores",
+    )
+
+
+__all__ = ["ErrorInfo", "MetricsLike", "Result", "Score", "normalize_metrics", "to_result"]

@@ -1,0 +1,314 @@
+"""Recording a run: the journal while it lives, the seal when it ends.
+
+A run appends every result to its journal the moment it exists. Sealing turns
+the journal into immutable store content in the order that keeps the store
+valid at every instant: the results pack, the entries tables and the manifest,
+then the ref record; only then is the journal removed. A run killed before
+sealing leaves its journal, which ``recover`` seals (as Interrupted, keeping its
+valid prefix) the next time any command takes the experiment's lock.
+
+Journal records (canonical encoding, framed by ``doteval.objects.journal``):
+
+    ("start", {...run header...})
+    ("eval", i, {...evaluation header...})
+    ("keys", i, keys_blob, complete)   the dataset's sample keys, 32 bytes each
+    ("r", i, key, flag, result_bytes)  one sample's result
+    ("eval_end", i, status)
+    ("end", status, time)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import CorruptStoreError
+from doteval.manifest import (
+    FLAG_ERROR,
+    FLAG_OK,
+    EvaluationRecord,
+    Manifest,
+    load_entries,
+    load_manifest,
+    rows_dict,
+    save_entries,
+    save_manifest,
+)
+from doteval.objects import ObjectId, Store
+from doteval.objects.encoding import decode
+from doteval.objects.hashing import digest
+from doteval.objects.journal import JournalWriter, read_journal
+from doteval.objects.refs import RefState
+from doteval.summary import summarize
+
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Head:
+    """Where an experiment stands: its ref state and current manifest."""
+
+    state: RefState | None
+    manifest: Manifest | None
+    manifest_id: ObjectId | None
+
+    @property
+    def record_id(self) -> ObjectId | None:
+        return self.state.head.id if self.state else None
+
+
+def read_head(store: Store, name: str) -> Head:
+    state = store.refs.read(name)
+    if state is None or state.head.manifest is None:
+        return Head(state, None, None)
+    return Head(state, load_manifest(store, state.head.manifest), state.head.manifest)
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The commit of the user's repository, read from .git without running git."""
+    here = (cwd or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        git = d / ".git"
+        if git.is_dir():
+            try:
+                head = (git / "HEAD").read_text().strip()
+                if head.startswith("ref: "):
+                    ref = head[5:]
+                    ref_file = git / ref
+                    if ref_file.exists():
+                        return ref_file.read_text().strip()
+                    packed = git / "packed-refs"
+                    if packed.exists():
+                        for line in packed.read_text().splitlines():
+                            if line.endswith(" " + ref):
+                                return line.split()[0]
+                    return None
+                return head
+            except OSError:
+                return None
+    return None
+
+
+@dataclass
+class RunRecorder:
+    """The live side of a run: holds the lock and appends to the journal."""
+
+    store: Store
+    experiment: str
+    parent: Head
+    command: list[str] = field(default_factory=list)
+    rerun_changed: bool = False
+    journal: JournalWriter | None = None
+    run_id: str = ""
+
+    def start(self) -> None:
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+        path = self.store.journals_dir / self.experiment / f"{self.run_id}.journal"
+        self.journal = JournalWriter(path)
+        self.journal.append(
+            (
+                "start",
+                {
+                    "experiment": self.experiment,
+                    "run_id": self.run_id,
+                    "parent_record": self.parent.record_id,
+                    "started": time.time(),
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "git_commit": git_commit(),
+                    "command": list(self.command),
+                    "rerun_changed": self.rerun_changed,
+                },
+            )
+        )
+
+    def _append(self, record: Any) -> None:
+        assert self.journal is not None, "run not started"
+        self.journal.append(record)
+
+    def begin_evaluation(self, index: int, header: dict[str, Any]) -> None:
+        self._append(("eval", index, header))
+
+    def record_keys(self, index: int, keys: bytes, complete: bool) -> None:
+        self._append(("keys", index, keys, complete))
+
+    def record_result(self, index: int, key: bytes, ok: bool, result: bytes) -> None:
+        self._append(("r", index, key, FLAG_OK if ok else FLAG_ERROR, result))
+
+    def end_evaluation(self, index: int, status: str) -> None:
+        self._append(("eval_end", index, status))
+
+    def finish(self, status: str) -> Manifest | None:
+        """Write the end record, close the journal and seal it."""
+        assert self.journal is not None
+        self.journal.append(("end", status, time.time()))
+        self.journal.close()
+        return seal(self.store, self.journal.path)
+
+
+# -- sealing ----------------------------------------------------------------
+
+
+@dataclass
+class _EvalLog:
+    header: dict[str, Any]
+    keys: bytes | None = None
+    complete: bool = False
+    results: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    status: str = STATUS_INTERRUPTED
+
+
+def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _EvalLog], str, float]:
+    if not records or records[0][0] != "start":
+        return {}, {}, STATUS_INTERRUPTED, 0.0
+    header = records[0][1]
+    evals: dict[int, _EvalLog] = {}
+    status = STATUS_INTERRUPTED
+    ended = 0.0
+    try:
+        for rec in records[1:]:
+            kind = rec[0]
+            if kind == "r":
+                log = evals.get(rec[1])
+                if log is not None:
+                    log.results[rec[2]] = (rec[3], rec[4])
+            elif kind == "eval":
+                evals[rec[1]] = _EvalLog(rec[2])
+            elif kind == "keys":
+                evals[rec[1]].keys = rec[2]
+                evals[rec[1]].complete = bool(rec[3])
+            elif kind == "eval_end":
+                evals[rec[1]].status = rec[2]
+            elif kind == "end":
+                status, ended = rec[1], rec[2]
+    except (IndexError, KeyError, TypeError) as e:
+        raise CorruptStoreError(f"malformed journal record ({e})", path=str(path)) from None
+    return header, evals, status, ended
+
+
+def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None = None) -> Manifest | None:
+    """Seal one journal into the store; the caller holds the experiment's lock."""
+    records, _valid = read_journal(path)
+    header, evals, status, ended = _parse(records, path)
+    if not header:
+        path.unlink(missing_ok=True)
+        return None
+    name = header["experiment"]
+    head = read_head(store, name)
+    base = head.manifest
+
+    new_results = [raw for log in evals.values() for _flag, raw in log.results.values()]
+    store.objects.write_pack(new_results)
+
+    by_node = {log.header["node_id"]: log for log in evals.values()}
+    evaluations: list[EvaluationRecord] = []
+    seen = set()
+    for old in base.evaluations if base else []:
+        log = by_node.get(old.node_id)
+        evaluations.append(_seal_eval(store, log, old) if log else replace(old, run={}))
+        seen.add(old.node_id)
+    for log in evals.values():
+        if log.header["node_id"] not in seen:
+            evaluations.append(_seal_eval(store, log, None))
+
+    final = _final_status(status, evaluations)
+    manifest = Manifest(
+        experiment=name,
+        parent=head.manifest_id,
+        status=final,
+        started=float(header["started"]),
+        finished=float(ended or time.time()),
+        host=str(header.get("host", "")),
+        pid=int(header.get("pid", 0)),
+        git_commit=header.get("git_commit"),
+        command=list(header.get("command", [])),
+        evaluations=evaluations,
+    )
+    manifest_id = save_manifest(store, manifest)
+    store.refs.append(name, manifest_id, expected=head.record_id, op="run")
+    path.unlink(missing_ok=True)
+    return manifest
+
+
+def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> EvaluationRecord:
+    h = log.header
+    record = EvaluationRecord(
+        node_id=h["node_id"],
+        fingerprint=h["fingerprint"],
+        params_digest=h["params_digest"],
+        params=h.get("params", {}),
+        unfingerprintable=list(h.get("unfingerprintable", [])),
+        columns=list(h.get("columns", [])),
+        code=h.get("code"),
+        line=int(h.get("line", 1)),
+    )
+    continuing = old is not None and old.same_code_and_params(record) and old.line == record.line
+    base_rows = rows_dict(load_entries(store, old.entries)) if continuing and old else {}
+    new_rows = {
+        key: (digest(raw), flag) for key, (flag, raw) in log.results.items()
+    }
+    if log.keys is not None:
+        current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]
+        view_keys = set(current)
+        if not log.complete:  # --samples cut the dataset: keep what lies beyond
+            view_keys.update(base_rows)
+        total = len(view_keys)
+    else:  # died before the dataset was read: keep the old view
+        view_keys = set(base_rows) | set(new_rows)
+        total = max(old.total if continuing and old else 0, len(view_keys))
+    rows = {}
+    for key in view_keys:
+        row = new_rows.get(key) or base_rows.get(key)
+        if row is not None:
+            rows[key] = row
+    reused = sum(1 for k in rows if k not in new_rows)
+    unchanged = continuing and old is not None and not new_rows and len(rows) == len(base_rows)
+    record.entries = old.entries if unchanged and old else save_entries(store, rows)
+    record.total = total
+    record.done = sum(1 for _, flag in rows.values() if flag == FLAG_OK)
+    record.errors = len(rows) - record.done
+    record.metrics = old.metrics if unchanged and old else summarize(_records(store, rows, log))
+    record.run = {
+        "evaluated": len(new_rows),
+        "reused": reused,
+        "errors": sum(1 for _, flag in new_rows.values() if flag == FLAG_ERROR),
+    }
+    record.status = log.status
+    return record
+
+
+def _records(store: Store, rows: dict[bytes, tuple[bytes, int]], log: _EvalLog) -> list[dict[str, Any]]:
+    out = []
+    for key, (rid, _flag) in rows.items():
+        fresh = log.results.get(key)
+        raw = fresh[1] if fresh else store.objects.get_bytes(rid.hex())
+        out.append(decode(raw))
+    return out
+
+
+def _final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:
+    if ended == STATUS_FAILED:
+        return STATUS_FAILED
+    if ended == STATUS_INTERRUPTED or any(e.missing for e in evaluations):
+        return STATUS_INTERRUPTED
+    if any(e.errors for e in evaluations):
+        return STATUS_FAILED
+    return STATUS_COMPLETED
+
+
+def recover(store: Store, name: str) -> list[Manifest]:
+    """Seal journals left by dead runs of ``name``; the caller holds its lock."""
+    sealed = []
+    for path in store.journals(name):
+        manifest = seal(store, path)
+        if manifest is not None:
+            sealed.append(manifest)
+    return sealed

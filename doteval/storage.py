@@ -1,0 +1,105 @@
+"""A dict-shaped view of experiments for scripts: load a session, save a changed one.
+
+``load_session(name)`` returns the experiment as plain data, every result
+included. ``save_session(name, data)`` records ``data`` as a new run of the
+experiment (a new manifest; the old one stays in its history): results left out
+of ``data["results"]`` are no longer part of the experiment, so the next run
+evaluates them again. That is how an experiment is reset to a checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import ExperimentNotFoundError, UsageError
+from doteval.experiments import iter_samples, open_experiment
+from doteval.manifest import FLAG_OK, load_entries, rows_dict, save_entries, save_manifest
+from doteval.objects import Store, check_name
+from doteval.runs import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED, read_head, recover
+from doteval.summary import summarize
+
+_STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
+
+
+def _result_dict(evaluation: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "evaluation": evaluation,
+        "sample_key": key,
+        "item": record.get("item"),
+        "prompt": record.get("prompt"),
+        "response": record.get("response"),
+        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
+        "error": record.get("error"),
+        "metadata": record.get("metadata") or {},
+    }
+
+
+class StorageBackend:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list_sessions(self) -> list[str]:
+        from doteval.experiments import list_experiments
+
+        return [i.name for i in list_experiments(self.store)]
+
+    def load_session(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = open_experiment(self.store, name)
+        except ExperimentNotFoundError:
+            return None
+        results = []
+        if info.manifest is not None:
+            for ev in info.manifest.evaluations:
+                for s in iter_samples(self.store, ev):
+                    results.append(_result_dict(ev.node_id, s.key, s.record))
+        done = info.done
+        return {
+            "name": name,
+            "status": info.status,
+            "total_count": info.total,
+            "completed_count": done,
+            "error_count": info.errors,
+            "success_rate": done / (done + info.errors) if done + info.errors else 0.0,
+            "last_updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_updated)),
+            "results": results,
+        }
+
+    def save_session(self, name: str, data: dict[str, Any]) -> None:
+        check_name(name)
+        status = str(data.get("status", STATUS_INTERRUPTED)).lower()
+        if status not in _STATUSES:
+            raise UsageError(f"status must be one of {', '.join(sorted(_STATUSES))}, not {status!r}")
+        keep: dict[str, set[bytes]] = {}
+        for r in data.get("results") or []:
+            try:
+                keep.setdefault(str(r["evaluation"]), set()).add(bytes.fromhex(r["sample_key"]))
+            except (KeyError, TypeError, ValueError):
+                raise UsageError("each result needs the 'evaluation' and 'sample_key' it was loaded with") from None
+        with self.store.lock(name):
+            recover(self.store, name)
+            head = read_head(self.store, name)
+            if head.manifest is None or head.state is None or head.state.head.deleted:
+                raise ExperimentNotFoundError(name)
+            manifest = head.manifest
+            for ev in manifest.evaluations:
+                rows = rows_dict(load_entries(self.store, ev.entries))
+                rows = {k: v for k, v in rows.items() if k in keep.get(ev.node_id, set())}
+                ev.entries = save_entries(self.store, rows)
+                ev.done = sum(1 for _, flag in rows.values() if flag == FLAG_OK)
+                ev.errors = len(rows) - ev.done
+                ev.metrics = summarize(self.store.objects.get(rid.hex()) for rid, _ in rows.values())
+                ev.run = {}
+            manifest.parent = head.manifest_id
+            manifest.status = status
+            manifest.started = manifest.finished = time.time()
+            manifest.note = "saved by save_session"
+            manifest_id = save_manifest(self.store, manifest)
+            self.store.refs.append(name, manifest_id, expected=head.record_id, op="save")
+
+
+def get_storage_backend(path: str | Path | None = None) -> StorageBackend:
+    """The store at ``path`` (default: ``$DOTEVAL_STORE`` or ``./.doteval``)."""
+    return StorageBackend(Store(path))
