@@ -140,15 +140,6 @@ def _is_library_file(path: str) -> bool:
     return any(_is_within(path, d) for d in _library_dirs())
 
 
-class _Scope:
-    def __init__(self, root: Path) -> None:
-        self.root = os.path.realpath(root)
-
-    def contains(self, filename: Any) -> bool:
-        path = _real_file(filename)
-        return path is not None and _is_within(path, self.root) and not _is_library_file(path)
-
-
 # -- reading objects ----------------------------------------------------------
 
 
@@ -215,8 +206,9 @@ def _namespace(obj: Any) -> tuple[Mapping[str, Any], dict[str, Any]]:
         module = sys.modules.get(obj.__module__)
         closure: dict[str, Any] = {}
         for member in list(vars(obj).values()):
-            member = getattr(member, "__func__", member)
-            if isinstance(member, property):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            elif isinstance(member, property):
                 member = member.fget
             if isinstance(member, types.FunctionType):
                 closure.update(_closure(member))
@@ -371,13 +363,14 @@ def _bytecode_unit(obj: Any, source: str | None) -> _Unit:
     code = getattr(obj, "__code__", None)
     refs: list[tuple[str, ...]] = []
     if isinstance(code, types.CodeType):
-        form: Any = ("code", _qualname(obj), _code_form(code))
-        names = sorted(_code_names(code))
-        refs = [(n,) for n in names]
+        names: set[str] = set(code.co_freevars)
+        form: Any = ("code", _qualname(obj), _code_form(code, names))
+        ordered = sorted(names)
+        refs = [(n,) for n in ordered]
         # co_names mixes globals and attribute names; pairing them lets
         # `helpers.score` be found through a project module.
-        if len(names) <= 64:
-            refs += [(a, b) for a in names for b in names if a != b]
+        if len(ordered) <= 64:
+            refs += [(a, b) for a in ordered for b in ordered if a != b]
     else:
         form = ("opaque", _display_name(obj))
     try:
@@ -387,35 +380,24 @@ def _bytecode_unit(obj: Any, source: str | None) -> _Unit:
     return _Unit(dump, source, refs)
 
 
-def _code_form(code: types.CodeType) -> tuple[Any, ...]:
-    consts: list[Any] = []
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            consts.append(_code_form(const))
-            continue
+# Not co_firstlineno nor the line table: moving code around changes nothing.
+_CODE_FIELDS = tuple(
+    "co_name co_argcount co_posonlyargcount co_kwonlyargcount co_flags co_code co_names "
+    "co_varnames co_freevars co_cellvars".split()
+)
+
+
+def _code_form(code: types.CodeType, names: set[str]) -> tuple[Any, ...]:
+    """Bytecode and constants of ``code`` and nested code; collects ``co_names``."""
+    names.update(code.co_names)
+    consts = tuple(
+        _code_form(c, names)
+        if isinstance(c, types.CodeType)
         # Ellipsis and complex have no encoding; their repr is exact.
-        consts.append(const if _encodes(const) else ("repr", repr(const)))
-    return (
-        code.co_name,
-        code.co_argcount,
-        code.co_posonlyargcount,
-        code.co_kwonlyargcount,
-        code.co_flags,
-        code.co_code,
-        code.co_names,
-        code.co_varnames,
-        code.co_freevars,
-        code.co_cellvars,
-        tuple(consts),
+        else (c if _encodes(c) else ("repr", repr(c)))
+        for c in code.co_consts
     )
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
+    return (*(getattr(code, field) for field in _CODE_FIELDS), consts)
 
 
 def _encodes(value: Any) -> bool:
@@ -434,8 +416,8 @@ def _is_dunder(name: str) -> bool:
 
 
 class _Walker:
-    def __init__(self, scope: _Scope, home: Mapping[str, Any] | None) -> None:
-        self.scope = scope
+    def __init__(self, root: Path, home: Mapping[str, Any] | None) -> None:
+        self.root = os.path.realpath(root)
         # The evaluation's module namespace: code sharing it is project code
         # even when it has no file (a notebook, a REPL, exec'd source).
         self.home = home
@@ -487,7 +469,7 @@ class _Walker:
         if isinstance(value, types.ModuleType):
             return
         if isinstance(value, functools.partial):
-            self._add_constant(name + "()", (value.args, value.keywords))
+            self._add_constant(name + "()", (value.args, value.keywords), owner=value)
             self._consider(value.func, (), name)
             return
         target = _code_object_of(value)
@@ -501,8 +483,9 @@ class _Walker:
         if self._project_code(type(value)):
             self._enqueue(type(value))  # an instance behaves as its class says
 
-    def _add_constant(self, name: str, value: Any) -> None:
-        key = (name, id(value))
+    def _add_constant(self, name: str, value: Any, *, owner: Any = None) -> None:
+        # Memo by identity of a live object: big constants read by many helpers.
+        key = (name, id(value if owner is None else owner))
         if key in self.encoded:
             return
         self.encoded.add(key)
@@ -518,6 +501,10 @@ class _Walker:
         self.seen[id(target)] = target
         self.queue.append(target)
 
+    def _in_root(self, filename: Any) -> bool:
+        path = _real_file(filename)
+        return path is not None and _is_within(path, self.root) and not _is_library_file(path)
+
     def _is_home(self, module: Any) -> bool:
         return module is not None and self.home is not None and vars(module) is self.home
 
@@ -526,10 +513,10 @@ class _Walker:
             return True
         file = getattr(module, "__file__", None)
         if isinstance(file, str):
-            return self.scope.contains(file)
+            return self._in_root(file)
         try:  # a namespace package
             paths = list(getattr(module, "__path__", None) or ())
-            return any(self.scope.contains(os.path.join(p, "__init__.py")) for p in paths)
+            return any(self._in_root(os.path.join(p, "__init__.py")) for p in paths)
         except Exception:  # noqa: BLE001 - a __path__ that is not a list of str
             return False
 
@@ -537,13 +524,13 @@ class _Walker:
         if isinstance(target, types.FunctionType):
             if self.home is not None and target.__globals__ is self.home:
                 return True
-            return self.scope.contains(target.__code__.co_filename)
+            return self._in_root(target.__code__.co_filename)
         module_name = getattr(target, "__module__", None)
         module = sys.modules.get(module_name) if isinstance(module_name, str) else None
         if self._is_home(module):
             return True
         if isinstance(target, type):
-            return self.scope.contains(_source_file(target))
+            return self._in_root(_source_file(target))
         # A builtin function is ours only if compiled in the project.
         return module is not None and self._project_module(module)
 
@@ -571,7 +558,7 @@ def code_fingerprint(
         file = _real_file(_source_file(target))
         root = find_project_root(Path(file) if file else Path.cwd())
     global_ns, _ = _namespace(target)
-    walker = _Walker(_Scope(root), global_ns if global_ns else None)
+    walker = _Walker(root, global_ns if global_ns else None)
     # The decorators of the evaluation hold the dataset; a helper's or a
     # class's decorators (lru_cache, dataclass) are part of their behaviour.
     main = walker.add_main(target, strip_decorators=not isinstance(target, type))

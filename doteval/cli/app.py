@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -96,6 +97,8 @@ def run(
     extra = list(ctx.args)
     command = ["doteval", "run", *args, *options, *extra]
     pytest_args = [*args, *options, *extra, "--doteval-command", shlex.join(command)]
+    # doteval is imported already, so pytest cannot rewrite its asserts; it has none to rewrite.
+    pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if not any(a.startswith("-p") for a in extra) and os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "doteval.pytest_plugin"]
     return int(pytest.main(pytest_args))
@@ -110,7 +113,7 @@ def list_(store: StoreOption = None) -> None:
     if not infos:
         console.print(f"No experiments in {escape(str(st.root))}.")
         return
-    table = Table(show_edge=False, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("Experiment")
     table.add_column("Status")
     table.add_column("Samples", justify="right")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -62,13 +63,19 @@ def percent(done: int, total: int) -> str:
     return f"{100.0 * done / total:.1f}%" if total else "0.0%"
 
 
+def short_node_id(node_id: str) -> str:
+    """``dir/eval_x.py::eval_a[p]`` → ``eval_x.py::eval_a[p]``, for narrow tables."""
+    path, sep, rest = node_id.partition("::")
+    return path.rsplit("/", 1)[-1] + sep + rest
+
+
 def metrics_table(evaluations: Sequence[EvaluationRecord]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("Evaluation", overflow="fold")
-    table.add_column("Metric")
-    table.add_column("Value", justify="right")
-    table.add_column("Samples", justify="right")
-    table.add_column("Errors", justify="right")
+    table.add_column("Metric", overflow="fold")
+    table.add_column("Value", justify="right", no_wrap=True)
+    table.add_column("Samples", justify="right", no_wrap=True)
+    table.add_column("Errors", justify="right", no_wrap=True)
     for ev in evaluations:
         samples = f"{ev.done}/{ev.total}"
         rows = ev.metrics or [{"score": "", "metric": "", "value": None}]
@@ -77,7 +84,7 @@ def metrics_table(evaluations: Sequence[EvaluationRecord]) -> Table:
             errors = str(ev.errors) if i == 0 else ""
             style = "red" if ev.errors and i == 0 else None
             table.add_row(
-                ev.node_id if i == 0 else "",
+                short_node_id(ev.node_id) if i == 0 else "",
                 label,
                 format_value(m["value"]),
                 samples if i == 0 else "",

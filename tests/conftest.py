@@ -1,0 +1,21 @@
+"""Shared fixtures: every test gets its own store under tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    store = tmp_path / ".doteval-store"
+    monkeypatch.setenv("DOTEVAL_STORE", str(store))
+    monkeypatch.setenv("DOTEVAL_PROGRESS", "off")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return store
+
+
+@pytest.fixture
+def store_path(_store_in_tmp: Path) -> Path:
+    return _store_in_tmp
