@@ -46,12 +46,11 @@ from doteval.objects.hashing import hash_bytes
 CODE_FINGERPRINT_VERSION = 1
 PARAMS_FINGERPRINT_VERSION = 1
 
-#: Files whose presence marks a project root; the nearest one above the
-#: evaluation's file wins.
+#: Files that mark a project root (see ``find_project_root``).
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git", "pytest.ini", "tox.ini")
 
-#: Upper bound on helpers followed from one evaluation; a project large enough
-#: to reach it would otherwise make every fingerprint walk the whole project.
+#: Helpers followed from one evaluation at most, so that a huge project does
+#: not make every fingerprint walk all of it.
 MAX_HELPERS = 500
 
 # Depth bound when turning nested params (lists of functions...) into forms.
@@ -152,13 +151,9 @@ def _unwrap(obj: Any) -> Any:
 
 def _code_object_of(value: Any) -> Any:
     """The function, class or builtin ``value`` stands for, or None for data."""
-    if isinstance(value, (staticmethod, classmethod)):
+    if isinstance(value, (staticmethod, classmethod, types.MethodType)):
         value = value.__func__
-    if isinstance(value, types.MethodType):
-        value = value.__func__
-    if isinstance(value, type):
-        return value
-    if callable(value):
+    if callable(value) and not isinstance(value, type):
         value = _unwrap(value)  # lru_cache and functools.wraps wrappers
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         return value
@@ -175,11 +170,8 @@ def _source_file(obj: Any) -> str | None:
 
 
 def _qualname(obj: Any) -> str:
-    for attr in ("__qualname__", "__name__"):
-        name = getattr(obj, attr, None)
-        if isinstance(name, str):
-            return name
-    return type(obj).__qualname__
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return name if isinstance(name, str) else type(obj).__qualname__
 
 
 def _display_name(obj: Any) -> str:
@@ -381,10 +373,9 @@ def _bytecode_unit(obj: Any, source: str | None) -> _Unit:
 
 
 # Not co_firstlineno nor the line table: moving code around changes nothing.
-_CODE_FIELDS = tuple(
-    "co_name co_argcount co_posonlyargcount co_kwonlyargcount co_flags co_code co_names "
-    "co_varnames co_freevars co_cellvars".split()
-)
+_CODE_FIELDS: tuple[str, ...] = ("co_name", "co_argcount", "co_posonlyargcount")
+_CODE_FIELDS += ("co_kwonlyargcount", "co_flags", "co_code", "co_names", "co_varnames")
+_CODE_FIELDS += ("co_freevars", "co_cellvars")
 
 
 def _code_form(code: types.CodeType, names: set[str]) -> tuple[Any, ...]:

@@ -323,7 +323,7 @@ def test_sources_name_the_evaluation_and_its_project_helpers_only(project: Proje
     assert fp.sources["helpers.weigh"] == "def weigh(n):\n    return n * WEIGHT\n"
 
 
-def test_library_calls_are_not_followed(project: Project) -> None:
+def test_library_and_doteval_calls_are_not_followed(project: Project) -> None:
     text = """
     import json
     import re
@@ -334,6 +334,8 @@ def test_library_calls_are_not_followed(project: Project) -> None:
     import numpy as np
     import pytest
 
+    from doteval.objects.hashing import hash_bytes
+
     LOCK = threading.Lock()
     LIMIT = np.int64(3)
 
@@ -342,7 +344,8 @@ def test_library_calls_are_not_followed(project: Project) -> None:
         with LOCK:
             data = OrderedDict(a=json.dumps(prompt))
         mean = np.mean(np.array([1.0, 2.0])) + LIMIT
-        return re.match("a", prompt), pytest.approx(mean), Path(prompt).name, data
+        found = re.match("a", prompt), hash_bytes(prompt.encode())
+        return found, pytest.approx(mean), Path(prompt).name, data
     """
     module = project.load({"eval.py": text})
     fp = code_fingerprint(module.eval_lib, columns=("prompt",), options={})
