@@ -130,7 +130,9 @@ def total_duration(store: Store, name: str) -> float:
     return sum(max(m.finished - m.started, 0.0) for m in history(store, name))
 
 
-def iter_samples(store: Store, evaluation: EvaluationRecord, *, with_records: bool = True) -> Iterator[Sample]:
+def iter_samples(
+    store: Store, evaluation: EvaluationRecord, *, with_records: bool = True
+) -> Iterator[Sample]:
     for key, rid, flag in iter_rows(load_entries(store, evaluation.entries)):
         record = store.objects.get(rid.hex()) if with_records else {}
         yield Sample(evaluation.node_id, key.hex(), flag == 0, rid.hex(), record)

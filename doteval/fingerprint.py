@@ -145,7 +145,7 @@ def _is_library_file(path: str) -> bool:
 def _unwrap(obj: Any) -> Any:
     try:
         return inspect.unwrap(obj)
-    except Exception:  # noqa: BLE001 - a __wrapped__ cycle, or a property that raises
+    except Exception:
         return obj
 
 
@@ -165,7 +165,7 @@ def _source_file(obj: Any) -> str | None:
         return obj.__code__.co_filename
     try:
         return inspect.getfile(obj)
-    except Exception:  # noqa: BLE001 - builtins raise TypeError, odd objects anything
+    except Exception:
         return None
 
 
@@ -221,7 +221,7 @@ class _Unit:
 def _analyse(obj: Any, *, strip_decorators: bool) -> _Unit:
     try:
         raw = inspect.getsource(obj)
-    except Exception:  # noqa: BLE001 - built in C, defined in a REPL, file gone or garbled
+    except Exception:
         return _bytecode_unit(obj, None)
     try:
         node = _find_node(raw, obj)
@@ -256,9 +256,7 @@ def _find_node(raw: str, obj: Any) -> ast.AST | None:
     first = body[0] if body else None
     if isinstance(obj, type):
         return first if isinstance(first, ast.ClassDef) and first.name == obj.__name__ else None
-    if isinstance(code, types.CodeType) and isinstance(
-        first, (ast.FunctionDef, ast.AsyncFunctionDef)
-    ):
+    if isinstance(code, types.CodeType) and isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return first if first.name == code.co_name else None
     return None
 
@@ -394,7 +392,7 @@ def _code_form(code: types.CodeType, names: set[str]) -> tuple[Any, ...]:
 def _encodes(value: Any) -> bool:
     try:
         encode(value)
-    except Exception:  # noqa: BLE001 - encode may call user hooks, which may raise anything
+    except Exception:
         return False
     return True
 
@@ -454,7 +452,7 @@ class _Walker:
         while rest and isinstance(value, types.ModuleType) and self._project_module(value):
             try:
                 value = getattr(value, rest[0])
-            except Exception:  # noqa: BLE001 - a module __getattr__ may raise anything
+            except Exception:
                 return
             name, rest = rest[0], rest[1:]
         if isinstance(value, types.ModuleType):
@@ -482,7 +480,7 @@ class _Walker:
         self.encoded.add(key)
         try:
             data = encode(value)
-        except Exception:  # noqa: BLE001 - clients, connections, broken __doteval_params__
+        except Exception:
             return
         self.constants.add((name, data))
 
@@ -508,7 +506,7 @@ class _Walker:
         try:  # a namespace package
             paths = list(getattr(module, "__path__", None) or ())
             return any(self._in_root(os.path.join(p, "__init__.py")) for p in paths)
-        except Exception:  # noqa: BLE001 - a __path__ that is not a list of str
+        except Exception:
             return False
 
     def _project_code(self, target: Any) -> bool:
@@ -573,9 +571,7 @@ def _options_form(options: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in options.items():
         ok, form = fingerprintable(value)
         # Still distinguishes "option absent" from "option set to an object".
-        out[str(key)] = (
-            form if ok else {"__doteval_unfingerprintable__": _display_name(type(value))}
-        )
+        out[str(key)] = form if ok else {"__doteval_unfingerprintable__": _display_name(type(value))}
     return out
 
 
@@ -593,7 +589,7 @@ def fingerprintable(value: Any) -> tuple[bool, Any]:
     """
     try:
         form = _param_form(value, 0)
-    except Exception:  # noqa: BLE001 - a __doteval_params__ or model_dump that raises
+    except Exception:
         form = _MISSING
     return (False, None) if form is _MISSING else (True, form)
 
@@ -661,6 +657,4 @@ def params_fingerprint(params: Mapping[str, Any]) -> ParamsFingerprint:
         else:
             unfingerprintable.append(name)
     digest = hash_bytes(encode(("doteval-params", PARAMS_FINGERPRINT_VERSION, values)))
-    return ParamsFingerprint(
-        values=values, unfingerprintable=tuple(sorted(unfingerprintable)), digest=digest
-    )
+    return ParamsFingerprint(values=values, unfingerprintable=tuple(sorted(unfingerprintable)), digest=digest)

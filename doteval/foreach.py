@@ -53,7 +53,9 @@ def parse_columns(columns: str | Sequence[str]) -> tuple[str, ...]:
     return parsed
 
 
-def foreach(columns: str | Sequence[str], dataset: Iterable[Any], **options: Any) -> Callable[[Callable[..., Any]], Any]:
+def foreach(
+    columns: str | Sequence[str], dataset: Iterable[Any], **options: Any
+) -> Callable[[Callable[..., Any]], Any]:
     """Run the decorated evaluation once per item of ``dataset``.
 
     ``columns`` names the item's fields ("prompt,expected"); each item is a
@@ -71,9 +73,7 @@ def foreach(columns: str | Sequence[str], dataset: Iterable[Any], **options: Any
         sig = inspect.signature(func)
         missing = [c for c in cols if c not in sig.parameters]
         if missing:
-            raise UsageError(
-                f"{func.__qualname__} has no parameter for column(s) {', '.join(missing)}"
-            )
+            raise UsageError(f"{func.__qualname__} has no parameter for column(s) {', '.join(missing)}")
         spec = EvaluationSpec(func, cols, dataset, dict(options))
         fixtures = [p for n, p in sig.parameters.items() if n not in cols]
 

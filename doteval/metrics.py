@@ -144,8 +144,7 @@ def _numbers(values: list[Any], metric_name: str) -> list[float]:
             out.append(float(v.item()))
         else:
             raise UsageError(
-                f"metric {metric_name!r} needs numbers or booleans, "
-                f"got a {type(v).__qualname__}: {v!r:.60}"
+                f"metric {metric_name!r} needs numbers or booleans, got a {type(v).__qualname__}: {v!r:.60}"
             )
     return out
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +36,28 @@ EVAL_FILE_PATTERN = "eval_*.py"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
-    group.addoption("--experiment", metavar="NAME", help="experiment to record into (resumes it if it exists)")
+    group.addoption(
+        "--experiment", metavar="NAME", help="experiment to record into (resumes it if it exists)"
+    )
     group.addoption("--samples", metavar="N", type=int, help="evaluate at most N items of each dataset")
-    group.addoption("--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)")
+    group.addoption(
+        "--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)"
+    )
     group.addoption("--store", metavar="PATH", help="results store (default: $DOTEVAL_STORE or ./.doteval)")
     group.addoption(
         "--rerun-changed",
         action="store_true",
         help="start a new line of results for evaluations whose code or params changed",
     )
-    group.addoption("--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)")
     group.addoption(
-        "--retry-delay", metavar="SECONDS", type=float, default=1.0, help="first retry delay, doubled each time"
+        "--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)"
+    )
+    group.addoption(
+        "--retry-delay",
+        metavar="SECONDS",
+        type=float,
+        default=1.0,
+        help="first retry delay, doubled each time",
     )
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
 
@@ -80,11 +88,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
     if get_spec(obj) is None or not isinstance(collector, (pytest.Module, pytest.Class)):
         return None
-    return list(collector._genfunctions(name, obj))  # noqa: SLF001 - handles @parametrize
+    return list(collector._genfunctions(name, obj))
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     config.stash[_SESSION].collected(items)
 
 
@@ -107,11 +117,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 # pytest's own fixtures are plumbing, not parameters of a result.
 def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
-    defs = item._fixtureinfo.name2fixturedefs.get(name)  # noqa: SLF001
+    defs = item._fixtureinfo.name2fixturedefs.get(name)
     if not defs:
         return False
     module = getattr(defs[-1].func, "__module__", "") or ""
-    return module.startswith("_pytest") or module.startswith("pytest")
+    return module.startswith(("_pytest", "pytest"))
 
 
 class DotevalSession:
@@ -155,7 +165,9 @@ class DotevalSession:
                 samples=self._opt("samples"),
                 concurrency=self._opt("concurrency"),
                 rerun_changed=bool(self._opt("rerun_changed")),
-                retry=RetryPolicy(max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")),
+                retry=RetryPolicy(
+                    max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
+                ),
                 command=[],
             )
             if options.samples is not None and options.samples < 0:
@@ -177,32 +189,39 @@ class DotevalSession:
         if self.run is not None:
             self.run.close()
             self.run = None
-        message = f"doteval: {error}"
+        lines = f"doteval: {error}".splitlines()
         if error.hint:
-            message += f"\n  hint: {error.hint}"
-        pytest.exit(message, returncode=1)
+            lines.append(f"  hint: {error.hint}")
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or len(lines) == 1:
+            pytest.exit("\n".join(lines), returncode=1)
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(
+                line, red=line.startswith(("doteval:", "    -")), green=line.startswith("    +")
+            )
+        pytest.exit(f"doteval: {type(error).__name__}, see above", returncode=1)
 
     def call(self, item: pytest.Function) -> None:
         run = self.run
         prepared = self.prepared.get(item.nodeid)
         if run is None or prepared is None:
-            pytest.fail("doteval: this evaluation was not prepared (was collection interrupted?)", pytrace=False)
+            pytest.fail(
+                "doteval: this evaluation was not prepared (was collection interrupted?)", pytrace=False
+            )
         spec = prepared.spec
         fixtures = {name: item.funcargs[name] for name in spec.fixture_names()}
-        params = params_fingerprint(
-            {n: v for n, v in fixtures.items() if not _is_builtin_fixture(item, n)}
-        )
+        params = params_fingerprint({n: v for n, v in fixtures.items() if not _is_builtin_fixture(item, n)})
         for name in params.unfingerprintable:
             if name not in self.warned:
                 self.warned.add(name)
-                warnings.warn(
+                item.warn(
                     DotevalWarning(
                         f"doteval cannot fingerprint fixture {name!r} "
                         f"({type(fixtures[name]).__qualname__}): a change to it will not be detected; "
                         "give its class a __doteval_params__ method returning the settings that "
                         "decide results"
-                    ),
-                    stacklevel=1,
+                    )
                 )
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
@@ -241,8 +260,8 @@ class DotevalSession:
             run.manifest,
             outcomes=run.outcomes,
             command=" ".join(shlex.quote(a) for a in run.options.command),
-            width=reporter._tw.fullwidth,  # noqa: SLF001
-            color=reporter._tw.hasmarkup,  # noqa: SLF001
+            width=reporter._tw.fullwidth,
+            color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)
 

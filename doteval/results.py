@@ -100,11 +100,7 @@ class ErrorInfo:
 def _plain_scalar(value: Any) -> Any:
     # numpy scalars (np.bool_, np.float64) would otherwise be neither bool nor
     # number here; recognised without importing numpy.
-    if (
-        type(value).__module__ == "numpy"
-        and hasattr(value, "item")
-        and getattr(value, "shape", None) == ()
-    ):
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
         return value.item()
     return value
 
@@ -180,8 +176,7 @@ class Result:
         if scores is not None:
             if not isinstance(scores, Mapping):
                 raise UsageError(
-                    f"Result(scores=...) must be a dict of name -> value, "
-                    f"not {type(scores).__qualname__}"
+                    f"Result(scores=...) must be a dict of name -> value, not {type(scores).__qualname__}"
                 )
             for name, v in scores.items():
                 if not isinstance(name, str):
@@ -207,9 +202,7 @@ class Result:
         elif isinstance(metadata, Mapping):
             self.metadata = dict(metadata)
         else:
-            raise UsageError(
-                f"Result(metadata=...) must be a dict, not {type(metadata).__qualname__}"
-            )
+            raise UsageError(f"Result(metadata=...) must be a dict, not {type(metadata).__qualname__}")
 
     # -- views ------------------------------------------------------------
 
@@ -256,11 +249,11 @@ class Result:
         type_name = _qualified_name(type(exc))
         try:
             message = str(exc)
-        except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error
+        except Exception:
             message = f"<unprintable {type_name}>"
         try:
             tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
-        except Exception:  # noqa: BLE001  # pragma: no cover - same, deeper in the chain
+        except Exception:  # pragma: no cover - same, deeper in the chain
             tb = ""
         return cls(
             prompt=prompt,
@@ -278,9 +271,7 @@ class Result:
         encoding.
         """
         record: dict[str, Any] = {
-            "scores": [
-                {"name": s.name, "value": s.value, "metrics": s.metric_names} for s in self.scores
-            ],
+            "scores": [{"name": s.name, "value": s.value, "metrics": s.metric_names} for s in self.scores],
             "prompt": self.prompt,
             "response": self.response,
             "error": None if self.error_info is None else self.error_info.to_record(),

@@ -59,7 +59,7 @@ def _status_of(obj: Any) -> int | None:
     for attr in ("status_code", "status"):
         try:
             value = getattr(obj, attr, None)
-        except Exception:  # noqa: BLE001, S112 - a property that raises is no status
+        except Exception:
             continue
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -72,7 +72,7 @@ def http_status(exc: BaseException) -> int | None:
     if status is None:
         try:
             response = getattr(exc, "response", None)
-        except Exception:  # noqa: BLE001 - duck typing foreign objects
+        except Exception:
             response = None
         if response is not None:
             status = _status_of(response)
@@ -99,7 +99,7 @@ def _header(headers: Any, name: str) -> Any:
     for key in (name, name.title(), name.upper()):
         try:
             value = getter(key)
-        except Exception:  # noqa: BLE001 - duck typing foreign objects
+        except Exception:
             return None
         if value is not None:
             return value
@@ -143,13 +143,13 @@ def retry_after(exc: BaseException) -> float | None:
     """
     try:
         hint = _seconds(getattr(exc, "retry_after", None))
-    except Exception:  # noqa: BLE001 - duck typing foreign objects
+    except Exception:
         hint = None
     if hint is not None:
         return hint
     try:
         headers = getattr(getattr(exc, "response", None), "headers", None)
-    except Exception:  # noqa: BLE001 - duck typing foreign objects
+    except Exception:
         return None
     if headers is None:
         return None

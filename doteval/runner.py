@@ -142,7 +142,9 @@ def code_diff(old_sources: dict[str, str], new_sources: dict[str, str], limit: i
     def text(sources: dict[str, str]) -> list[str]:
         return [line for name in sorted(sources) for line in sources[name].splitlines()]
 
-    lines = list(difflib.unified_diff(text(old_sources), text(new_sources), "before", "now", lineterm="", n=1))
+    lines = list(
+        difflib.unified_diff(text(old_sources), text(new_sources), "before", "now", lineterm="", n=1)
+    )
     return lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else [])
 
 
@@ -361,8 +363,16 @@ class ExperimentRun:
             complete = next(iterator, _END) is _END
         return items, keys, complete
 
-    def _record(self, index: int, prepared: PreparedEvaluation, key: bytes, item: tuple[Any, ...],
-                result: Result, started: float, outcome: EvaluationOutcome) -> None:
+    def _record(
+        self,
+        index: int,
+        prepared: PreparedEvaluation,
+        key: bytes,
+        item: tuple[Any, ...],
+        result: Result,
+        started: float,
+        outcome: EvaluationOutcome,
+    ) -> None:
         assert self.recorder is not None
         record = result.to_record()
         record.update({"type": "result", "v": 1, "item": item, "duration": round(time.time() - started, 6)})
@@ -393,8 +403,14 @@ class ExperimentRun:
         except Exception as exc:  # one sample's error never ends the run
             return Result.from_exception(exc)
 
-    def _run_sync(self, index: int, prepared: PreparedEvaluation, fixtures: dict[str, Any],
-                  pending: list[tuple[bytes, tuple[Any, ...]]], outcome: EvaluationOutcome) -> None:
+    def _run_sync(
+        self,
+        index: int,
+        prepared: PreparedEvaluation,
+        fixtures: dict[str, Any],
+        pending: list[tuple[bytes, tuple[Any, ...]]],
+        outcome: EvaluationOutcome,
+    ) -> None:
         with self._interrupt_guard(lambda: 1):
             for key, item in pending:
                 if self.interrupted:
@@ -403,8 +419,14 @@ class ExperimentRun:
                 result = self._call(prepared, fixtures, item)
                 self._record(index, prepared, key, item, result, started, outcome)
 
-    def _run_threads(self, index: int, prepared: PreparedEvaluation, fixtures: dict[str, Any],
-                     pending: list[tuple[bytes, tuple[Any, ...]]], outcome: EvaluationOutcome) -> None:
+    def _run_threads(
+        self,
+        index: int,
+        prepared: PreparedEvaluation,
+        fixtures: dict[str, Any],
+        pending: list[tuple[bytes, tuple[Any, ...]]],
+        outcome: EvaluationOutcome,
+    ) -> None:
         limit = self._concurrency(prepared.spec)
         work: Iterator[tuple[bytes, tuple[Any, ...]]] = iter(pending)
         in_flight: dict[Future[Result], tuple[bytes, tuple[Any, ...], float]] = {}
@@ -427,8 +449,14 @@ class ExperimentRun:
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    def _run_async(self, index: int, prepared: PreparedEvaluation, fixtures: dict[str, Any],
-                   pending: list[tuple[bytes, tuple[Any, ...]]], outcome: EvaluationOutcome) -> None:
+    def _run_async(
+        self,
+        index: int,
+        prepared: PreparedEvaluation,
+        fixtures: dict[str, Any],
+        pending: list[tuple[bytes, tuple[Any, ...]]],
+        outcome: EvaluationOutcome,
+    ) -> None:
         limit = self._concurrency(prepared.spec)
         work = iter(pending)
         in_flight = [0]

@@ -252,9 +252,7 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
     )
     continuing = old is not None and old.same_code_and_params(record) and old.line == record.line
     base_rows = rows_dict(load_entries(store, old.entries)) if continuing and old else {}
-    new_rows = {
-        key: (digest(raw), flag) for key, (flag, raw) in log.results.items()
-    }
+    new_rows = {key: (digest(raw), flag) for key, (flag, raw) in log.results.items()}
     if log.keys is not None:
         current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]
         view_keys = set(current)

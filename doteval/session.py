@@ -1,10 +1,10 @@
 """The session view of an experiment: status and progress, for scripts.
 
-    from doteval.session import get_session, SessionStatus
+from doteval.session import get_session, SessionStatus
 
-    session = get_session("my_long_eval")
-    if session is not None and session.status == SessionStatus.INTERRUPTED:
-        print(f"{session.completed_count}/{session.total_count} done")
+session = get_session("my_long_eval")
+if session is not None and session.status == SessionStatus.INTERRUPTED:
+    print(f"{session.completed_count}/{session.total_count} done")
 """
 
 from __future__ import annotations

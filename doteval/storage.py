@@ -77,7 +77,9 @@ class StorageBackend:
             try:
                 keep.setdefault(str(r["evaluation"]), set()).add(bytes.fromhex(r["sample_key"]))
             except (KeyError, TypeError, ValueError):
-                raise UsageError("each result needs the 'evaluation' and 'sample_key' it was loaded with") from None
+                raise UsageError(
+                    "each result needs the 'evaluation' and 'sample_key' it was loaded with"
+                ) from None
         with self.store.lock(name):
             recover(self.store, name)
             head = read_head(self.store, name)

@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -43,7 +43,7 @@ app = typer.Typer(
 )
 
 StoreOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--store",
         help="Results store (default: $DOTEVAL_STORE or ./.doteval).",
@@ -69,12 +69,25 @@ def _status(info: ExperimentInfo) -> str:
 )
 def run(
     ctx: typer.Context,
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Evaluation files or folders (default: .).")] = None,
-    experiment: Annotated[Optional[str], typer.Option("--experiment", "-e", help="Experiment to record into; resumes it if it exists.")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", min=0, help="Evaluate at most N items of each dataset.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Samples in flight at once.")] = None,
-    rerun_changed: Annotated[bool, typer.Option("--rerun-changed", help="Start a new line of results for changed evaluations.")] = False,
-    max_retries: Annotated[Optional[int], typer.Option("--max-retries", min=0, help="Retries of a transient error (default 3).")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Evaluation files or folders (default: .).")
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", "-e", help="Experiment to record into; resumes it if it exists."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", min=0, help="Evaluate at most N items of each dataset.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="Samples in flight at once.")
+    ] = None,
+    rerun_changed: Annotated[
+        bool, typer.Option("--rerun-changed", help="Start a new line of results for changed evaluations.")
+    ] = False,
+    max_retries: Annotated[
+        int | None, typer.Option("--max-retries", min=0, help="Retries of a transient error (default 3).")
+    ] = None,
     store: StoreOption = None,
 ) -> int:
     """Run evaluations (eval_*.py) through pytest into the store; the same command resumes."""
@@ -113,7 +126,9 @@ def list_(store: StoreOption = None) -> None:
     if not infos:
         console.print(f"No experiments in {escape(str(st.root))}.")
         return
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True)
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
+    )
     table.add_column("Experiment")
     table.add_column("Status")
     table.add_column("Samples", justify="right")
@@ -134,7 +149,9 @@ def list_(store: StoreOption = None) -> None:
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
-    full: Annotated[bool, typer.Option("--full", help="Also show every sample: scores, prompt, response, error.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Also show every sample: scores, prompt, response, error.")
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Show an experiment: status, progress, duration and its metrics."""
@@ -220,7 +237,12 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
 

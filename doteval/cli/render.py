@@ -45,7 +45,7 @@ def format_value(value: Any) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -70,7 +70,9 @@ def short_node_id(node_id: str) -> str:
 
 
 def metrics_table(evaluations: Sequence[EvaluationRecord]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True)
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
+    )
     table.add_column("Evaluation", overflow="fold")
     table.add_column("Metric", overflow="fold")
     table.add_column("Value", justify="right", no_wrap=True)

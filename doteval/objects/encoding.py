@@ -18,7 +18,8 @@ import datetime as _dt
 import decimal
 import math
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from doteval.errors import CorruptStoreError, EncodingError
 

@@ -33,7 +33,5 @@ def is_object_id(text: str) -> bool:
 
 def check_object_id(text: str, *, where: str = "") -> ObjectId:
     if not is_object_id(text):
-        raise CorruptStoreError(
-            f"invalid object id {str(text)[:80]!r}" + (f" in {where}" if where else "")
-        )
+        raise CorruptStoreError(f"invalid object id {str(text)[:80]!r}" + (f" in {where}" if where else ""))
     return ObjectId(text)

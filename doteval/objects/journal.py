@@ -83,7 +83,7 @@ def read_journal(path: Path) -> tuple[list[Any], bool]:
         if JOURNAL_MAGIC.startswith(data):
             return [], False  # died before the header was complete
         raise CorruptStoreError("not a journal file", path=str(path))
-    records = []
+    records: list[Any] = []
     pos = len(JOURNAL_MAGIC)
     end = len(data)
     while pos < end:

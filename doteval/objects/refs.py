@@ -172,6 +172,12 @@ class RefStore:
         directory = self.dir / check_name(name)
         write_new(directory / record_id, self.objects.file_chunks(raw), durable=self.objects.durable)
         return RefRecord(
-            record_id, name, ObjectId(manifest) if manifest else None, current,
-            record["time"], op, record["host"], note,
+            record_id,
+            name,
+            ObjectId(manifest) if manifest else None,
+            current,
+            record["time"],
+            op,
+            record["host"],
+            note,
         )
