@@ -59,7 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1.0,
         help="first retry delay, doubled each time",
     )
+    # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
+    group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
 
 
 def argparse_suppress() -> str:
@@ -95,6 +97,11 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    if config.getoption("doteval_only"):
+        others = [i for i in items if not (isinstance(i, pytest.Function) and get_spec(i.obj))]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [i for i in items if i not in others]
     config.stash[_SESSION].collected(items)
 
 

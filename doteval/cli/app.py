@@ -109,7 +109,7 @@ def run(
         options += ["--store", str(store)]
     extra = list(ctx.args)
     command = ["doteval", "run", *args, *options, *extra]
-    pytest_args = [*args, *options, *extra, "--doteval-command", shlex.join(command)]
+    pytest_args = [*args, *options, *extra, "--doteval-only", "--doteval-command", shlex.join(command)]
     # doteval is imported already, so pytest cannot rewrite its asserts; it has none to rewrite.
     pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if not any(a.startswith("-p") for a in extra) and os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):

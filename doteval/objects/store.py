@@ -159,24 +159,36 @@ class ObjectStore:
 
     # -- reading ----------------------------------------------------------
 
-    def get_bytes(self, object_id: str) -> bytes:
-        check_object_id(object_id)
-        path = self.loose_path(object_id)
-        raw: bytes | None = None
-        where = str(path)
-        try:
-            raw = self.read_loose(path)
-        except FileNotFoundError:
-            raw_id = bytes.fromhex(object_id)
-            for pack in self.packs():
+    def _find_packed(self, raw_id: bytes) -> tuple[PackIndex, int] | None:
+        """Search the packs already open, then (on a miss) any new ones."""
+        known = list(self._packs.values())
+        for pack in known:
+            pos = pack.find(raw_id)
+            if pos >= 0:
+                return pack, pos
+        for pack in self.packs():
+            if pack not in known:
                 pos = pack.find(raw_id)
                 if pos >= 0:
-                    entry = pack.entry(pos)
-                    where = str(pack.pack_path)
-                    raw = self.decompress(entry.codec, entry.raw_len, entry.payload, where=where)
-                    break
-        if raw is None:
-            raise ObjectNotFoundError(object_id)
+                    return pack, pos
+        return None
+
+    def get_bytes(self, object_id: str) -> bytes:
+        check_object_id(object_id)
+        raw: bytes | None = None
+        found = self._find_packed(bytes.fromhex(object_id))
+        if found is not None:
+            pack, pos = found
+            entry = pack.entry(pos)
+            where = str(pack.pack_path)
+            raw = self.decompress(entry.codec, entry.raw_len, entry.payload, where=where)
+        else:
+            path = self.loose_path(object_id)
+            where = str(path)
+            try:
+                raw = self.read_loose(path)
+            except FileNotFoundError:
+                raise ObjectNotFoundError(object_id) from None
         actual = hash_bytes(raw)
         if actual != object_id:
             raise CorruptObjectError(object_id, actual, path=where)
@@ -186,10 +198,8 @@ class ObjectStore:
         return decode(self.get_bytes(object_id))
 
     def has(self, object_id: str) -> bool:
-        if self.loose_path(object_id).exists():
-            return True
-        raw_id = bytes.fromhex(object_id)
-        return any(pack.find(raw_id) >= 0 for pack in self.packs())
+        path = self.loose_path(object_id)
+        return self._find_packed(bytes.fromhex(object_id)) is not None or path.exists()
 
     def iter_loose_ids(self) -> Iterator[ObjectId]:
         if not self.objects_dir.is_dir():
