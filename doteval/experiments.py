@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doteval.errors import ExperimentNotFoundError, LockedError
-from doteval.manifest import EvaluationRecord, Manifest, iter_rows, load_entries, load_manifest
+from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_entries, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.runs import read_head, recover
 
@@ -133,9 +133,11 @@ def total_duration(store: Store, name: str) -> float:
 def iter_samples(
     store: Store, evaluation: EvaluationRecord, *, with_records: bool = True
 ) -> Iterator[Sample]:
-    for key, rid, flag in iter_rows(load_entries(store, evaluation.entries)):
-        record = store.objects.get(rid.hex()) if with_records else {}
-        yield Sample(evaluation.node_id, key.hex(), flag == 0, rid.hex(), record)
+    table = load_entries(store, evaluation.entries)
+    for i in range(len(table)):
+        row = table.row(i)
+        record = store.objects.get(row.result.hex()) if with_records else {}
+        yield Sample(evaluation.node_id, table.key(i).hex(), row.flag == FLAG_OK, row.result.hex(), record)
 
 
 def delete_experiment(store: Store, name: str) -> Manifest | None:

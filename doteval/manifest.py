@@ -6,22 +6,22 @@ separate object mapping sample key → result id, sorted by key. Listing and
 showing experiments reads manifests only; the entries table is read when
 samples are needed (resume, ``--full``, export), results only when shown.
 
-An entries table row is ``sample key (32 bytes) | result id (32 bytes) |
-flag (1 byte: 0 ok, 1 error)``.
+An entries table holds, per sample, its key, result id, flag (ok or error),
+item digest and score values, column by column (see ``EntriesTable``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from blake3 import blake3
 
 from doteval.errors import CorruptStoreError
 from doteval.objects import ObjectId, Store
 from doteval.objects.hashing import check_object_id
 
 MANIFEST_VERSION = 1
-ROW = 65
 FLAG_OK = 0
 FLAG_ERROR = 1
 
@@ -121,35 +121,138 @@ def load_manifest(store: Store, manifest_id: str) -> Manifest:
 # -- entries tables -------------------------------------------------------
 
 
-def pack_rows(rows: dict[bytes, tuple[bytes, int]]) -> bytes:
-    return b"".join(k + rid + bytes((flag,)) for k, (rid, flag) in sorted(rows.items()))
+@dataclass(frozen=True)
+class Row:
+    """One sample of an entries table."""
+
+    result: bytes  # raw result id, 32 bytes
+    flag: int  # FLAG_OK or FLAG_ERROR
+    item: bytes  # item digest, 16 bytes: pairs samples across code versions
+    scores: dict[str, Any]  # score name -> value
 
 
-def save_entries(store: Store, rows: dict[bytes, tuple[bytes, int]]) -> ObjectId:
-    return store.objects.put({"type": "entries", "v": 1, "rows": pack_rows(rows)})
+class EntriesTable:
+    """Sample key → result of one evaluation, stored column by column.
+
+    Columns keep the table compact and quick to read: resuming needs only the
+    keys and flags, ``diff`` the item digests and scores, never the results.
+    Rows are sorted by sample key.
+    """
+
+    def __init__(
+        self,
+        keys: bytes = b"",
+        results: bytes = b"",
+        flags: bytes = b"",
+        items: bytes = b"",
+        scores: dict[str, list[Any]] | None = None,
+        metrics: dict[str, list[str]] | None = None,
+    ) -> None:
+        n = len(flags)
+        if len(keys) != 32 * n or len(results) != 32 * n or len(items) != ITEM_DIGEST * n:
+            raise ValueError("columns of different lengths")
+        self.keys, self.results, self.flags, self.items = keys, results, flags, items
+        self.scores = scores or {}
+        self.metrics = metrics or {}
+        if any(len(col) != n for col in self.scores.values()):
+            raise ValueError("score column of the wrong length")
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+    def key(self, i: int) -> bytes:
+        return self.keys[32 * i : 32 * i + 32]
+
+    def row(self, i: int) -> Row:
+        return Row(
+            self.results[32 * i : 32 * i + 32],
+            self.flags[i],
+            self.items[ITEM_DIGEST * i : ITEM_DIGEST * (i + 1)],
+            {name: col[i] for name, col in self.scores.items() if col[i] is not None},
+        )
+
+    def rows(self) -> dict[bytes, Row]:
+        return {self.key(i): self.row(i) for i in range(len(self))}
+
+    def index(self) -> dict[bytes, int]:
+        keys = self.keys
+        return {keys[i : i + 32]: n for n, i in enumerate(range(0, len(keys), 32))}
+
+    def ok_keys(self) -> set[bytes]:
+        keys, flags = self.keys, self.flags
+        return {keys[32 * i : 32 * i + 32] for i in range(len(flags)) if flags[i] == FLAG_OK}
+
+    @property
+    def done(self) -> int:
+        return self.flags.count(FLAG_OK)
+
+    @property
+    def errors(self) -> int:
+        return len(self.flags) - self.done
+
+    @classmethod
+    def build(cls, rows: dict[bytes, Row], metrics: dict[str, list[str]]) -> EntriesTable:
+        ordered = sorted(rows.items())
+        names = sorted({name for _, r in ordered for name in r.scores})
+        return cls(
+            keys=b"".join(k for k, _ in ordered),
+            results=b"".join(r.result for _, r in ordered),
+            flags=bytes(r.flag for _, r in ordered),
+            items=b"".join(r.item for _, r in ordered),
+            scores={name: [r.scores.get(name) for _, r in ordered] for name in names},
+            metrics={name: list(metrics.get(name, [])) for name in names if metrics.get(name)},
+        )
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "type": "entries",
+            "v": 1,
+            "keys": self.keys,
+            "results": self.results,
+            "flags": self.flags,
+            "items": self.items,
+            "scores": self.scores,
+            "metrics": self.metrics,
+        }
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One value per (score, metric), over the samples without error."""
+        from doteval.summary import summarize_columns
+
+        ok = [f == FLAG_OK for f in self.flags]
+        columns = {
+            name: [v for v, good in zip(col, ok) if good and v is not None]
+            for name, col in self.scores.items()
+        }
+        return summarize_columns(columns, self.metrics)
 
 
-def load_entries(store: Store, entries_id: str | None) -> bytes:
+ITEM_DIGEST = 16
+
+
+def item_digest(item_bytes: bytes, occurrence: int) -> bytes:
+    """16 bytes of blake3(encode((item, occurrence))): the same item in any experiment."""
+    return blake3(b"t2:" + item_bytes + b"i%d;" % occurrence).digest()[:ITEM_DIGEST]
+
+
+def save_entries(store: Store, table: EntriesTable) -> ObjectId:
+    return store.objects.put(table.to_value())
+
+
+def load_entries(store: Store, entries_id: str | None) -> EntriesTable:
     if entries_id is None:
-        return b""
+        return EntriesTable()
     data = store.objects.get(entries_id)
     try:
-        rows = data["rows"]
-        if data["type"] != "entries" or not isinstance(rows, bytes) or len(rows) % ROW:
-            raise ValueError
-    except (KeyError, TypeError, ValueError):
-        raise CorruptStoreError(f"malformed entries table {entries_id[:12]}") from None
-    return rows
-
-
-def iter_rows(rows: bytes) -> Iterator[tuple[bytes, bytes, int]]:
-    for at in range(0, len(rows), ROW):
-        yield rows[at : at + 32], rows[at + 32 : at + 64], rows[at + 64]
-
-
-def rows_dict(rows: bytes) -> dict[bytes, tuple[bytes, int]]:
-    return {rows[i : i + 32]: (rows[i + 32 : i + 64], rows[i + 64]) for i in range(0, len(rows), ROW)}
-
-
-def ok_keys(rows: bytes) -> set[bytes]:
-    return {rows[i : i + 32] for i in range(0, len(rows), ROW) if rows[i + 64] == FLAG_OK}
+        if data["type"] != "entries":
+            raise ValueError("not an entries table")
+        return EntriesTable(
+            data["keys"],
+            data["results"],
+            data["flags"],
+            data["items"],
+            dict(data["scores"]),
+            dict(data["metrics"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CorruptStoreError(f"malformed entries table {entries_id[:12]}: {e}") from None

@@ -30,7 +30,7 @@ from blake3 import blake3
 from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, UsageError
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
-from doteval.manifest import EvaluationRecord, Manifest, load_entries, ok_keys
+from doteval.manifest import EvaluationRecord, Manifest, item_digest, load_entries
 from doteval.objects import Store, check_name
 from doteval.objects.encoding import encode
 from doteval.results import Result, to_result
@@ -185,6 +185,7 @@ class ExperimentRun:
         self.manifest: Manifest | None = None
         self._lock = store.lock(self.name)
         self._index = itertools.count()
+        self._occurrences: dict[bytes, int] = {}  # sample key -> occurrence, when not 0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -307,7 +308,7 @@ class ExperimentRun:
         old = self._previous(prepared.node_id)
         done: set[bytes] = set()
         if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            done = ok_keys(load_entries(self.store, old.entries))
+            done = load_entries(self.store, old.entries).ok_keys()
         pending = [(k, item) for k, item in zip(keys, items) if k not in done]
         outcome.total = len(keys)
         outcome.reused = len(keys) - len(pending)
@@ -356,8 +357,11 @@ class ExperimentRun:
             h = prefix.copy()
             h.update(item_bytes)
             h.update(b"i%d;" % occurrence)
+            key = h.digest()
+            if occurrence:
+                self._occurrences[key] = occurrence
             items.append(item)
-            keys.append(h.digest())
+            keys.append(key)
         complete = True
         if limit is not None and len(items) == limit:
             complete = next(iterator, _END) is _END
@@ -380,7 +384,8 @@ class ExperimentRun:
             raw = encode(record)
         except EncodingError as e:
             raise EncodingError(f"{prepared.node_id}: the result cannot be stored: {e}") from None
-        self.recorder.record_result(index, key, result.ok, raw)
+        item_id = item_digest(encode(item), self._occurrences.get(key, 0))
+        self.recorder.record_result(index, key, result.ok, raw, item_id)
         outcome.evaluated += 1
         if not result.ok:
             outcome.errors += 1

@@ -32,20 +32,22 @@ from doteval.errors import CorruptStoreError
 from doteval.manifest import (
     FLAG_ERROR,
     FLAG_OK,
+    EntriesTable,
     EvaluationRecord,
     Manifest,
+    Row,
+    item_digest,
     load_entries,
     load_manifest,
-    rows_dict,
     save_entries,
     save_manifest,
 )
 from doteval.objects import ObjectId, Store
-from doteval.objects.encoding import decode
+from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import digest
 from doteval.objects.journal import JournalWriter, read_journal
 from doteval.objects.refs import RefState
-from doteval.summary import summarize
+from doteval.summary import scores_of
 
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
@@ -140,8 +142,9 @@ class RunRecorder:
     def record_keys(self, index: int, keys: bytes, complete: bool) -> None:
         self._append(("keys", index, keys, complete))
 
-    def record_result(self, index: int, key: bytes, ok: bool, result: bytes) -> None:
-        self._append(("r", index, key, FLAG_OK if ok else FLAG_ERROR, result))
+    def record_result(self, index: int, key: bytes, ok: bool, result: bytes, item: bytes = b"") -> None:
+        """Journal one result; ``item`` is its item digest (see ``manifest.item_digest``)."""
+        self._append(("r", index, key, FLAG_OK if ok else FLAG_ERROR, result, item))
 
     def end_evaluation(self, index: int, status: str) -> None:
         self._append(("eval_end", index, status))
@@ -162,7 +165,7 @@ class _EvalLog:
     header: dict[str, Any]
     keys: bytes | None = None
     complete: bool = False
-    results: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    results: dict[bytes, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> flag, raw, item
     status: str = STATUS_INTERRUPTED
 
 
@@ -179,7 +182,7 @@ def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _E
             if kind == "r":
                 log = evals.get(rec[1])
                 if log is not None:
-                    log.results[rec[2]] = (rec[3], rec[4])
+                    log.results[rec[2]] = (rec[3], rec[4], rec[5] if len(rec) > 5 else b"")
             elif kind == "eval":
                 evals[rec[1]] = _EvalLog(rec[2])
             elif kind == "keys":
@@ -205,7 +208,7 @@ def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None 
     head = read_head(store, name)
     base = head.manifest
 
-    new_results = [raw for log in evals.values() for _flag, raw in log.results.values()]
+    new_results = [raw for log in evals.values() for _flag, raw, _item in log.results.values()]
     store.objects.write_pack(new_results)
 
     by_node = {log.header["node_id"]: log for log in evals.values()}
@@ -251,45 +254,57 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
         line=int(h.get("line", 1)),
     )
     continuing = old is not None and old.same_code_and_params(record) and old.line == record.line
-    base_rows = rows_dict(load_entries(store, old.entries)) if continuing and old else {}
-    new_rows = {key: (digest(raw), flag) for key, (flag, raw) in log.results.items()}
+    base = load_entries(store, old.entries) if continuing and old else EntriesTable()
+    base_index = base.index()
+    metrics = dict(base.metrics)
+    new_rows: dict[bytes, Row] = {}
+    for key, (flag, raw, item) in log.results.items():
+        values, named = scores_of(decode(raw))
+        for name, names in named.items():
+            metrics.setdefault(name, names)
+        new_rows[key] = Row(digest(raw), flag, item or _item_digest_of(raw), values)
+    current: list[bytes] = []
     if log.keys is not None:
         current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]
         view_keys = set(current)
         if not log.complete:  # --samples cut the dataset: keep what lies beyond
-            view_keys.update(base_rows)
+            view_keys.update(base_index)
         total = len(view_keys)
     else:  # died before the dataset was read: keep the old view
-        view_keys = set(base_rows) | set(new_rows)
+        view_keys = set(base_index) | set(new_rows)
         total = max(old.total if continuing and old else 0, len(view_keys))
-    rows = {}
+    rows: dict[bytes, Row] = {}
     for key in view_keys:
-        row = new_rows.get(key) or base_rows.get(key)
+        row = new_rows.get(key)
+        if row is None and key in base_index:
+            row = base.row(base_index[key])
         if row is not None:
             rows[key] = row
-    reused = sum(1 for k in rows if k not in new_rows)
-    unchanged = continuing and old is not None and not new_rows and len(rows) == len(base_rows)
-    record.entries = old.entries if unchanged and old else save_entries(store, rows)
-    record.total = total
-    record.done = sum(1 for _, flag in rows.values() if flag == FLAG_OK)
-    record.errors = len(rows) - record.done
-    record.metrics = old.metrics if unchanged and old else summarize(_records(store, rows, log))
+    unchanged = continuing and old is not None and not new_rows and len(rows) == len(base)
+    if unchanged and old is not None:
+        record.entries, record.metrics = old.entries, old.metrics
+        done, errors = old.done, old.errors
+    else:
+        table = EntriesTable.build(rows, metrics)
+        record.entries = save_entries(store, table)
+        record.metrics = table.summary()
+        done, errors = table.done, table.errors
+    record.total, record.done, record.errors = total, done, errors
+    reused_from = current if log.keys is not None else list(rows)
     record.run = {
         "evaluated": len(new_rows),
-        "reused": reused,
-        "errors": sum(1 for _, flag in new_rows.values() if flag == FLAG_ERROR),
+        "reused": sum(1 for k in reused_from if k in base_index and k not in new_rows),
+        "errors": sum(1 for r in new_rows.values() if r.flag == FLAG_ERROR),
+        "added": len(view_keys - set(base_index)) if continuing else len(view_keys),
+        "removed": len(set(base_index) - view_keys),
     }
     record.status = log.status
     return record
 
 
-def _records(store: Store, rows: dict[bytes, tuple[bytes, int]], log: _EvalLog) -> list[dict[str, Any]]:
-    out = []
-    for key, (rid, _flag) in rows.items():
-        fresh = log.results.get(key)
-        raw = fresh[1] if fresh else store.objects.get_bytes(rid.hex())
-        out.append(decode(raw))
-    return out
+def _item_digest_of(raw: bytes) -> bytes:
+    item = decode(raw).get("item")
+    return item_digest(encode(item), 0)
 
 
 def _final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:

@@ -15,10 +15,9 @@ from typing import Any
 
 from doteval.errors import ExperimentNotFoundError, UsageError
 from doteval.experiments import iter_samples, open_experiment
-from doteval.manifest import FLAG_OK, load_entries, rows_dict, save_entries, save_manifest
+from doteval.manifest import EntriesTable, load_entries, save_entries, save_manifest
 from doteval.objects import Store, check_name
 from doteval.runs import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED, read_head, recover
-from doteval.summary import summarize
 
 _STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
 
@@ -87,12 +86,12 @@ class StorageBackend:
                 raise ExperimentNotFoundError(name)
             manifest = head.manifest
             for ev in manifest.evaluations:
-                rows = rows_dict(load_entries(self.store, ev.entries))
-                rows = {k: v for k, v in rows.items() if k in keep.get(ev.node_id, set())}
-                ev.entries = save_entries(self.store, rows)
-                ev.done = sum(1 for _, flag in rows.values() if flag == FLAG_OK)
-                ev.errors = len(rows) - ev.done
-                ev.metrics = summarize(self.store.objects.get(rid.hex()) for rid, _ in rows.values())
+                table = load_entries(self.store, ev.entries)
+                wanted = keep.get(ev.node_id, set())
+                rows = {k: r for k, r in table.rows().items() if k in wanted}
+                kept = EntriesTable.build(rows, table.metrics)
+                ev.entries = save_entries(self.store, kept)
+                ev.done, ev.errors, ev.metrics = kept.done, kept.errors, kept.summary()
                 ev.run = {}
             manifest.parent = head.manifest_id
             manifest.status = status

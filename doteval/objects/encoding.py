@@ -273,21 +273,33 @@ def decode(data: bytes) -> Any:
     """
     try:
         value, end = _decode_at(memoryview(data), 0)
-    except (IndexError, ValueError, UnicodeDecodeError, struct.error, decimal.InvalidOperation) as e:
+    except (
+        IndexError,
+        ValueError,
+        TypeError,
+        UnicodeDecodeError,
+        struct.error,
+        decimal.InvalidOperation,
+    ) as e:  # TypeError: e.g. a list decoded where a dict key or struct fields must be
         raise CorruptStoreError(f"malformed encoded value: {e}") from None
+    except RecursionError:
+        raise CorruptStoreError("malformed encoded value: nested too deeply") from None
     if end != len(data):
         raise CorruptStoreError(f"malformed encoded value: {len(data) - end} trailing bytes")
     return value
 
 
-def _read_len(buf: memoryview, pos: int, stop: int, limit: int = 20) -> tuple[int, int]:
+def _read_len(
+    buf: memoryview, pos: int, stop: int, limit: int = 20, *, signed: bool = False
+) -> tuple[int, int]:
     end = pos
     while buf[end] != stop:
         end += 1
         if end - pos > limit:
             raise ValueError("number field too long")
     text = bytes(buf[pos:end])
-    if not text or not (text.isdigit() or (text[:1] == b"-" and text[1:].isdigit())):
+    negative = signed and text[:1] == b"-"
+    if not text or not (text.isdigit() or (negative and text[1:].isdigit())):
         raise ValueError(f"bad number {text!r}")
     return int(text), end + 1
 
@@ -302,7 +314,7 @@ def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
             raise ValueError("string past end")
         return bytes(buf[pos:end]).decode("utf-8", "surrogatepass"), end
     if tag == 0x69:  # i
-        return _read_len(buf, pos, 0x3B, limit=4300)  # Python's int-to-str digit limit
+        return _read_len(buf, pos, 0x3B, limit=4300, signed=True)  # Python's int-to-str digit limit
     if tag == 0x66:  # f
         return _unpack_double(buf, pos)[0], pos + 8
     if tag == 0x4E:
@@ -338,6 +350,8 @@ def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
         return bytes(buf[pos:end]), end
     if tag in (0x44, 0x59, 0x6D):  # D Y m
         n, pos = _read_len(buf, pos, 0x3A)
+        if pos + n > len(buf):
+            raise ValueError("text past end")
         text = bytes(buf[pos : pos + n]).decode()
         if tag == 0x44:
             return _dt.datetime.fromisoformat(text), pos + n
