@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from doteval.errors import ExperimentNotFoundError, LockedError
+from doteval.errors import ExperimentNotFoundError, LockedError, UsageError
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_entries, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.runs import read_head, recover
@@ -154,3 +154,43 @@ def delete_experiment(store: Store, name: str) -> Manifest | None:
         return head.manifest
     finally:
         lock.release()
+
+
+def rename_experiment(store: Store, old: str, new: str) -> Manifest | None:
+    """Give an experiment a new name; the old name's history stays, marked deleted."""
+    check_name(old)
+    check_name(new)
+    if old == new:
+        raise UsageError(f"{old!r} already has that name")
+    first, second = sorted((old, new))  # one lock order for every process
+    lock_a, lock_b = store.lock(first), store.lock(second)
+    lock_a.acquire(purpose="rename")
+    try:
+        lock_b.acquire(purpose="rename")
+        try:
+            recover(store, old)
+            recover(store, new)
+            src = read_head(store, old)
+            if src.state is None or src.state.head.deleted or src.manifest_id is None:
+                raise ExperimentNotFoundError(old)
+            dst = store.refs.read(new)
+            if dst is not None and not dst.head.deleted:
+                raise UsageError(
+                    f"experiment {new!r} already exists",
+                    hint=f"pick another name, or `doteval delete {new}` first",
+                )
+            store.refs.append(
+                new,
+                src.manifest_id,
+                expected=dst.head.id if dst else None,
+                op="rename",
+                note=f"renamed from {old}",
+            )
+            store.refs.append(
+                old, src.manifest_id, expected=src.record_id, op="delete", note=f"renamed to {new}"
+            )
+            return src.manifest
+        finally:
+            lock_b.release()
+    finally:
+        lock_a.release()

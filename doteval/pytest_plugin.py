@@ -24,6 +24,7 @@ from doteval.objects import Store
 from doteval.retry import RetryPolicy
 from doteval.runner import (
     ExperimentRun,
+    Plan,
     PreparedEvaluation,
     RunListener,
     RunOptions,
@@ -51,6 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)"
+    )
+    group.addoption(
+        "--dry-run",
+        action="store_true",
+        help="evaluate nothing: say per evaluation what would be reused and evaluated, and why",
     )
     group.addoption(
         "--retry-delay",
@@ -142,6 +148,8 @@ class DotevalSession:
         self.warned: set[str] = set()
         self.store_path: Path | None = None
         self.listener: RunListener | None = None
+        self.plans: list[Plan] = []
+        self.run_command: list[str] = []
 
     # -- options ------------------------------------------------------------
 
@@ -153,7 +161,10 @@ class DotevalSession:
         args = shlex.split(given) if given else ["pytest", *self.config.invocation_params.args]
         if not self._opt("experiment"):
             args += ["--experiment", experiment]
-        return [a for a in args if a != "--rerun-changed"]
+        return [a for a in args if a not in ("--rerun-changed", "--dry-run")]
+
+    def command_text(self) -> str:
+        return shlex.join(self.run_command)
 
     # -- hooks --------------------------------------------------------------
 
@@ -172,6 +183,7 @@ class DotevalSession:
                 samples=self._opt("samples"),
                 concurrency=self._opt("concurrency"),
                 rerun_changed=bool(self._opt("rerun_changed")),
+                dry_run=bool(self._opt("dry_run")),
                 retry=RetryPolicy(
                     max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
                 ),
@@ -179,7 +191,7 @@ class DotevalSession:
             )
             if options.samples is not None and options.samples < 0:
                 raise DotevalError("--samples must be 0 or more")
-            options.command = self.command(experiment)
+            options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
             run = ExperimentRun(store, options, self.listener)
             run.open()
@@ -194,6 +206,7 @@ class DotevalSession:
     def abort(self, error: DotevalError) -> None:
         self.error = error
         if self.run is not None:
+            self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
             self.run.close()
             self.run = None
         lines = f"doteval: {error}".splitlines()
@@ -230,6 +243,12 @@ class DotevalSession:
                         "decide results"
                     )
                 )
+        if run.options.dry_run:
+            try:
+                self.plans.append(run.plan(prepared, params))
+            except DotevalError as e:
+                self.abort(e)
+            return
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
             if capman is not None:
@@ -258,6 +277,12 @@ class DotevalSession:
         self.finished_run = run
 
     def summary(self, reporter: Any) -> None:
+        if self.plans:
+            from doteval.cli.render import plan_lines
+
+            for line in plan_lines(self.plans, self.command_text()):
+                reporter.write_line(line)
+            return
         run = getattr(self, "finished_run", None)
         if run is None or run.manifest is None:
             return

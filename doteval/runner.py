@@ -30,9 +30,9 @@ from blake3 import blake3
 from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, UsageError
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
-from doteval.manifest import EvaluationRecord, Manifest, item_digest, load_entries
+from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, item_digest, load_entries
 from doteval.objects import Store, check_name
-from doteval.objects.encoding import encode
+from doteval.objects.encoding import decode, encode
 from doteval.results import Result, to_result
 from doteval.retry import RetryPolicy, acall_with_retries, call_with_retries
 from doteval.runs import (
@@ -81,6 +81,7 @@ class RunOptions:
     rerun_changed: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     command: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
 
 @dataclass
@@ -89,6 +90,38 @@ class PreparedEvaluation:
     spec: EvaluationSpec
     code: CodeFingerprint
     line: int = 1
+    changed: list[str] = field(default_factory=list)  # what changed, when a dry run lets it pass
+
+
+@dataclass
+class Plan:
+    """What running an evaluation would do (``--dry-run``), and why."""
+
+    node_id: str
+    total: int
+    reuse: int
+    new: int  # items never evaluated with this code and params (new or changed items)
+    retry: int  # items whose result is an error
+    dropped: int  # items the experiment holds that the dataset no longer has
+    changed: list[str]  # code or params changes (everything is evaluated again)
+    blocked: bool  # a change that stops the run unless --rerun-changed
+
+    @property
+    def evaluate(self) -> int:
+        return self.new + self.retry
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evaluation": self.node_id,
+            "total": self.total,
+            "reuse": self.reuse,
+            "evaluate": self.evaluate,
+            "new": self.new,
+            "retry": self.retry,
+            "dropped": self.dropped,
+            "changed": self.changed,
+            "blocked": self.blocked,
+        }
 
 
 def sample_key(fingerprint: str, params_digest: str, item_bytes: bytes, occurrence: int) -> bytes:
@@ -153,11 +186,34 @@ def params_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for name in sorted(set(old) | set(new)):
         if name not in new:
             out.append(f"{name}: {_short(old[name])} -> (gone)")
-        elif name not in old:
-            out.append(f"{name}: (new) -> {_short(new[name])}")
-        elif encode(old[name]) != encode(new[name]):
-            out.append(f"{name}: {_short(old[name])} -> {_short(new[name])}")
+            continue
+        # ``old`` was read back from the store: compare and show ``new`` in that same
+        # form (a dataclass or __doteval_params__ object decodes to a dict with __type__).
+        now = decode(encode(new[name]))
+        if name not in old:
+            out.append(f"{name}: (new) -> {_short(now)}")
+        else:
+            out.extend(_value_diff(name, old[name], now))
     return out
+
+
+def _value_diff(path: str, old: Any, new: Any) -> list[str]:
+    """One line per changed leaf, so a long config still shows the field that moved."""
+    if encode(old) == encode(new):
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for key in sorted(set(old) | set(new), key=repr):
+            sub = f"{path}.{key}"
+            if key not in new:
+                lines.append(f"{sub}: {_short(old[key])} -> (gone)")
+            elif key not in old:
+                lines.append(f"{sub}: (new) -> {_short(new[key])}")
+            else:
+                lines.extend(_value_diff(sub, old[key], new[key]))
+        if lines:
+            return lines
+    return [f"{path}: {_short(old)} -> {_short(new)}"]
 
 
 def _short(value: Any) -> str:
@@ -235,7 +291,9 @@ class ExperimentRun:
         if old is not None:
             prepared.line = old.line
             if old.fingerprint != code.digest:
-                if not self.options.rerun_changed:
+                if self.options.dry_run:
+                    prepared.changed = ["code changed:", *code_diff(self._old_sources(old), code.sources)]
+                elif not self.options.rerun_changed:
                     old_sources = self._old_sources(old)
                     raise self._changed(node_id, "code", code_diff(old_sources, code.sources))
                 prepared.line = old.line + 1
@@ -246,9 +304,41 @@ class ExperimentRun:
         if old is None or old.fingerprint != prepared.code.digest or old.line != prepared.line:
             return
         if old.params_digest != params.digest:
-            if not self.options.rerun_changed:
+            if self.options.dry_run:
+                prepared.changed = ["params changed:", *params_diff(old.params, params.values)]
+            elif not self.options.rerun_changed:
                 raise self._changed(prepared.node_id, "params", params_diff(old.params, params.values))
             prepared.line = old.line + 1
+
+    def plan(self, prepared: PreparedEvaluation, params: ParamsFingerprint) -> Plan:
+        """Count what ``run_evaluation`` would reuse and evaluate; evaluates nothing."""
+        self.check_params(prepared, params)
+        _items, keys, complete = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
+        old = self._previous(prepared.node_id)
+        table = None
+        if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
+            table = load_entries(self.store, old.entries)
+        index = table.index() if table is not None else {}
+        reuse = retry = 0
+        for key in keys:
+            i = index.get(key)
+            if i is not None and table is not None:
+                if table.flags[i] == FLAG_OK:
+                    reuse += 1
+                else:
+                    retry += 1
+        current = set(keys)
+        dropped = sum(1 for k in index if k not in current) if complete else 0
+        return Plan(
+            node_id=prepared.node_id,
+            total=len(keys),
+            reuse=reuse,
+            new=len(keys) - reuse - retry,
+            retry=retry,
+            dropped=dropped,
+            changed=list(prepared.changed),
+            blocked=bool(prepared.changed) and not self.options.rerun_changed,
+        )
 
     def _previous(self, node_id: str) -> EvaluationRecord | None:
         return self.head.manifest.evaluation(node_id) if self.head.manifest else None

@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from doteval.manifest import EvaluationRecord, Manifest
-from doteval.runner import EvaluationOutcome, RunListener
+from doteval.runner import EvaluationOutcome, Plan, RunListener
 
 STATUS_LABELS = {
     "completed": "Completed",
@@ -196,3 +196,24 @@ class ProgressListener(RunListener):
             f"\n[yellow]doteval: interrupted; finishing {in_flight} sample(s) in flight "
             "(Ctrl+C again to stop now; finished samples are kept)"
         )
+
+
+def plan_lines(plans: Sequence[Plan], command: str) -> list[str]:
+    """What a dry run found, one block per evaluation."""
+    lines = ["", "doteval dry run: nothing was evaluated"]
+    for p in plans:
+        lines.append(
+            f"{short_node_id(p.node_id)}: {p.total} items: reuse {p.reuse}, evaluate {p.evaluate} "
+            f"({p.new} new or changed, {p.retry} errors to retry)"
+            + (f", {p.dropped} no longer in the dataset" if p.dropped else "")
+        )
+        for change in p.changed:
+            lines.append(f"    {change}")
+        if p.blocked:
+            lines.append(
+                "    the run would stop here: use a new --experiment name, or --rerun-changed "
+                "to start a new line of results"
+            )
+    total = sum(p.evaluate for p in plans)
+    lines.append(f"Would evaluate {total} sample(s). Run it: {command}")
+    return lines

@@ -82,6 +82,13 @@ class ObjectStore:
             data = payload
         elif codec == CODEC_ZSTD:
             try:
+                # zstandard allocates what the frame header claims, whatever
+                # max_output_size says: check the claim first.
+                declared = zstandard.frame_content_size(payload)
+                if declared != raw_len:
+                    raise CorruptStoreError(
+                        f"compressed frame declares {declared} bytes, expected {raw_len}", path=where
+                    )
                 data = self._codecs.decompressor.decompress(payload, max_output_size=raw_len)
             except zstandard.ZstdError as e:
                 raise CorruptStoreError(f"cannot decompress object: {e}", path=where) from None
@@ -125,7 +132,10 @@ class ObjectStore:
             codec, raw_len = _LOOSE_HEAD.unpack_from(head, len(LOOSE_MAGIC))
             if raw_len > MAX_OBJECT_SIZE:
                 raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
-            payload = f.read(raw_len + 1024 if codec == CODEC_RAW else MAX_OBJECT_SIZE)
+            limit = raw_len + 1024 if codec == CODEC_RAW else MAX_OBJECT_SIZE
+            # read() allocates its whole argument up front: never ask for more than is there
+            size = os.fstat(f.fileno()).st_size - head_len
+            payload = f.read(max(0, min(limit, size)))
         return self.decompress(codec, raw_len, payload, where=str(path))
 
     # -- packs ------------------------------------------------------------

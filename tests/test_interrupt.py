@@ -1,0 +1,269 @@
+"""Interrupting real pytest processes: Ctrl+C, a second Ctrl+C, kill -9, a second process.
+
+Each case runs ``python -m pytest`` in a subprocess over an evaluation whose model
+sleeps a little and then appends one line to a calls file. A line is written
+when the model call is over, so after a stop the experiment must hold at least
+every sample with a line but the one in flight: ``done >= calls - 1``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from doteval.session import SessionStatus, get_session
+
+CONFTEST = '''
+import os
+import time
+
+import pytest
+
+
+class SlowModel:
+    def __doteval_params__(self):
+        return {"name": "slow"}
+
+    def generate(self, prompt):
+        time.sleep(float(os.environ.get("DOTEVAL_TEST_SLEEP", "0.02")))
+        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
+            f.write(f"{prompt}\\n")
+        return prompt.upper()
+
+
+@pytest.fixture
+def model():
+    return SlowModel()
+'''
+
+EVAL = '''
+from doteval import Result, foreach
+
+
+@foreach("prompt", [f"q{{i}}" for i in range({n})])
+def eval_big(prompt, model):
+    response = model.generate(prompt)
+    return Result(response == prompt.upper(), prompt=prompt, response=response)
+'''
+
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+
+
+class Project:
+    def __init__(self, pytester: pytest.Pytester, n: int) -> None:
+        self.path = pytester.path
+        self.n = n
+        self.calls_path = self.path / "calls.txt"
+        pytester.makeconftest(CONFTEST)
+        (self.path / "eval_big.py").write_text(EVAL.format(n=n))
+
+    def args(self, experiment: str) -> list[str]:
+        return ["eval_big.py", "--experiment", experiment, *PYTEST_ARGS]
+
+    def command(self, experiment: str) -> str:
+        """The command a user would type, as doteval records it."""
+        return " ".join(["pytest", *self.args(experiment)])
+
+    def start(self, experiment: str, *, calls: Path | None = None, sleep: float = 0.02) -> subprocess.Popen[str]:
+        env = dict(
+            os.environ,
+            DOTEVAL_TEST_CALLS=str(calls or self.calls_path),
+            DOTEVAL_TEST_SLEEP=str(sleep),
+            COLUMNS="200",
+        )
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", *self.args(experiment)],
+            cwd=self.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def calls(self) -> list[str]:
+        try:
+            return self.calls_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_for_calls(self, at_least: int, proc: subprocess.Popen[str], timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            count = len(self.calls())
+            if count >= at_least:
+                return count
+            if proc.poll() is not None:
+                out = proc.communicate()[0]
+                pytest.fail(f"the run ended before {at_least} calls (rc={proc.returncode}):\n{out}")
+            time.sleep(0.002)
+        proc.kill()
+        pytest.fail(f"no {at_least} calls within {timeout}s")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
+    try:
+        out = proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out = proc.communicate()[0]
+        pytest.fail(f"the run did not stop within {timeout}s:\n{out}")
+    return proc.returncode, out
+
+
+def assert_nothing_finished_lost(name: str, calls: list[str]) -> None:
+    session = get_session(name)
+    assert session is not None
+    assert session.status == SessionStatus.INTERRUPTED, session
+    assert session.total_count > 0
+    # Every call that finished is kept but the one that was in flight.
+    assert len(set(calls)) - 1 <= session.completed_count <= len(set(calls)), (session, len(calls))
+
+
+def resume_to_completion(project: Project, name: str, calls_before: int, *, max_repeats: int) -> None:
+    proc = project.start(name)
+    rc, out = finish(proc)
+    assert rc == 0, out
+    calls = project.calls()
+    # Over all runs: every item once, plus at most the samples lost in flight.
+    assert sorted(set(calls)) == sorted(f"q{i}" for i in range(project.n))
+    assert project.n <= len(calls) <= project.n + max_repeats, (len(calls), calls_before)
+    session = get_session(name)
+    assert session is not None
+    assert (session.status, session.completed_count, session.total_count) == (
+        SessionStatus.COMPLETED,
+        project.n,
+        project.n,
+    )
+
+
+# -- Ctrl+C ---------------------------------------------------------------------
+
+
+def test_sigint_keeps_finished_samples_and_the_same_command_resumes(pytester: pytest.Pytester) -> None:
+    project = Project(pytester, n=200)
+    proc = project.start("big")
+    project.wait_for_calls(30, proc)
+    proc.send_signal(signal.SIGINT)
+    rc, out = finish(proc)
+
+    assert rc == 2, out  # pytest's "interrupted"
+    resume = [line for line in out.splitlines() if "Resume with:" in line]
+    assert resume, out
+    assert resume[-1].split("Resume with:", 1)[1].strip() == project.command("big")
+    assert "Traceback" not in out, out
+
+    calls = project.calls()
+    assert 30 <= len(calls) < 200
+    assert len(calls) == len(set(calls))
+    assert_nothing_finished_lost("big", calls)
+    session = get_session("big")
+    assert session is not None and session.total_count == 200
+
+    resume_to_completion(project, "big", len(calls), max_repeats=1)
+
+
+@pytest.mark.parametrize("sleep", [0.02, 0.3], ids=["short-calls", "long-calls"])
+def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytester, sleep: float) -> None:
+    n = 200 if sleep < 0.1 else 40
+    project = Project(pytester, n=n)
+    proc = project.start("twice", sleep=sleep)
+    project.wait_for_calls(5, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    rc, out = finish(proc, timeout=30)
+
+    assert rc != 0, out
+    calls = project.calls()
+    assert len(calls) < n
+    assert_nothing_finished_lost("twice", calls)
+    resume_to_completion(project, "twice", len(calls), max_repeats=1)
+
+
+# -- kill -9 ----------------------------------------------------------------------
+
+
+def _show(name: str, cwd: Path) -> tuple[int, str]:
+    run = subprocess.run(
+        [sys.executable, "-m", "doteval", "show", name],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    return run.returncode, run.stdout + run.stderr
+
+
+def _sigkill_trials(pytester: pytest.Pytester, n: int, trials: int, seed: int) -> None:
+    rng = random.Random(seed)
+    project = Project(pytester, n=n)
+    per_trial = max(2, n // (trials + 1))
+    for trial in range(trials):
+        before = len(project.calls())
+        proc = project.start("killed", sleep=0.01)
+        project.wait_for_calls(before + rng.randint(1, per_trial), proc)
+        time.sleep(rng.uniform(0, 0.015))  # anywhere: in a call, in a journal write...
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+
+        calls = project.calls()
+        code, shown = _show("killed", project.path)
+        assert code == 0, shown
+        assert "Traceback" not in shown
+        assert "Status: Interrupted" in shown, shown
+        match = re.search(r"Samples: (\d+)/(\d+)", shown)
+        assert match, shown
+        done, total = int(match.group(1)), int(match.group(2))
+        assert total in (0, n), shown  # 0 only if killed before the dataset was read
+        # The journal kept every finished sample but (at most) the one in flight.
+        assert len(set(calls)) - 1 <= done <= len(set(calls)), (trial, done, len(calls), shown)
+        assert not list((Path(os.environ["DOTEVAL_STORE"]) / "journals" / "killed").glob("*.journal"))
+
+    resume_to_completion(project, "killed", len(project.calls()), max_repeats=trials)
+
+
+def test_sigkill_then_show_and_resume(pytester: pytest.Pytester) -> None:
+    _sigkill_trials(pytester, n=60, trials=2, seed=1234)
+
+
+@pytest.mark.slow
+def test_sigkill_many_times(pytester: pytest.Pytester) -> None:
+    _sigkill_trials(pytester, n=200, trials=20, seed=20240601)
+
+
+# -- two processes, one experiment ----------------------------------------------------
+
+
+def test_second_process_on_a_running_experiment_is_refused(pytester: pytest.Pytester) -> None:
+    project = Project(pytester, n=200)
+    first = project.start("shared")
+    project.wait_for_calls(3, first)
+
+    other_calls = project.path / "calls-second.txt"
+    second = project.start("shared", calls=other_calls)
+    rc, out = finish(second)
+    assert rc != 0, out
+    assert not other_calls.exists()  # the second process evaluated nothing
+    lines = [line for line in out.splitlines() if "being run by" in line]
+    assert len(lines) == 1, out
+    assert f"pid {first.pid}" in lines[0]
+    assert socket.gethostname() in lines[0]
+    assert "Traceback" not in out
+
+    assert first.poll() is None  # the first one goes on undisturbed
+    first.send_signal(signal.SIGINT)
+    rc, out = finish(first)
+    assert rc == 2, out
+    assert_nothing_finished_lost("shared", project.calls())
