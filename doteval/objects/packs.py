@@ -25,6 +25,9 @@ _U32 = struct.Struct(">I")
 _OFFSET = struct.Struct(">Q")
 _FANOUT = struct.Struct(">256I")
 ID_LEN = 32
+NO_DICTIONARY = bytes(32)
+PACK_HEADER = len(PACK_MAGIC) + 32
+CODEC_ZSTD_DICT = 2
 
 
 @dataclass(frozen=True)
@@ -32,18 +35,23 @@ class PackEntry:
     codec: int
     raw_len: int
     payload: bytes
+    dictionary: bytes = NO_DICTIONARY
 
 
-def write_pack(directory: Path, entries: list[tuple[bytes, int, int, bytes]]) -> str:
+def write_pack(
+    directory: Path, entries: list[tuple[bytes, int, int, bytes]], dictionary: bytes = NO_DICTIONARY
+) -> str:
     """Write a pack and its index; ``entries`` are (raw id, codec, raw length, payload).
 
-    Returns the pack name. The pack is published before its index, so a reader
-    that sees an index always finds its pack.
+    ``dictionary`` is the raw id of the zstd dictionary object that entries of
+    codec 2 were compressed with (zeros: none). Returns the pack name. The pack
+    is published before its index, so a reader that sees an index always finds
+    its pack.
     """
     entries = sorted({e[0]: e for e in entries}.values(), key=lambda e: e[0])
-    chunks = [PACK_MAGIC]
+    chunks = [PACK_MAGIC, dictionary]
     offsets = []
-    pos = len(PACK_MAGIC)
+    pos = PACK_HEADER
     for _, codec, raw_len, payload in entries:
         offsets.append(pos)
         head = _ENTRY_HEAD.pack(codec, raw_len, len(payload))
@@ -150,17 +158,25 @@ class PackIndex:
         pack = self._pack_map()
         at = self.offset(position)
         end_of_entries = len(pack) - 32
-        if at + _ENTRY_HEAD.size > end_of_entries:
+        if at < PACK_HEADER or at + _ENTRY_HEAD.size > end_of_entries:
             raise CorruptStoreError("pack entry out of range", path=str(self.pack_path))
         codec, raw_len, stored = _ENTRY_HEAD.unpack_from(pack, at)
         start = at + _ENTRY_HEAD.size
         if start + stored > end_of_entries:
             raise CorruptStoreError("pack entry runs past the end", path=str(self.pack_path))
-        return PackEntry(codec, raw_len, bytes(pack[start : start + stored]))
+        dictionary = self.dictionary() if codec == CODEC_ZSTD_DICT else NO_DICTIONARY
+        return PackEntry(codec, raw_len, bytes(pack[start : start + stored]), dictionary)
+
+    def dictionary(self) -> bytes:
+        """Raw id of the zstd dictionary of this pack's codec-2 entries (zeros: none)."""
+        pack = self._pack_map()
+        if len(pack) < PACK_HEADER + 32 or pack[: len(PACK_MAGIC)] != PACK_MAGIC:
+            raise CorruptStoreError("not a pack", path=str(self.pack_path))
+        return bytes(pack[len(PACK_MAGIC) : PACK_HEADER])
 
     def verify_pack(self) -> None:
         pack = self._pack_map()
-        if len(pack) < len(PACK_MAGIC) + 32 or pack[: len(PACK_MAGIC)] != PACK_MAGIC:
+        if len(pack) < PACK_HEADER + 32 or pack[: len(PACK_MAGIC)] != PACK_MAGIC:
             raise CorruptStoreError("not a pack", path=str(self.pack_path))
         if blake3(pack[:-32]).digest() != pack[-32:] or pack[-32:] != self.pack_sum:
             raise CorruptStoreError("pack checksum mismatch", path=str(self.pack_path))

@@ -30,7 +30,7 @@ from doteval.errors import (
 from doteval.objects.encoding import decode, encode
 from doteval.objects.files import write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
-from doteval.objects.packs import PackIndex, write_pack
+from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 
 FORMAT_VERSION = 1
 STORE_MARKER = "doteval-store"
@@ -46,6 +46,7 @@ class _Codecs(threading.local):
     def __init__(self) -> None:
         self.compressor = zstandard.ZstdCompressor(level=3)
         self.decompressor = zstandard.ZstdDecompressor()
+        self.dict_decompressors: dict[bytes, zstandard.ZstdDecompressor] = {}
 
 
 def default_store_path() -> Path:
@@ -64,6 +65,7 @@ class ObjectStore:
         self._codecs = _Codecs()
         self._packs: dict[str, PackIndex] = {}
         self._packs_lock = threading.Lock()
+        self._dictionaries: dict[bytes, zstandard.ZstdCompressionDict] = {}
 
     # -- encoding ---------------------------------------------------------
 
@@ -75,12 +77,14 @@ class ObjectStore:
             return CODEC_RAW, raw
         return CODEC_ZSTD, packed
 
-    def decompress(self, codec: int, raw_len: int, payload: bytes, *, where: str) -> bytes:
+    def decompress(
+        self, codec: int, raw_len: int, payload: bytes, *, where: str, dictionary: bytes = NO_DICTIONARY
+    ) -> bytes:
         if raw_len > MAX_OBJECT_SIZE:
             raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=where)
         if codec == CODEC_RAW:
             data = payload
-        elif codec == CODEC_ZSTD:
+        elif codec in (CODEC_ZSTD, CODEC_ZSTD_DICT):
             try:
                 # zstandard allocates what the frame header claims, whatever
                 # max_output_size says: check the claim first.
@@ -89,7 +93,12 @@ class ObjectStore:
                     raise CorruptStoreError(
                         f"compressed frame declares {declared} bytes, expected {raw_len}", path=where
                     )
-                data = self._codecs.decompressor.decompress(payload, max_output_size=raw_len)
+                decompressor = (
+                    self._codecs.decompressor
+                    if codec == CODEC_ZSTD
+                    else self._dict_decompressor(dictionary, where)
+                )
+                data = decompressor.decompress(payload, max_output_size=raw_len)
             except zstandard.ZstdError as e:
                 raise CorruptStoreError(f"cannot decompress object: {e}", path=where) from None
         else:
@@ -99,6 +108,26 @@ class ObjectStore:
                 f"object decompressed to {len(data)} bytes, expected {raw_len}", path=where
             )
         return data
+
+    def dictionary(self, raw_id: bytes) -> zstandard.ZstdCompressionDict:
+        """A zstd dictionary stored as an object ({"type": "zstd-dictionary", "data": bytes})."""
+        cached = self._dictionaries.get(raw_id)
+        if cached is None:
+            value = self.get(raw_id.hex())
+            try:
+                if value["type"] != "zstd-dictionary":
+                    raise TypeError
+                cached = zstandard.ZstdCompressionDict(value["data"])
+            except (KeyError, TypeError, zstandard.ZstdError):
+                raise CorruptStoreError(f"object {raw_id.hex()[:12]} is not a zstd dictionary") from None
+            self._dictionaries[raw_id] = cached
+        return cached
+
+    def _dict_decompressor(self, raw_id: bytes, where: str) -> zstandard.ZstdDecompressor:
+        decompressors = self._codecs.dict_decompressors
+        if raw_id not in decompressors:
+            decompressors[raw_id] = zstandard.ZstdDecompressor(dict_data=self.dictionary(raw_id))
+        return decompressors[raw_id]
 
     # -- loose objects ----------------------------------------------------
 
@@ -191,7 +220,9 @@ class ObjectStore:
             pack, pos = found
             entry = pack.entry(pos)
             where = str(pack.pack_path)
-            raw = self.decompress(entry.codec, entry.raw_len, entry.payload, where=where)
+            raw = self.decompress(
+                entry.codec, entry.raw_len, entry.payload, where=where, dictionary=entry.dictionary
+            )
         else:
             path = self.loose_path(object_id)
             where = str(path)
