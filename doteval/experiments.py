@@ -57,16 +57,24 @@ class Sample:
 
 
 def recover_if_idle(store: Store, name: str) -> None:
-    """Seal journals of dead runs of ``name``; skip if a live run holds the lock."""
+    """Seal journals of dead runs of ``name`` and join lines that can be joined.
+
+    Skipped while a live run holds the experiment's lock.
+    """
     if not store.journals(name):
-        return
+        state = store.refs.read(name)
+        if state is None or not state.diverged:
+            return
     lock = store.lock(name)
     try:
         lock.acquire(purpose="recover")
     except LockedError:
         return
     try:
+        from doteval.merge import settle_locked
+
         recover(store, name)
+        settle_locked(store, name)
     finally:
         lock.release()
 

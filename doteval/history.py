@@ -233,9 +233,11 @@ def _entry(record: RefRecord, manifest: _Manifests) -> LogEntry:
             entry.evaluated += ev.run.get("evaluated", 0)
             entry.reused += ev.run.get("reused", 0)
             entry.errors += ev.run.get("errors", 0)
-        entry.changes = changes_since(m, manifest(m.parent))
+        entry.changes = ([f"shard {m.shard}"] if m.shard else []) + changes_since(m, manifest(m.parent))
     elif record.op == "save":
         entry.changes = ["saved by save_session"]
+    elif record.op == "merge":
+        entry.changes = [record.note or "merged"]
     elif record.op == "rename":
         entry.changes = [record.note or "renamed"]
     return entry

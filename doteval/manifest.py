@@ -65,6 +65,7 @@ class Manifest:
     command: list[str] = field(default_factory=list)
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     note: str = ""
+    shard: str = ""  # "I/N" when the run evaluated one shard of the samples
 
     @property
     def total(self) -> int:

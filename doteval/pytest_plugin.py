@@ -29,6 +29,7 @@ from doteval.runner import (
     RunListener,
     RunOptions,
     generated_name,
+    parse_shard,
 )
 
 _SESSION = pytest.StashKey["DotevalSession"]()
@@ -52,6 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)"
+    )
+    group.addoption(
+        "--shard",
+        metavar="I/N",
+        help="evaluate only shard I of N of the samples (stable across machines; merge stores after)",
     )
     group.addoption(
         "--dry-run",
@@ -184,6 +190,7 @@ class DotevalSession:
                 concurrency=self._opt("concurrency"),
                 rerun_changed=bool(self._opt("rerun_changed")),
                 dry_run=bool(self._opt("dry_run")),
+                shard=parse_shard(self._opt("shard")) if self._opt("shard") else None,
                 retry=RetryPolicy(
                     max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
                 ),

@@ -82,6 +82,7 @@ class RunOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     command: list[str] = field(default_factory=list)
     dry_run: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
 
 
 @dataclass
@@ -132,6 +133,21 @@ def sample_key(fingerprint: str, params_digest: str, item_bytes: bytes, occurren
     h.update(item_bytes)
     h.update(b"i%d;" % occurrence)
     return h.digest()
+
+
+def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
+    """Shard I of N (1-based) holds the keys whose first 8 bytes are I-1 modulo N."""
+    return int.from_bytes(key[:8], "big") % shard[1] == shard[0] - 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard takes I/N, such as 1/4, not {text!r}") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"--shard {text}: I must be between 1 and N")
+    return i, n
 
 
 def normalize_item(item: Any, columns: tuple[str, ...], position: int) -> tuple[Any, ...]:
@@ -249,7 +265,10 @@ class ExperimentRun:
         self.store.create()
         self._lock.acquire()
         try:
+            from doteval.merge import settle_locked
+
             recover(self.store, self.name)
+            settle_locked(self.store, self.name)
             self.head = read_head(self.store, self.name)
         except BaseException:
             self._lock.release()
@@ -258,8 +277,14 @@ class ExperimentRun:
     def start(self) -> None:
         """Start the journal; called once the checks have passed."""
         if self.recorder is None:
+            shard = self.options.shard
             self.recorder = RunRecorder(
-                self.store, self.name, self.head, self.options.command, self.options.rerun_changed
+                self.store,
+                self.name,
+                self.head,
+                self.options.command,
+                self.options.rerun_changed,
+                shard=f"{shard[0]}/{shard[1]}" if shard else "",
             )
             self.recorder.start()
 
@@ -314,6 +339,9 @@ class ExperimentRun:
         """Count what ``run_evaluation`` would reuse and evaluate; evaluates nothing."""
         self.check_params(prepared, params)
         _items, keys, complete = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
+        if self.options.shard is not None:
+            keys = [k for k in keys if in_shard(k, self.options.shard)]
+            complete = False
         old = self._previous(prepared.node_id)
         table = None
         if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
@@ -394,7 +422,13 @@ class ExperimentRun:
             },
         )
         items, keys, complete = self._read_dataset(spec, prepared.code.digest, params.digest)
-        self.recorder.record_keys(index, b"".join(keys), complete)
+        dataset_total = None
+        if self.options.shard is not None:
+            dataset_total = len(keys)
+            picked = [(k, item) for k, item in zip(keys, items) if in_shard(k, self.options.shard)]
+            keys, items = [k for k, _ in picked], [item for _, item in picked]
+            complete = False
+        self.recorder.record_keys(index, b"".join(keys), complete, dataset_total)
         old = self._previous(prepared.node_id)
         done: set[bytes] = set()
         if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:

@@ -108,6 +108,7 @@ class RunRecorder:
     parent: Head
     command: list[str] = field(default_factory=list)
     rerun_changed: bool = False
+    shard: str = ""
     journal: JournalWriter | None = None
     run_id: str = ""
 
@@ -128,6 +129,7 @@ class RunRecorder:
                     "git_commit": git_commit(),
                     "command": list(self.command),
                     "rerun_changed": self.rerun_changed,
+                    "shard": self.shard,
                 },
             )
         )
@@ -139,8 +141,9 @@ class RunRecorder:
     def begin_evaluation(self, index: int, header: dict[str, Any]) -> None:
         self._append(("eval", index, header))
 
-    def record_keys(self, index: int, keys: bytes, complete: bool) -> None:
-        self._append(("keys", index, keys, complete))
+    def record_keys(self, index: int, keys: bytes, complete: bool, dataset_total: int | None = None) -> None:
+        """The sample keys this run covers; ``dataset_total`` when a shard covers only part."""
+        self._append(("keys", index, keys, complete, dataset_total))
 
     def record_result(self, index: int, key: bytes, ok: bool, result: bytes, item: bytes = b"") -> None:
         """Journal one result; ``item`` is its item digest (see ``manifest.item_digest``)."""
@@ -165,6 +168,7 @@ class _EvalLog:
     header: dict[str, Any]
     keys: bytes | None = None
     complete: bool = False
+    dataset_total: int | None = None
     results: dict[bytes, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> flag, raw, item
     status: str = STATUS_INTERRUPTED
 
@@ -188,6 +192,7 @@ def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _E
             elif kind == "keys":
                 evals[rec[1]].keys = rec[2]
                 evals[rec[1]].complete = bool(rec[3])
+                evals[rec[1]].dataset_total = rec[4] if len(rec) > 4 else None
             elif kind == "eval_end":
                 evals[rec[1]].status = rec[2]
             elif kind == "end":
@@ -222,7 +227,7 @@ def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None 
         if log.header["node_id"] not in seen:
             evaluations.append(_seal_eval(store, log, None))
 
-    final = _final_status(status, evaluations)
+    final = final_status(status, evaluations)
     manifest = Manifest(
         experiment=name,
         parent=head.manifest_id,
@@ -234,6 +239,7 @@ def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None 
         git_commit=header.get("git_commit"),
         command=list(header.get("command", [])),
         evaluations=evaluations,
+        shard=str(header.get("shard") or ""),
     )
     manifest_id = save_manifest(store, manifest)
     store.refs.append(name, manifest_id, expected=head.record_id, op="run")
@@ -267,9 +273,9 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
     if log.keys is not None:
         current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]
         view_keys = set(current)
-        if not log.complete:  # --samples cut the dataset: keep what lies beyond
+        if not log.complete:  # --samples or --shard cut the dataset: keep what lies beyond
             view_keys.update(base_index)
-        total = len(view_keys)
+        total = max(len(view_keys), log.dataset_total or 0)
     else:  # died before the dataset was read: keep the old view
         view_keys = set(base_index) | set(new_rows)
         total = max(old.total if continuing and old else 0, len(view_keys))
@@ -307,7 +313,7 @@ def _item_digest_of(raw: bytes) -> bytes:
     return item_digest(encode(item), 0)
 
 
-def _final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:
+def final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:
     if ended == STATUS_FAILED:
         return STATUS_FAILED
     if ended == STATUS_INTERRUPTED or any(e.missing for e in evaluations):

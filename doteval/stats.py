@@ -12,16 +12,22 @@ What this module must never do:
 * import numpy or scipy (or anything outside the standard library). doteval is
   installed next to whatever the user evaluates and must stay light; the tests
   use scipy only as an independent reference.
-* depend on anything but its arguments. The bootstrap draws from
-  ``random.Random(seed)``, and only through ``Random.random()`` -- the one
-  method whose output Python promises not to change between versions -- and
-  every sum is ``math.fsum`` (correctly rounded, so independent of the order in
-  which a platform or a Python version adds floats). The same inputs and seed
-  give the same interval on every machine. (The one theoretical exception: the
-  binomial sampler compares a uniform draw with a value computed by libm's
-  ``log``/``lgamma``; a draw landing within one ulp of that boundary, which has
-  probability around 1e-16 per draw, could be decided differently by a libm
-  that rounds differently.)
+* depend on anything but its arguments, or give different numbers on different
+  machines. The bootstrap draws from ``random.Random(seed)`` only through
+  ``random()`` and ``getrandbits()``, the raw Mersenne Twister output (Python
+  promises ``random()``'s sequence across versions; ``getrandbits`` has given
+  the same bits throughout Python 3), never through helpers such as
+  ``choices()`` or ``randrange()`` whose algorithms Python may change. No float
+  is ever summed: values are converted to exact integers (every finite float
+  is an integer times a power of two), summed exactly, and each mean is the
+  correctly rounded quotient, so the result cannot depend on summation order,
+  on ``sum()`` changing its float algorithm (it did in Python 3.12) or on the
+  platform. (The exceptions are libm's ``log``/``exp``, which ``math.lgamma``
+  also uses and which are not correctly rounded everywhere: the binomial
+  sampler compares a uniform draw with such a value, so a draw landing within
+  an ulp of the boundary, probability around 1e-16 per draw, could be decided
+  differently; and McNemar p-values above 1000 discordant pairs may differ in
+  their last digits.)
 * raise on empty input. A diff of two experiments that share no scored sample
   is a normal, reportable outcome, so it gives ``n == 0`` and ``nan``.
 """
@@ -34,6 +40,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from doteval.errors import UsageError
 
@@ -60,6 +67,12 @@ MCNEMAR_EXACT_MAX = 1000
 # Below this mean, the binomial sampler inverts the CDF (expected n*p steps);
 # from it on BTRS is valid (Hörmann requires n*p >= 10) and O(1).
 BTRS_MIN_MEAN = 10.0
+
+# Block size of the resampling bootstrap: indices within a block are single bytes.
+_BLOCK = 256
+# Digit size for exact block sums: 256 values below 2**53 sum below 2**61, inside
+# the machine word CPython's sum() adds ints in without allocating.
+_CHUNK_BITS = 53
 
 METHOD_MULTINOMIAL = "multinomial"
 METHOD_RESAMPLE = "resample"
@@ -118,6 +131,7 @@ def compare_paired(
 
     xs: list[float] = []
     ys: list[float] = []
+    d: list[float] = []
     for x, y in zip(a, b):
         fx = _as_finite(x)
         if fx is None:
@@ -125,8 +139,12 @@ def compare_paired(
         fy = _as_finite(y)
         if fy is None:
             continue
+        diff = fy - fx
+        if not math.isfinite(diff):  # e.g. 1e308 - -1e308: no usable difference
+            continue
         xs.append(fx)
         ys.append(fy)
+        d.append(diff)
 
     n = len(xs)
     if n == 0:
@@ -138,7 +156,6 @@ def compare_paired(
             improved=0, regressed=0, unchanged=0, p_value=None,
         )  # fmt: skip
 
-    d = [y - x for x, y in zip(xs, ys)]
     improved = sum(1 for v in d if v > 0)
     regressed = sum(1 for v in d if v < 0)
     unchanged = n - improved - regressed
@@ -148,12 +165,13 @@ def compare_paired(
     low, high, used, method = bootstrap_mean_ci(d, seed=seed, resamples=resamples, confidence=confidence)
     return PairedComparison(
         n=n,
-        mean_a=math.fsum(xs) / n,
-        mean_b=math.fsum(ys) / n,
+        mean_a=_exact_mean(xs),
+        mean_b=_exact_mean(ys),
         # The mean of the differences rather than mean_b - mean_a (equal up to
-        # rounding): it is the statistic bootstrapped, so when every resample
-        # gives the same mean the interval is exactly [delta, delta].
-        delta=math.fsum(d) / n,
+        # rounding): it is the statistic bootstrapped, computed the same way
+        # (correctly rounded), so a resample that draws the observed sample
+        # gives exactly delta, and a constant difference gives [delta, delta].
+        delta=_exact_mean(d),
         ci_low=low,
         ci_high=high,
         confidence=confidence,
@@ -176,9 +194,10 @@ def bootstrap_mean_ci(
     Returns ``(low, high, resamples_used, method)``. ``method`` is
     ``"multinomial"`` when ``d`` has at most 64 distinct values (each resample's
     counts of those values are drawn directly, O(K) per resample) and
-    ``"resample"`` otherwise (indices drawn one by one, with the number of
-    resamples cut so that resamples * len(d) stays within a fixed budget).
-    Empty ``d`` gives ``(nan, nan, 0, "multinomial")``.
+    ``"resample"`` otherwise (every resample draws ``len(d)`` indices, so the
+    number of resamples is cut to ``min(resamples, max(200, 20_000_000 // len(d)))``).
+    Both draw exactly the distribution of an ordinary bootstrap. Empty ``d``
+    gives ``(nan, nan, 0, "multinomial")``.
     """
     _check_options(seed=seed, resamples=resamples, confidence=confidence)
     means, method = _bootstrap_means(d, seed=seed, resamples=resamples)
@@ -191,9 +210,12 @@ def bootstrap_mean_ci(
 
 def _bootstrap_means(d: Sequence[float], *, seed: int, resamples: int) -> tuple[list[float], str]:
     """The (unsorted) bootstrap means of ``d`` and the method that drew them."""
-    values = [float(v) for v in d]
-    if not all(map(math.isfinite, values)):
-        raise UsageError("bootstrap_mean_ci needs finite values (no nan or infinity)")
+    values: list[float] = []
+    for v in d:
+        f = _as_finite(v)
+        if f is None:
+            raise UsageError(f"bootstrap_mean_ci needs finite real numbers, got {v!r}")
+        values.append(f)
     n = len(values)
     rng = random.Random(seed)
     if n == 0:
@@ -207,20 +229,132 @@ def _bootstrap_means(d: Sequence[float], *, seed: int, resamples: int) -> tuple[
         # independent of the order of the samples.
         distinct = sorted(counts)
         observed = [counts[v] for v in distinct]
+        scaled, exp = _scaled_ints(distinct)
         means = []
         for _ in range(resamples):
             drawn = _multinomial(n, observed, rng)
-            means.append(math.fsum(c * v for c, v in zip(drawn, distinct)) / n)
+            means.append(_scaled_mean(sum(c * s for c, s in zip(drawn, scaled)), exp, n))
         return means, METHOD_MULTINOMIAL
 
     used = min(resamples, max(MIN_REDUCED_RESAMPLES, RESAMPLE_DRAW_BUDGET // n))
-    means = []
-    draw = rng.random
-    for _ in range(used):
-        # The same draws rng.choices(values, k=n) makes, written out because only
-        # Random.random() is promised to stay the same across Python versions.
-        means.append(math.fsum([values[int(draw() * n)] for _ in range(n)]) / n)
-    return means, METHOD_RESAMPLE
+    sampler = _BlockResampler(values)
+    return [sampler.resample_mean(rng) for _ in range(used)], METHOD_RESAMPLE
+
+
+class _BlockResampler:
+    """Means of ordinary bootstrap resamples of many distinct values, fast in pure Python.
+
+    Drawing n indices one at a time with ``rng.random()`` and adding up the
+    values costs a few hundred ns per draw in CPython: several seconds for the
+    20 million draws of the largest diffs. Instead the values are sorted and
+    cut into blocks of 256: the numbers of draws falling in each block are
+    Multinomial(n, block sizes / n) (one conditional binomial per block), and
+    within a full block the draws are uniform bytes, made 256 at a time by one
+    ``getrandbits`` call and gathered with one ``itemgetter`` call. The drawn
+    multiset of values has exactly the distribution of n uniform draws; sorting
+    only decides which values share a block (and makes the result independent
+    of the order of the samples).
+
+    Sums are exact: each block holds its values as integer multiples of one
+    power of two (the smallest the block needs), so a block's sum is an integer
+    sum on CPython's machine-word fast path, and block sums are combined as
+    integers. Sorted neighbours have similar magnitudes, so a block's integers
+    almost always fit in 53 bits; a block that needs more (values spanning
+    many binades) is split into 53-bit chunks.
+    """
+
+    def __init__(self, values: list[float]) -> None:
+        n = len(values)
+        self.n = n
+        ordered = sorted(values)
+        full, self.tail = divmod(n, _BLOCK)
+        bounds = [(g * _BLOCK, (g + 1) * _BLOCK) for g in range(full)]
+        if self.tail:
+            bounds.append((full * _BLOCK, n))
+        scaled = [_scaled_ints(ordered[lo:hi]) for lo, hi in bounds]
+        self.exp = min(exp for _, exp in scaled)
+        # Per block: (shift to the common scale 2**self.exp, chunk lists with
+        # sum(chunk[i] << (_CHUNK_BITS * j)) == the block's i-th scaled value).
+        blocks = [(exp - self.exp, _chunks(ints)) for ints, exp in scaled]
+        self.blocks = blocks[:full]
+        self.tail_block = blocks[full] if self.tail else (0, [])
+        self.weights = [hi - lo for lo, hi in bounds]
+
+    def resample_mean(self, rng: random.Random) -> float:
+        counts = _multinomial(self.n, self.weights, rng)
+        in_full = self.n - (counts[-1] if self.tail else 0)
+        pool = rng.getrandbits(8 * in_full).to_bytes(in_full, "little")
+        total = 0
+        pos = 0
+        for (shift, chunks), k in zip(self.blocks, counts):
+            if k == 0:
+                continue
+            if k == 1:  # itemgetter with one item returns the item, not a tuple
+                i = pool[pos]
+                block_sum = sum(chunk[i] << (_CHUNK_BITS * j) for j, chunk in enumerate(chunks))
+            else:
+                get = itemgetter(*pool[pos : pos + k])
+                if len(chunks) == 1:
+                    block_sum = sum(get(chunks[0]))
+                else:
+                    block_sum = sum(sum(get(chunk)) << (_CHUNK_BITS * j) for j, chunk in enumerate(chunks))
+            total += block_sum << shift
+            pos += k
+        if self.tail:
+            shift, chunks = self.tail_block
+            block_sum = 0
+            for _ in range(counts[-1]):
+                i = _randbelow(self.tail, rng)
+                block_sum += sum(chunk[i] << (_CHUNK_BITS * j) for j, chunk in enumerate(chunks))
+            total += block_sum << shift
+        return _scaled_mean(total, self.exp, self.n)
+
+
+def _chunks(ints: list[int]) -> list[list[int]]:
+    """Split signed integers into lists of _CHUNK_BITS-bit digits, least significant first.
+
+    The low digits are unsigned and the top one keeps the sign (``>>`` floors),
+    so ``sum(chunks[j][i] << (_CHUNK_BITS * j)) == ints[i]``. Every digit is at
+    most 2**53 in size, so 256 of them sum within a 64-bit machine word.
+    """
+    width = max((abs(v).bit_length() for v in ints), default=0)
+    count = max(1, -(-width // _CHUNK_BITS))
+    mask = (1 << _CHUNK_BITS) - 1
+    out = [[(v >> (_CHUNK_BITS * j)) & mask for v in ints] for j in range(count - 1)]
+    out.append([v >> (_CHUNK_BITS * (count - 1)) for v in ints] if count > 1 else ints)
+    return out
+
+
+def _randbelow(n: int, rng: random.Random) -> int:
+    """Uniform integer in [0, n) by rejection on getrandbits (exactly uniform)."""
+    k = n.bit_length()
+    while True:
+        r = rng.getrandbits(k)
+        if r < n:
+            return r
+
+
+def _scaled_ints(values: Sequence[float]) -> tuple[list[int], int]:
+    """``(ints, exp)`` with ``values[i] == ints[i] * 2**exp`` exactly (finite floats).
+
+    Every finite float is an odd integer times a power of two; scaling all of
+    them to the smallest power present turns sums of floats into exact sums of
+    integers.
+    """
+    ratios = list(map(float.as_integer_ratio, values))  # denominators are powers of two
+    den = max(map(itemgetter(1), ratios), default=1)
+    return [p * (den // q) for p, q in ratios], 1 - den.bit_length()
+
+
+def _scaled_mean(total: int, exp: int, n: int) -> float:
+    """``total * 2**exp / n`` correctly rounded: int / int true division rounds once."""
+    return (total << exp) / n if exp >= 0 else total / (n << -exp)
+
+
+def _exact_mean(values: Sequence[float]) -> float:
+    """The mean of ``values`` correctly rounded (no intermediate rounding at all)."""
+    scaled, exp = _scaled_ints(values)
+    return _scaled_mean(sum(scaled), exp, len(values))
 
 
 def _multinomial(trials: int, weights: list[int], rng: random.Random) -> list[int]:
@@ -265,7 +399,7 @@ def binomial(n: int, p: float, rng: random.Random) -> int:
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise UsageError(f"binomial n must be an integer >= 0, got {n!r}")
-    if not (0.0 <= p <= 1.0):  # also rejects nan
+    if isinstance(p, bool) or not isinstance(p, int | float) or not (0.0 <= p <= 1.0):  # also rejects nan
         raise UsageError(f"binomial p must be in [0, 1], got {p!r}")
     if n == 0 or p == 0.0:
         return 0
@@ -358,9 +492,8 @@ def mcnemar_exact(b: int, c: int) -> float:
         return min(1.0, tail / 2 ** (total - 1))
     # Large n: sum the tail downwards from its largest term, pmf(k), using
     # pmf(i - 1) = pmf(i) * i / (n - i + 1), relative to pmf(k) so nothing
-    # underflows; only log pmf(k) goes through lgamma. k < n/2, so the ratios are
-    # below 1 and the terms shrink: stop once they no longer change the sum.
-    log_pmf_k = math.lgamma(total + 1) - math.lgamma(k + 1) - math.lgamma(total - k + 1) - total * math.log(2)
+    # underflows. k < n/2, so the ratios are below 1 and the terms shrink: stop
+    # once they no longer change the sum.
     rel_sum = 0.0
     term = 1.0
     i = k
@@ -370,8 +503,67 @@ def mcnemar_exact(b: int, c: int) -> float:
             break
         term *= i / (total - i + 1)
         i -= 1
-    log_tail = log_pmf_k + math.log(rel_sum)
-    return min(1.0, math.exp(log_tail + math.log(2)))
+    return min(1.0, math.exp(_log_binomial_pmf_half(total, k) + math.log(2.0 * rel_sum)))
+
+
+def _log_binomial_pmf_half(n: int, k: int) -> float:
+    """log P(X = k) for X ~ Binomial(n, 1/2), accurate to ~1e-14 for any n.
+
+    The obvious lgamma(n+1) - lgamma(k+1) - lgamma(n-k+1) - n log 2 subtracts
+    numbers of size n log n and loses their absolute error (1e-10 at n = 50 000).
+    Loader's saddle-point form ("Fast and accurate computation of binomial
+    probabilities", 2000; what R and scipy use) only adds small terms:
+    log pmf = stirlerr(n) - stirlerr(k) - stirlerr(n-k) - bd0(k, n/2) - bd0(n-k, n/2)
+    + log(n / (2 pi k (n-k))) / 2.
+    """
+    if k == 0 or k == n:
+        return -n * math.log(2.0)
+    half = n / 2.0
+    return (
+        _stirlerr(n)
+        - _stirlerr(k)
+        - _stirlerr(n - k)
+        - _bd0(k, half)
+        - _bd0(n - k, half)
+        + 0.5 * math.log(n / (2.0 * math.pi * k * (n - k)))
+    )
+
+
+def _stirlerr(n: int) -> float:
+    """log(n!) - log(sqrt(2 pi n) (n/e)**n), the error of Stirling's formula, n >= 1."""
+    if n <= 15:
+        # Small n: direct; the cancellation costs at most ~1e-15 absolute.
+        return math.lgamma(n + 1.0) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2.0 * math.pi)
+    # Asymptotic series 1/(12n) - 1/(360n^3) + 1/(1260n^5) - ...; the number of
+    # terms kept is Loader's (enough for double precision at each range).
+    s0, s1, s2, s3, s4 = 1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188
+    nn = float(n) * n
+    if n > 500:
+        return (s0 - s1 / nn) / n
+    if n > 80:
+        return (s0 - (s1 - s2 / nn) / nn) / n
+    if n > 35:
+        return (s0 - (s1 - (s2 - s3 / nn) / nn) / nn) / n
+    return (s0 - (s1 - (s2 - (s3 - s4 / nn) / nn) / nn) / nn) / n
+
+
+def _bd0(x: float, m: float) -> float:
+    """x log(x/m) + m - x (the deviance term), without cancellation when x is near m."""
+    if abs(x - m) < 0.1 * (x + m):
+        # Series in v = (x - m) / (x + m): 2x * sum(v**(2j+1) / (2j+1)) - (x - m) collapses to this.
+        v = (x - m) / (x + m)
+        s = (x - m) * v
+        ej = 2.0 * x * v
+        v2 = v * v
+        j = 1
+        while True:
+            ej *= v2
+            s1 = s + ej / (2 * j + 1)
+            if s1 == s:
+                return s1
+            s = s1
+            j += 1
+    return x * math.log(x / m) + m - x
 
 
 def _as_finite(value: object) -> float | None:

@@ -1,6 +1,6 @@
 """The typer application: one function per command, each parse → call → render.
 
-Commands live in modules by concept (``views``: list, show, log;
+Commands live in modules by concept (``views``: list, show, log; ``store_cmds``: gc, fsck, push, pull;
 ``compare``: diff, export; ``manage``: delete, rename); importing this module
 registers them all.
 """
@@ -41,6 +41,9 @@ def run(
         bool,
         typer.Option("--dry-run", help="Evaluate nothing: say what would be reused and evaluated, and why."),
     ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", metavar="I/N", help="Evaluate only shard I of N of the samples.")
+    ] = None,
     max_retries: Annotated[
         int | None, typer.Option("--max-retries", min=0, help="Retries of a transient error (default 3).")
     ] = None,
@@ -61,6 +64,8 @@ def run(
         options.append("--rerun-changed")
     if dry_run:
         options.append("--dry-run")
+    if shard is not None:
+        options += ["--shard", shard]
     if max_retries is not None:
         options += ["--max-retries", str(max_retries)]
     if store is not None:
@@ -96,4 +101,4 @@ def _root(
 
 
 # Register the other commands (imported for their side effect on `app`).
-from doteval.cli import compare, manage, views  # noqa: E402, F401
+from doteval.cli import compare, manage, store_cmds, views  # noqa: E402, F401

@@ -25,10 +25,12 @@ def _lock_path(root: Path, name: str) -> Path:
     return root / "locks" / f"{check_name(name)}.lock"
 
 
-class ExperimentLock:
-    def __init__(self, root: Path, name: str) -> None:
-        self.name = name
-        self.path = _lock_path(root, name)
+class FileLock:
+    """An flock on one file, which also records who holds it."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
         self._fd: int | None = None
 
     @property
@@ -44,7 +46,7 @@ class ExperimentLock:
             os.close(fd)
             info = read_holder(self.path) or {}
             raise LockedError(
-                f"experiment {self.name!r}",
+                self.what,
                 int(info.get("pid", 0)),
                 str(info.get("host", "?")),
                 str(info.get("since", "?")),
@@ -64,12 +66,23 @@ class ExperimentLock:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing drops the flock
 
-    def __enter__(self) -> ExperimentLock:
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class ExperimentLock(FileLock):
+    def __init__(self, root: Path, name: str) -> None:
+        super().__init__(_lock_path(root, name), f"experiment {name!r}")
+        self.name = name
+
+
+def store_lock(root: Path, purpose: str) -> FileLock:
+    """A store-wide lock (gc); its file name cannot clash with an experiment's."""
+    return FileLock(root / "locks" / f".{purpose}.lock", f"doteval {purpose} of this store")
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:

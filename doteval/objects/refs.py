@@ -38,6 +38,7 @@ class RefRecord:
     op: str
     host: str
     note: str
+    merged: tuple[ObjectId, ...] = ()  # other heads a merge record joined
 
     @property
     def deleted(self) -> bool:
@@ -61,14 +62,24 @@ class RefState:
         return len(self.heads) > 1
 
     def history(self, start: RefRecord | None = None) -> list[RefRecord]:
-        """Records from ``start`` (default: head) back to the first."""
+        """Records reachable from ``start`` (default: head), newest first.
+
+        Follows parents and the lines a merge joined; a record whose parent is
+        missing (a partial copy) ends its line.
+        """
         out = []
-        rec: RefRecord | None = start or self.head
+        todo = [start or self.head]
         seen = set()
-        while rec is not None and rec.id not in seen:
+        while todo:
+            rec = todo.pop()
+            if rec.id in seen:
+                continue
             seen.add(rec.id)
             out.append(rec)
-            rec = self.records.get(rec.parent) if rec.parent else None
+            for parent in (rec.parent, *rec.merged):
+                if parent and parent in self.records:
+                    todo.append(self.records[parent])
+        out.sort(key=lambda r: (r.time, r.id), reverse=True)
         return out
 
 
@@ -106,6 +117,7 @@ class RefStore:
         if not records:
             return None
         named_as_parent = {r.parent for r in records.values() if r.parent}
+        named_as_parent.update(m for r in records.values() for m in r.merged)
         heads = sorted(
             (r for r in records.values() if r.id not in named_as_parent),
             key=lambda r: (r.time, r.id),
@@ -134,6 +146,7 @@ class RefStore:
                 op=str(data["op"]),
                 host=str(data.get("host", "")),
                 note=str(data.get("note", "")),
+                merged=tuple(check_object_id(m, where=str(path)) for m in data.get("merged", ())),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CorruptStoreError(f"malformed ref record ({e})", path=str(path)) from None
@@ -146,6 +159,7 @@ class RefStore:
         expected: ObjectId | None,
         op: str,
         note: str = "",
+        merged: tuple[ObjectId, ...] = (),
     ) -> RefRecord:
         """Add a record after ``expected`` (compare-and-swap; caller holds the lock)."""
         state = self.read(name)
@@ -167,6 +181,8 @@ class RefStore:
             "host": socket.gethostname(),
             "note": note,
         }
+        if merged:
+            record["merged"] = list(merged)
         raw = encode(record)
         record_id = hash_bytes(raw)
         directory = self.dir / check_name(name)
@@ -180,4 +196,5 @@ class RefStore:
             op,
             record["host"],
             note,
+            merged,
         )

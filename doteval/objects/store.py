@@ -23,6 +23,7 @@ import zstandard
 from doteval.errors import (
     CorruptObjectError,
     CorruptStoreError,
+    DotevalError,
     ObjectNotFoundError,
     StoreError,
     StoreVersionError,
@@ -183,17 +184,43 @@ class ObjectStore:
                 self._packs.pop(gone).close()
             return list(self._packs.values())
 
+    def current_dictionary(self) -> tuple[bytes, zstandard.ZstdCompressionDict] | None:
+        """The dictionary of the newest pack that has one (trained by ``gc --aggressive``)."""
+        newest: tuple[float, bytes] | None = None
+        for pack in self.packs():
+            try:
+                dictionary = pack.dictionary()
+                mtime = pack.idx_path.stat().st_mtime
+            except (DotevalError, OSError):
+                continue
+            if dictionary != NO_DICTIONARY and (newest is None or mtime > newest[0]):
+                newest = (mtime, dictionary)
+        if newest is None:
+            return None
+        try:
+            return newest[1], self.dictionary(newest[1])
+        except DotevalError:
+            return None
+
     def write_pack(self, raws: Iterable[bytes]) -> list[ObjectId]:
+        """Pack ``raws``, compressed with the store's current dictionary if it has one."""
+        current = self.current_dictionary()
+        compressor = zstandard.ZstdCompressor(level=3, dict_data=current[1]) if current is not None else None
         entries = []
         ids = []
         for raw in raws:
             object_id = hash_bytes(raw)
             ids.append(object_id)
             codec, payload = self.compress(raw)
+            if compressor is not None and len(raw) > _COMPRESS_ABOVE:
+                packed = compressor.compress(raw)
+                if len(packed) < len(payload):
+                    codec, payload = CODEC_ZSTD_DICT, packed
             entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
         if entries:
             self.packs_dir.mkdir(parents=True, exist_ok=True)
-            write_pack(self.packs_dir, entries)
+            dictionary = current[0] if current is not None else NO_DICTIONARY
+            write_pack(self.packs_dir, entries, dictionary)
         return ids
 
     # -- reading ----------------------------------------------------------

@@ -1,0 +1,292 @@
+"""Checking a store: every object re-hashed, every reference followed.
+
+fsck reads everything (or a rolling subset of the objects, ``subset=(n, t)``)
+and reports each problem with its path and what to do; it changes nothing.
+Errors are damage (a corrupt or missing object, a malformed file); warnings
+are states that need a command but lose nothing (an unsealed run, two heads
+of one experiment, leftover temporary files).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.manifest import load_entries, load_manifest
+from doteval.objects import Store
+from doteval.objects.hashing import hash_bytes, is_object_id
+from doteval.objects.names import check_name
+from doteval.objects.packs import PackIndex
+from doteval.objects.store import check_store_version
+
+STALE_TEMP = 3600.0
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" or "warning"
+    path: str
+    message: str
+    hint: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"severity": self.severity, "path": self.path, "message": self.message, "hint": self.hint}
+
+
+@dataclass
+class FsckReport:
+    checked_objects: int = 0
+    checked_packs: int = 0
+    checked_manifests: int = 0
+    checked_refs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error(self, path: Path | str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem("error", str(path), message, hint))
+
+    def warn(self, path: Path | str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem("warning", str(path), message, hint))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked_objects": self.checked_objects,
+            "checked_packs": self.checked_packs,
+            "checked_manifests": self.checked_manifests,
+            "checked_refs": self.checked_refs,
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+REFETCH = "copy the store again from where it came from (doteval pull), or restore this file from a backup"
+
+
+def _in_subset(oid: str, subset: tuple[int, int] | None) -> bool:
+    return subset is None or int(oid[:8], 16) % subset[1] == subset[0] - 1
+
+
+def fsck(
+    store: Store, *, subset: tuple[int, int] | None = None, progress: Progress | None = None
+) -> FsckReport:
+    report = FsckReport()
+    tell = progress or (lambda stage, done, total: None)
+    try:
+        check_store_version(store.root)
+    except DotevalError as e:
+        report.error(store.root / "VERSION", str(e), e.hint or "")
+        return report
+    if not store.root.is_dir():
+        report.error(store.root, "no store here", "check --store or DOTEVAL_STORE")
+        return report
+    _check_loose(store, report, subset, tell)
+    _check_packs(store, report, subset, tell)
+    _check_refs(store, report, tell)
+    _check_journals(store, report)
+    return report
+
+
+def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
+    objects_dir = store.objects.objects_dir
+    if not objects_dir.is_dir():
+        return
+    now = time.time()
+    for sub in sorted(objects_dir.iterdir()):
+        if sub.name.startswith("."):  # ours (.tmp-*) or rsync's (.name.XXXXXX)
+            _temp(report, sub, now)
+            continue
+        if not sub.is_dir() or sub.is_symlink() or len(sub.name) != 2:
+            report.error(sub, "unexpected entry among object folders", "move it out of the store")
+            continue
+        for path in sorted(sub.iterdir()):
+            if path.name.startswith("."):
+                _temp(report, path, now)
+                continue
+            oid = sub.name + path.name
+            if not is_object_id(oid) or path.is_symlink():
+                report.error(path, "unexpected file among objects", "move it out of the store")
+                continue
+            if not _in_subset(oid, subset):
+                continue
+            report.checked_objects += 1
+            try:
+                raw = store.objects.read_loose(path)
+            except DotevalError as e:
+                report.error(path, f"unreadable object: {e}", REFETCH)
+                continue
+            actual = hash_bytes(raw)
+            if actual != oid:
+                report.error(path, f"corrupt object: its bytes hash to {actual[:16]}", REFETCH)
+
+
+def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
+    packs_dir = store.objects.packs_dir
+    if not packs_dir.is_dir():
+        return
+    now = time.time()
+    names = sorted(packs_dir.iterdir())
+    idx_names = {p.stem for p in names if p.suffix == ".idx"}
+    for path in names:
+        if path.name.startswith("."):
+            _temp(report, path, now)
+        elif path.suffix == ".pack" and path.stem not in idx_names:
+            report.warn(path, "pack without an index (a seal or gc was cut short)", "`doteval gc` removes it")
+        elif path.suffix not in (".pack", ".idx"):
+            report.error(path, "unexpected file among packs", "move it out of the store")
+    for n, stem in enumerate(sorted(idx_names)):
+        idx_path = packs_dir / f"{stem}.idx"
+        tell("packs", n, len(idx_names))
+        report.checked_packs += 1
+        try:
+            pack = PackIndex(idx_path)
+        except DotevalError as e:
+            report.error(idx_path, f"unreadable pack index: {e}", "`doteval gc` cannot fix this: " + REFETCH)
+            continue
+        try:
+            pack.verify()
+            if not pack.pack_path.exists():
+                report.error(pack.pack_path, "pack missing for its index", REFETCH)
+                continue
+            pack.verify_pack()
+        except DotevalError as e:
+            report.error(getattr(e, "path", "") or idx_path, str(e), REFETCH)
+        try:
+            for pos, raw_id in enumerate(pack.ids()):
+                oid = raw_id.hex()
+                if not _in_subset(oid, subset):
+                    continue
+                report.checked_objects += 1
+                try:
+                    entry = pack.entry(pos)
+                    raw = store.objects.decompress(
+                        entry.codec,
+                        entry.raw_len,
+                        entry.payload,
+                        where=str(pack.pack_path),
+                        dictionary=entry.dictionary,
+                    )
+                except DotevalError as e:
+                    report.error(pack.pack_path, f"object {oid[:16]}: {e}", REFETCH)
+                    continue
+                if hash_bytes(raw) != oid:
+                    report.error(pack.pack_path, f"object {oid[:16]} is corrupt", REFETCH)
+        finally:
+            pack.close()
+
+
+def _check_refs(store: Store, report: FsckReport, tell: Progress) -> None:
+    refs_dir = store.refs.dir
+    if not refs_dir.is_dir():
+        return
+    checked_manifests: set[str] = set()
+    checked_entries: set[str] = set()
+    for directory in sorted(refs_dir.iterdir()):
+        try:
+            check_name(directory.name)
+        except DotevalError:
+            report.error(directory, "not an experiment name", "move it out of the store")
+            continue
+        if directory.is_symlink() or not directory.is_dir():
+            report.error(directory, "ref folder is not a plain folder", "move it out of the store")
+            continue
+        try:
+            state = store.refs.read(directory.name)
+        except DotevalError as e:
+            report.error(getattr(e, "path", "") or directory, str(e), REFETCH)
+            continue
+        if state is None:
+            continue
+        report.checked_refs += 1
+        if state.diverged:
+            heads = ", ".join(h.manifest[:10] if h.manifest else h.id[:10] for h in state.heads)
+            report.warn(
+                directory,
+                f"experiment {directory.name!r} moved in two stores and has {len(state.heads)} heads ({heads})",
+                f"`doteval show {directory.name}@REV` shows each line; both are kept",
+            )
+        for record in state.records.values():
+            if record.parent and record.parent not in state.records:
+                report.warn(
+                    directory / record.id,
+                    "history is cut: the record before this one is missing",
+                    "a partial copy? `doteval pull` again",
+                )
+            if record.manifest and record.manifest not in checked_manifests:
+                checked_manifests.add(record.manifest)
+                _check_manifest(store, report, directory.name, record.manifest, checked_entries)
+    report.checked_manifests = len(checked_manifests)
+
+
+def _check_manifest(store: Store, report: FsckReport, name: str, manifest_id: str, checked: set[str]) -> None:
+    where = f"manifest {manifest_id[:12]} of {name!r}"
+    try:
+        manifest = load_manifest(store, manifest_id)
+    except ObjectNotFoundError:
+        report.error(where, "manifest is missing", REFETCH)
+        return
+    except DotevalError as e:
+        report.error(where, f"unreadable manifest: {e}", REFETCH)
+        return
+    for ev in manifest.evaluations:
+        if ev.code and not store.objects.has(ev.code):
+            report.error(where, f"code object {ev.code[:12]} of {ev.node_id} is missing", REFETCH)
+        if not ev.entries or ev.entries in checked:
+            continue
+        checked.add(ev.entries)
+        try:
+            table = load_entries(store, ev.entries)
+        except ObjectNotFoundError:
+            report.error(where, f"entries table {ev.entries[:12]} of {ev.node_id} is missing", REFETCH)
+            continue
+        except (DotevalError, StoreError) as e:
+            report.error(where, f"entries table of {ev.node_id}: {e}", REFETCH)
+            continue
+        missing = 0
+        results = table.results
+        for i in range(0, len(results), 32):
+            if not store.objects.has(results[i : i + 32].hex()):
+                missing += 1
+        if missing:
+            report.error(where, f"{missing} result(s) of {ev.node_id} are missing", REFETCH)
+
+
+def _check_journals(store: Store, report: FsckReport) -> None:
+    if not store.journals_dir.is_dir():
+        return
+    for directory in sorted(store.journals_dir.iterdir()):
+        for path in sorted(directory.glob("*.journal")):
+            try:
+                holder = store.live_holder(directory.name)
+            except DotevalError:
+                holder = None
+            if holder is not None:
+                report.warn(path, f"live run (pid {holder.get('pid', '?')} on {holder.get('host', '?')})")
+            else:
+                report.warn(
+                    path,
+                    "a run that stopped without sealing",
+                    f"`doteval show {directory.name}` recovers it (its finished samples are kept)",
+                )
+
+
+def _temp(report: FsckReport, path: Path, now: float) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if now - max(st.st_mtime, st.st_ctime) > STALE_TEMP:
+        report.warn(
+            path, "leftover temporary file of an interrupted write", "safe to delete; `doteval gc` does"
+        )

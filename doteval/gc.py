@@ -1,0 +1,392 @@
+"""Garbage collection: keep what is reachable, repack, reclaim the rest.
+
+Reachable: every ref record (the experiments' histories) and what their
+manifests name (code, entries tables, results), the code objects of live and
+dead-but-unsealed runs (their journals), and the dictionary of every pack that
+stays. Deleted experiments are kept until their deletion is older than
+``expire_deleted``. Nothing younger than the grace period is removed; age is
+the newest of mtime and ctime, because rsync keeps mtimes.
+
+Order keeps the store valid if gc is killed at any instant: the new pack is
+durable before any old pack or loose object is removed, and an index is
+removed before its pack. Objects that appear while gc runs are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from doteval.errors import CorruptObjectError, DotevalError, UsageError
+from doteval.manifest import load_entries, load_manifest
+from doteval.objects import Store
+from doteval.objects.hashing import hash_bytes
+from doteval.objects.journal import read_journal
+from doteval.objects.locks import store_lock
+from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
+from doteval.objects.store import CODEC_RAW, CODEC_ZSTD
+
+DAY = 86400.0
+DEFAULT_PRUNE = 14 * DAY
+DEFAULT_EXPIRE_DELETED = 30 * DAY
+SMALL_PACK = 50_000
+DICTIONARY_SIZE = 112 * 1024
+TRAINING_SAMPLES = 20_000
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
+
+Progress = Callable[[str, int, int], None]
+
+
+def parse_age(text: str) -> float:
+    """``now``, ``90s``, ``30m``, ``12h``, ``14d``, ``2w`` (also ``2.weeks.ago``) → seconds."""
+    t = text.strip().lower().replace(".ago", "").replace(".", "")
+    if t == "now":
+        return 0.0
+    for word, unit in (
+        ("weeks", "w"),
+        ("week", "w"),
+        ("days", "d"),
+        ("day", "d"),
+        ("hours", "h"),
+        ("hour", "h"),
+        ("minutes", "m"),
+        ("minute", "m"),
+        ("seconds", "s"),
+        ("second", "s"),
+    ):
+        if t.endswith(word):
+            t = t[: -len(word)] + unit
+            break
+    if len(t) >= 2 and t[-1] in _UNITS and t[:-1].isdigit():
+        return int(t[:-1]) * _UNITS[t[-1]]
+    raise UsageError(f"cannot read age {text!r}: use now, or a number with s, m, h, d or w (e.g. 2w)")
+
+
+def age_of(path: Path, now: float) -> float:
+    st = path.stat()
+    return now - max(st.st_mtime, st.st_ctime)
+
+
+def allocated_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+@dataclass
+class GcStats:
+    dry_run: bool
+    reachable: int = 0
+    kept_young: int = 0
+    removed_loose: int = 0
+    removed_packed: int = 0
+    removed_packs: int = 0
+    new_packs: int = 0
+    repacked: int = 0
+    expired_experiments: list[str] = field(default_factory=list)
+    removed_temp: int = 0
+    dictionary: str | None = None
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    @property
+    def bytes_reclaimed(self) -> int:
+        return max(self.bytes_before - self.bytes_after, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "reachable": self.reachable,
+            "kept_young": self.kept_young,
+            "removed_loose": self.removed_loose,
+            "removed_packed": self.removed_packed,
+            "removed_packs": self.removed_packs,
+            "new_packs": self.new_packs,
+            "repacked": self.repacked,
+            "expired_experiments": self.expired_experiments,
+            "removed_temp": self.removed_temp,
+            "dictionary": self.dictionary,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "bytes_reclaimed": self.bytes_reclaimed,
+        }
+
+
+def reachable_objects(store: Store, *, expire_deleted: float, now: float) -> tuple[set[str], list[str]]:
+    """Ids reachable from refs and journals, and the deleted experiments that expired."""
+    seen_manifests: set[str] = set()
+    reachable: set[str] = set()
+    expired: list[str] = []
+    for name in store.refs.names():
+        state = store.refs.read(name)
+        if state is None:
+            continue
+        if state.head.deleted and now - state.head.time > expire_deleted:
+            expired.append(name)
+            continue
+        for record in state.records.values():
+            if record.manifest and record.manifest not in seen_manifests:
+                seen_manifests.add(record.manifest)
+                _mark_manifest(store, record.manifest, reachable)
+    for journal in store.journals_dir.glob("*/*.journal"):
+        try:
+            records, _valid = read_journal(journal)
+        except DotevalError:
+            continue
+        for rec in records:
+            if rec and rec[0] == "eval" and isinstance(rec[2], dict) and rec[2].get("code"):
+                reachable.add(rec[2]["code"])
+    return reachable, expired
+
+
+def _mark_manifest(store: Store, manifest_id: str, reachable: set[str]) -> None:
+    reachable.add(manifest_id)
+    manifest = load_manifest(store, manifest_id)
+    for ev in manifest.evaluations:
+        if ev.code:
+            reachable.add(ev.code)
+        if ev.entries and ev.entries not in reachable:
+            reachable.add(ev.entries)
+            results = load_entries(store, ev.entries).results
+            reachable.update(results[i : i + 32].hex() for i in range(0, len(results), 32))
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    prune: float = DEFAULT_PRUNE,
+    expire_deleted: float = DEFAULT_EXPIRE_DELETED,
+    aggressive: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> GcStats:
+    report = progress or (lambda stage, done, total: None)
+    stats = GcStats(dry_run=dry_run)
+    if not store.exists:
+        return stats
+    lock = store_lock(store.root, "gc")
+    lock.acquire(purpose="gc")
+    try:
+        return _collect(store, stats, prune, expire_deleted, aggressive, dry_run, report)
+    finally:
+        lock.release()
+
+
+def _collect(
+    store: Store,
+    stats: GcStats,
+    prune: float,
+    expire_deleted: float,
+    aggressive: bool,
+    dry_run: bool,
+    report: Progress,
+) -> GcStats:
+    now = time.time()
+    stats.bytes_before = allocated_bytes(store.root)
+    # Snapshot first: whatever appears after this is never touched.
+    packs = store.objects.packs()
+    loose = list(store.objects.iter_loose_ids())
+    report("reachability", 0, 1)
+    reachable, expired = reachable_objects(store, expire_deleted=expire_deleted, now=now)
+    stats.expired_experiments = expired
+    report("reachability", 1, 1)
+
+    keep_dicts = set()
+    plan: list[PackIndex] = []
+    for pack in packs:
+        ids = [i.hex() for i in pack.ids()]
+        garbage = [i for i in ids if i not in reachable]
+        old = age_of(pack.idx_path, now) > prune
+        if aggressive or len(ids) < SMALL_PACK or (garbage and old):
+            plan.append(pack)
+        else:
+            pack_dict = pack.dictionary()
+            if pack_dict != NO_DICTIONARY:
+                keep_dicts.add(pack_dict.hex())
+    current = store.objects.current_dictionary()
+    if current is not None:
+        keep_dicts.add(current[0].hex())
+    reachable |= keep_dicts
+
+    moving: dict[str, tuple[PackIndex | None, int]] = {}
+    for pack in plan:
+        young = age_of(pack.idx_path, now) <= prune
+        for pos, raw_id in enumerate(pack.ids()):
+            oid = raw_id.hex()
+            if oid in reachable or young:
+                stats.kept_young += oid not in reachable
+                moving.setdefault(oid, (pack, pos))
+            else:
+                stats.removed_packed += 1
+    loose_garbage = []
+    for oid in loose:
+        path = store.objects.loose_path(oid)
+        try:
+            young = age_of(path, now) <= prune
+        except FileNotFoundError:
+            continue
+        if oid in reachable or young:
+            stats.kept_young += oid not in reachable
+            if not _is_dictionary_object(store, oid):
+                moving.setdefault(oid, (None, 0))
+        else:
+            loose_garbage.append(oid)
+    stats.removed_loose = len(loose_garbage)
+    stats.reachable = len(reachable)
+    stats.repacked = len(moving)
+
+    if dry_run:
+        stats.bytes_after = stats.bytes_before
+        return stats
+
+    for name in expired:
+        _drop_experiment(store, name, expire_deleted, now)
+
+    dictionary = _train(store, moving, report) if aggressive else current
+    if dictionary is not None:
+        stats.dictionary = dictionary[0].hex()
+    if moving:
+        _write_repack(store, moving, dictionary, report)
+        stats.new_packs = 1
+    # The new pack is durable: now the old copies can go, indexes before packs.
+    for pack in plan:
+        pack.close()
+        pack.idx_path.unlink(missing_ok=True)
+        pack.pack_path.unlink(missing_ok=True)
+        stats.removed_packs += 1
+    for oid in [*moving, *loose_garbage]:
+        path = store.objects.loose_path(oid)
+        if oid in moving and not path.exists():
+            continue
+        if oid not in moving:
+            try:
+                if age_of(path, now) <= prune:  # touched since: a writer wants it
+                    continue
+            except FileNotFoundError:
+                continue
+        path.unlink(missing_ok=True)
+    stats.removed_temp = _remove_stale_temp(store, now, prune)
+    store.objects.packs()
+    stats.bytes_after = allocated_bytes(store.root)
+    return stats
+
+
+def _is_dictionary_object(store: Store, oid: str) -> bool:
+    # Dictionaries stay loose: a pack names its dictionary and must not hold it.
+    try:
+        value = store.objects.get(oid)
+    except DotevalError:
+        return False
+    return isinstance(value, dict) and value.get("type") == "zstd-dictionary"
+
+
+def _drop_experiment(store: Store, name: str, expire_deleted: float, now: float) -> None:
+    lock = store.lock(name)
+    try:
+        lock.acquire(purpose="gc")
+    except DotevalError:
+        return
+    try:
+        state = store.refs.read(name)
+        if state is not None and state.head.deleted and now - state.head.time > expire_deleted:
+            shutil.rmtree(store.refs.dir / name, ignore_errors=True)
+    finally:
+        lock.release()
+
+
+def _read_raw(store: Store, oid: str, source: PackIndex | None, pos: int) -> bytes:
+    if source is None:
+        return store.objects.get_bytes(oid)
+    entry = source.entry(pos)
+    raw = store.objects.decompress(
+        entry.codec, entry.raw_len, entry.payload, where=str(source.pack_path), dictionary=entry.dictionary
+    )
+    if hash_bytes(raw) != oid:
+        raise CorruptObjectError(oid, hash_bytes(raw), path=str(source.pack_path))
+    return raw
+
+
+def _train(
+    store: Store, moving: dict[str, tuple[PackIndex | None, int]], report: Progress
+) -> tuple[bytes, zstandard.ZstdCompressionDict] | None:
+    ids = sorted(moving)
+    step = max(1, len(ids) // TRAINING_SAMPLES)
+    samples: list[bytes | bytearray | memoryview] = []
+    for i, oid in enumerate(ids[::step]):
+        raw = _read_raw(store, oid, *moving[oid])
+        if len(raw) < 16 * 1024:
+            samples.append(raw)
+        if i % 1000 == 0:
+            report("training", i, len(ids) // step)
+    if len(samples) < 200:
+        return None
+    try:
+        trained = zstandard.train_dictionary(DICTIONARY_SIZE, samples, level=19)
+    except zstandard.ZstdError:
+        return None
+    dict_id = store.objects.put({"type": "zstd-dictionary", "v": 1, "data": trained.as_bytes()})
+    return bytes.fromhex(dict_id), trained
+
+
+def _write_repack(
+    store: Store,
+    moving: dict[str, tuple[PackIndex | None, int]],
+    dictionary: tuple[bytes, zstandard.ZstdCompressionDict] | None,
+    report: Progress,
+) -> None:
+    plain = zstandard.ZstdCompressor(level=9)
+    with_dict = zstandard.ZstdCompressor(level=12, dict_data=dictionary[1]) if dictionary else None
+    entries = []
+    total = len(moving)
+    for n, (oid, (source, pos)) in enumerate(sorted(moving.items())):
+        raw = _read_raw(store, oid, source, pos)
+        codec, payload = CODEC_RAW, raw
+        if len(raw) > 64:
+            packed = plain.compress(raw)
+            if len(packed) < len(payload):
+                codec, payload = CODEC_ZSTD, packed
+            if with_dict is not None:
+                packed = with_dict.compress(raw)
+                if len(packed) < len(payload):
+                    codec, payload = CODEC_ZSTD_DICT, packed
+        entries.append((bytes.fromhex(oid), codec, len(raw), payload))
+        if n % 10000 == 0:
+            report("repacking", n, total)
+    store.objects.packs_dir.mkdir(parents=True, exist_ok=True)
+    write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
+    report("repacking", total, total)
+
+
+def _remove_stale_temp(store: Store, now: float, prune: float) -> int:
+    removed = 0
+    for directory in (store.objects.packs_dir, *_object_dirs(store)):
+        try:
+            names = list(directory.iterdir())
+        except FileNotFoundError:
+            continue
+        for path in names:
+            # ours (.tmp-*), rsync's (.name.XXXXXX), or a pack whose index never came
+            orphan = path.suffix == ".pack" and not path.with_suffix(".idx").exists()
+            if (path.name.startswith(".") or orphan) and age_of(path, now) > max(prune, DAY):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _object_dirs(store: Store) -> Iterable[Path]:
+    try:
+        return [d for d in store.objects.objects_dir.iterdir() if d.is_dir()]
+    except FileNotFoundError:
+        return []

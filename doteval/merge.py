@@ -1,0 +1,142 @@
+"""Joining two lines of one experiment after stores were merged.
+
+When the same experiment ran in two stores (shards on several machines, or a
+laptop and a server) and the stores were copied together, the experiment has
+two heads. If every evaluation they share has the same code, params and line
+of results, their samples can be joined without mixing anything: the union of
+their entries, each sample once (an ok result wins over an error). ``settle``
+then writes a merged manifest and a merge record naming both heads. If the
+code or params differ, nothing is joined: both lines stay, and are reported.
+"""
+
+from __future__ import annotations
+
+import time
+
+from doteval.errors import LockedError
+from doteval.manifest import (
+    FLAG_OK,
+    EntriesTable,
+    EvaluationRecord,
+    Manifest,
+    Row,
+    load_entries,
+    load_manifest,
+    save_entries,
+    save_manifest,
+)
+from doteval.objects import Store
+from doteval.runs import STATUS_FAILED, final_status, recover
+
+
+def mergeable(manifests: list[Manifest]) -> bool:
+    by_node: dict[str, EvaluationRecord] = {}
+    for m in manifests:
+        for ev in m.evaluations:
+            seen = by_node.setdefault(ev.node_id, ev)
+            if not seen.same_code_and_params(ev) or seen.line != ev.line:
+                return False
+    return True
+
+
+def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> Manifest:
+    """One manifest holding the union of the samples of ``manifests`` (newest first)."""
+    order: list[str] = []
+    groups: dict[str, list[EvaluationRecord]] = {}
+    for m in manifests:
+        for ev in m.evaluations:
+            if ev.node_id not in groups:
+                order.append(ev.node_id)
+            groups.setdefault(ev.node_id, []).append(ev)
+    evaluations = []
+    for node in order:
+        evs = groups[node]
+        rows: dict[bytes, Row] = {}
+        metrics: dict[str, list[str]] = {}
+        for ev in evs:  # newest first: the first ok result of a key wins
+            table = load_entries(store, ev.entries)
+            for name, names in table.metrics.items():
+                metrics.setdefault(name, names)
+            for i in range(len(table)):
+                key = table.key(i)
+                have = rows.get(key)
+                if have is None or (have.flag != FLAG_OK and table.flags[i] == FLAG_OK):
+                    rows[key] = table.row(i)
+        merged = EntriesTable.build(rows, metrics)
+        first = evs[0]
+        record = EvaluationRecord(
+            node_id=node,
+            fingerprint=first.fingerprint,
+            params_digest=first.params_digest,
+            params=first.params,
+            unfingerprintable=first.unfingerprintable,
+            columns=first.columns,
+            code=first.code,
+            line=first.line,
+            entries=save_entries(store, merged),
+            total=max(max(ev.total for ev in evs), len(merged)),
+            done=merged.done,
+            errors=merged.errors,
+            metrics=merged.summary(),
+            run={},
+            status=first.status,
+        )
+        evaluations.append(record)
+    newest = manifests[0]
+    ended = STATUS_FAILED if any(m.status == STATUS_FAILED and m.errors == 0 for m in manifests) else ""
+    return Manifest(
+        experiment=newest.experiment,
+        parent=parent_id,
+        status=final_status(ended, evaluations),
+        started=min(m.started for m in manifests),
+        finished=time.time(),
+        host=newest.host,
+        git_commit=newest.git_commit,
+        command=newest.command,
+        evaluations=evaluations,
+        note=f"merged {len(manifests)} lines"
+        + (
+            f" (shards {', '.join(shards)})"
+            if (shards := sorted({m.shard for m in manifests if m.shard}))
+            else ""
+        ),
+    )
+
+
+def settle(store: Store, name: str) -> bool:
+    """Merge the heads of ``name`` if they can be; True when it has one head after."""
+    lock = store.lock(name)
+    try:
+        lock.acquire(purpose="merge")
+    except LockedError:
+        return False
+    try:
+        recover(store, name)
+        return settle_locked(store, name)
+    finally:
+        lock.release()
+
+
+def settle_locked(store: Store, name: str) -> bool:
+    """``settle`` for a caller that holds the experiment's lock."""
+    state = store.refs.read(name)
+    if state is None or not state.diverged:
+        return True
+    heads = [h for h in state.heads if h.manifest and not h.deleted]
+    if len(heads) != len(state.heads):
+        return False
+    manifests = [load_manifest(store, h.manifest) for h in heads if h.manifest]
+    if not mergeable(manifests):
+        return False
+    assert heads[0].manifest is not None
+    merged = merge_manifests(store, manifests, heads[0].manifest)
+    manifest_id = save_manifest(store, merged)
+    store.refs.append(
+        name,
+        manifest_id,
+        expected=heads[0].id,
+        op="merge",
+        note=merged.note,
+        merged=tuple(h.id for h in heads[1:]),
+    )
+    return True

@@ -1,0 +1,240 @@
+"""Copying stores: push and pull, with rsync or plain file copies.
+
+Every file a sync copies is immutable, so copying never overwrites anything
+and a repeated sync copies nothing. The order keeps the destination valid at
+every instant, even if the copy is killed: VERSION, objects, packs (each
+``.pack`` before its ``.idx``), then refs. Journals, locks and ``.tmp-*`` files
+are never copied (see ``RSYNC_FILTER``).
+
+Refs are append-only records, so an experiment that moved on both sides ends
+up with two heads: both lines are kept and reported, never overwritten. When
+the heads are runs of the same code and params over different samples (for
+example shards run on different machines) they are merged into one view by
+``settle``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from doteval.errors import DotevalError, StoreError
+from doteval.objects import Store
+from doteval.objects.files import TMP_PREFIX, fsync_dir
+
+RSYNC_FILTER = """\
+# doteval store: copy only immutable files (see docs/how-to/share-results.md)
+- /journals/
+- /locks/
+- .tmp-*
+- *.lock
+- *.journal
+"""
+_REMOTE_RE = re.compile(r"^(?:[\w.@-]+):(?!//)")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SyncStats:
+    source: str
+    destination: str
+    files: int = 0
+    bytes: int = 0
+    method: str = "copy"
+    diverged: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "files": self.files,
+            "bytes": self.bytes,
+            "method": self.method,
+            "diverged": self.diverged,
+            "merged": self.merged,
+        }
+
+
+def is_remote(location: str) -> bool:
+    return bool(_REMOTE_RE.match(location)) and not Path(location).exists()
+
+
+def rsync_available() -> bool:
+    return shutil.which("rsync") is not None
+
+
+def write_filter(store: Store) -> Path:
+    """The rsync filter, kept in the store so plain rsync users find it."""
+    path = store.root / "rsync-filter"
+    if not path.exists() or path.read_text() != RSYNC_FILTER:
+        tmp = store.root / f"{TMP_PREFIX}filter"
+        tmp.write_text(RSYNC_FILTER)
+        tmp.replace(path)
+    return path
+
+
+# -- plain copies (local paths) -------------------------------------------------
+
+
+def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    shutil.copystat(src, tmp)
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    stats.files += 1
+    stats.bytes += dst.stat().st_size
+
+
+def _immutable_files(root: Path, sub: str) -> list[Path]:
+    base = root / sub
+    if not base.is_dir():
+        return []
+    out = []
+    for dirpath, dirs, files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
+        for f in sorted(files):
+            if not f.startswith(TMP_PREFIX) and not f.endswith((".lock", ".journal")):
+                p = Path(dirpath) / f
+                if not p.is_symlink():
+                    out.append(p)
+    return out
+
+
+def copy_store(src: Path, dst: Path, stats: SyncStats) -> None:
+    for name in ("VERSION",):
+        if (src / name).exists():
+            _copy_file(src / name, dst / name, stats)
+    for sub in ("objects", "packs", "refs"):
+        files = _immutable_files(src, sub)
+        if sub == "packs":  # a pack before its index
+            files.sort(key=lambda p: (p.suffix == ".idx", p.name))
+        for path in files:
+            _copy_file(path, dst / path.relative_to(src), stats)
+        for d in {p.parent for p in files}:
+            fsync_dir(dst / d.relative_to(src))
+
+
+# -- rsync ------------------------------------------------------------------------
+
+
+def _rsync(args: list[str], stats: SyncStats) -> None:
+    try:
+        done = subprocess.run(["rsync", *args], capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise StoreError(f"cannot run rsync: {e}") from None
+    if done.returncode != 0:
+        message = (
+            done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit code {done.returncode}"
+        )
+        raise StoreError(f"rsync failed: {message}", hint="check the path, and ssh access for host:path")
+    for line in done.stdout.splitlines():
+        m = re.match(r"Number of regular files transferred: ([\d,]+)", line)
+        if m:
+            stats.files += int(m.group(1).replace(",", ""))
+        m = re.match(r"Total transferred file size: ([\d,]+)", line)
+        if m:
+            stats.bytes += int(m.group(1).replace(",", ""))
+
+
+def rsync_commands(src: str, dst: str) -> list[list[str]]:
+    """The rsync calls of one sync, in order (also printed by `doteval push --print`)."""
+    src = src.rstrip("/") + "/"
+    dst = dst.rstrip("/") + "/"
+    common = [
+        "-rlt",
+        "--ignore-existing",
+        "--stats",
+        "--filter=- /journals/",
+        "--filter=- /locks/",
+        "--filter=- .tmp-*",
+        "--filter=- *.lock",
+        "--filter=- *.journal",
+    ]
+    return [
+        [
+            *common,
+            "--include=/VERSION",
+            "--include=/objects/***",
+            "--include=/packs/",
+            "--include=/packs/*.pack",
+            "--exclude=*",
+            src,
+            dst,
+        ],
+        [*common, "--include=/packs/***", "--exclude=*", src, dst],
+        [*common, "--include=/refs/***", "--include=/rsync-filter", "--exclude=*", src, dst],
+    ]
+
+
+def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
+    stats = SyncStats(source=src, destination=dst)
+    remote = is_remote(src) or is_remote(dst)
+    if use_rsync is None:
+        use_rsync = rsync_available()
+    if remote and not use_rsync:
+        raise StoreError(
+            "copying to or from host:path needs rsync", hint="install rsync (apt-get install rsync)"
+        )
+    if not remote:
+        source = Path(src)
+        if not (source / "VERSION").exists() and not (source / "refs").is_dir():
+            raise StoreError(f"{src} is not a doteval store", hint="give the path of a .doteval folder")
+        Path(dst).mkdir(parents=True, exist_ok=True)
+    if use_rsync:
+        stats.method = "rsync"
+        for args in rsync_commands(src, dst):
+            _rsync(args, stats)
+    else:
+        copy_store(Path(src), Path(dst), stats)
+    return stats
+
+
+def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> SyncStats:
+    if not store.exists:
+        raise StoreError(f"no store at {store.root}", hint="run an evaluation first, or pass --store")
+    write_filter(store)
+    stats = sync(str(store.root), destination, use_rsync=use_rsync)
+    if not is_remote(destination):
+        settle_all(Store(destination), stats)
+    return stats
+
+
+def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    store.create()
+    stats = sync(source, str(store.root), use_rsync=use_rsync)
+    settle_all(store, stats)
+    return stats
+
+
+def settle_all(store: Store, stats: SyncStats) -> None:
+    """Merge experiments whose lines can be merged; report those that cannot."""
+    from doteval.merge import settle
+
+    for name in store.refs.names():
+        try:
+            state = store.refs.read(name)
+        except DotevalError:
+            continue
+        if state is None or not state.diverged:
+            continue
+        if settle(store, name):
+            stats.merged.append(name)
+        else:
+            stats.diverged.append(name)

@@ -1,0 +1,211 @@
+"""The documentation matches the code.
+
+- docs/reference/cli.md documents every command, option and help text that the
+  typer app and the pytest plugin really register;
+- the tutorial's marked code blocks run as written and store what it says;
+- every relative link in README.md and docs/ points at a file that exists;
+- ``import doteval`` stays free of the CLI's dependencies (typer, rich).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from doteval.cli.app import app
+from doteval.session import SessionStatus, get_session
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+CLI_REFERENCE = DOCS / "reference" / "cli.md"
+TUTORIAL = DOCS / "tutorials" / "01-your-first-evaluation.md"
+
+# The tutorial's dataset has this many questions; its text says so too.
+TUTORIAL_SAMPLES = 20
+
+
+def _cli_reference() -> str:
+    return CLI_REFERENCE.read_text(encoding="utf-8")
+
+
+def _root_command() -> Any:
+    return typer.main.get_command(app)
+
+
+def _commands() -> dict[str, Any]:
+    return dict(_root_command().commands)
+
+
+def _long_options(command: Any) -> list[str]:
+    """The long ``--name`` of every visible option of a click command."""
+    names: list[str] = []
+    for param in command.params:
+        if getattr(param, "param_type_name", None) != "option" or getattr(param, "hidden", False):
+            continue
+        names += [o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")]
+    return names
+
+
+def _documented(text: str, option: str) -> bool:
+    """``option`` appears in backticks (alone or with its value: `--store PATH`)."""
+    return re.search("`" + re.escape(option) + r"(?![\w-])", text) is not None
+
+
+# -- CLI reference --------------------------------------------------------------
+
+
+def test_the_app_has_commands() -> None:
+    assert {"run", "list", "show", "delete"} <= set(_commands())
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_has_a_heading(name: str) -> None:
+    headings = re.findall(r"^## (.+?)\s*$", _cli_reference(), flags=re.MULTILINE)
+    assert f"doteval {name}" in headings, f"docs/reference/cli.md needs a '## doteval {name}' heading"
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_option_is_documented(name: str) -> None:
+    text = _cli_reference()
+    options = _long_options(_commands()[name])
+    missing = [o for o in options if not _documented(text, o)]
+    assert not missing, f"options of `doteval {name}` missing from docs/reference/cli.md: {missing}"
+
+
+def test_root_options_are_documented() -> None:
+    text = _cli_reference()
+    missing = [o for o in _long_options(_root_command()) if not _documented(text, o)]
+    assert not missing, f"options of `doteval` missing from docs/reference/cli.md: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_help_text_is_quoted(name: str) -> None:
+    help_text = (_commands()[name].help or "").strip()
+    assert help_text, f"`doteval {name}` has no help text"
+    first_line = help_text.splitlines()[0].strip()
+    assert first_line in _cli_reference(), f"docs/reference/cli.md should quote: {first_line!r}"
+
+
+def _pytest_group_options(pytester: pytest.Pytester) -> list[str]:
+    """The long options listed under the doteval group of ``pytest --help``."""
+    result = pytester.runpytest("--help")
+    lines = result.outlines
+    starts = [i for i, line in enumerate(lines) if line.startswith("doteval")]
+    assert starts, "pytest --help shows no doteval option group:\n" + "\n".join(lines)
+    options: list[str] = []
+    for line in lines[starts[0] + 1 :]:
+        if not line.strip():
+            break
+        match = re.match(r"  (--[\w-]+)", line)  # option lines; help continues further right
+        if match:
+            options.append(match.group(1))
+    return options
+
+
+def test_every_pytest_option_is_documented(pytester: pytest.Pytester) -> None:
+    options = _pytest_group_options(pytester)
+    assert "--experiment" in options and "--store" in options, options
+    text = _cli_reference()
+    missing = [o for o in options if not _documented(text, o)]
+    assert not missing, f"pytest options missing from docs/reference/cli.md: {missing}"
+
+
+def test_environment_variables_are_documented() -> None:
+    text = _cli_reference()
+    for name in ("DOTEVAL_STORE", "DOTEVAL_PROGRESS", "NO_COLOR"):
+        assert f"`{name}" in text, name
+
+
+# -- tutorial -------------------------------------------------------------------
+
+_MARKED_BLOCK = re.compile(
+    r"^<!--\s*test:\s*(?P<name>[\w./-]+)\s*-->\s*\n```[\w-]*\n(?P<body>.*?)^```",
+    flags=re.MULTILINE | re.DOTALL,
+)
+
+
+def marked_blocks(path: Path) -> dict[str, str]:
+    """File name -> code of every block marked ``<!-- test: NAME -->``."""
+    blocks: dict[str, str] = {}
+    for match in _MARKED_BLOCK.finditer(path.read_text(encoding="utf-8")):
+        name = match.group("name")
+        assert name not in blocks, f"{path.name}: two blocks are marked {name}"
+        blocks[name] = match.group("body")
+    return blocks
+
+
+def test_tutorial_code_runs_as_written(pytester: pytest.Pytester, store_path: Path) -> None:
+    blocks = marked_blocks(TUTORIAL)
+    assert set(blocks) == {"conftest.py", "eval_first.py"}
+    for name, code in blocks.items():
+        (pytester.path / name).write_text(code, encoding="utf-8")
+
+    # A subprocess, as a reader would run it; it inherits DOTEVAL_STORE from conftest.py.
+    result = pytester.runpytest_subprocess("eval_first.py", "--experiment", "tutorial")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [f"*'tutorial': Completed, {TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES} samples*"]
+    )
+    assert "DotevalWarning" not in result.stdout.str()
+
+    assert store_path.is_dir()
+    session = get_session("tutorial")
+    assert session is not None
+    assert session.status == SessionStatus.COMPLETED
+    assert (session.completed_count, session.total_count) == (TUTORIAL_SAMPLES, TUTORIAL_SAMPLES)
+    assert f"{TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES}" in TUTORIAL.read_text(encoding="utf-8")
+
+
+# -- links ----------------------------------------------------------------------
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1", flags=re.MULTILINE | re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_INLINE_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REFERENCE_LINK = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", flags=re.MULTILINE)
+
+
+def _markdown_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+def relative_links(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    text = _INLINE_CODE.sub("", _FENCE.sub("", text))
+    targets = _INLINE_LINK.findall(text) + _REFERENCE_LINK.findall(text)
+    return [t for t in targets if not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:|#|//", t)]
+
+
+@pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_at_files(path: Path) -> None:
+    broken = []
+    for target in relative_links(path):
+        file_part = target.split("#", 1)[0].split("?", 1)[0]
+        if file_part and not (path.parent / file_part).exists():
+            broken.append(target)
+    assert not broken, f"{path.relative_to(ROOT)} links to missing files: {broken}"
+
+
+def test_the_link_checker_sees_links() -> None:
+    # Guards the regular expressions: the README links to the docs.
+    assert "docs/reference/cli.md" in relative_links(ROOT / "README.md")
+
+
+# -- import cost ----------------------------------------------------------------
+
+
+def test_import_doteval_leaves_out_typer_and_rich(tmp_path: Path) -> None:
+    code = (
+        "import doteval, sys; "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich')); "
+        "assert not loaded, loaded"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
