@@ -27,6 +27,7 @@ import zstandard
 from doteval.errors import CorruptObjectError, DotevalError, UsageError
 from doteval.manifest import load_entries, load_manifest
 from doteval.objects import Store
+from doteval.objects.files import ensure_dir
 from doteval.objects.hashing import hash_bytes
 from doteval.objects.journal import read_journal
 from doteval.objects.locks import store_lock
@@ -364,7 +365,7 @@ def _write_repack(
         entries.append((bytes.fromhex(oid), codec, len(raw), payload))
         if n % 10000 == 0:
             report("repacking", n, total)
-    store.objects.packs_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(store.objects.packs_dir)
     write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
     report("repacking", total, total)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from doteval.errors import DotevalError, StoreError
 from doteval.objects import Store
-from doteval.objects.files import TMP_PREFIX, fsync_dir
+from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir
 
 RSYNC_FILTER = """\
 # doteval store: copy only immutable files (see docs/how-to/share-results.md)
@@ -86,7 +86,7 @@ def write_filter(store: Store) -> Path:
 def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
     if dst.exists():
         return
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dst.parent)
     tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
     shutil.copyfile(src, tmp)
     with open(tmp, "rb+") as f:

@@ -10,9 +10,43 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
+
+
+def share_like_parent(path: Path) -> None:
+    """Give ``path`` group write (and setgid for folders) when its folder has them.
+
+    A store that several users share on one machine is a group-writable
+    folder; files each user creates must stay writable by the others whatever
+    their umask.
+    """
+    try:
+        parent_mode = path.parent.stat().st_mode
+        if not parent_mode & stat.S_IWGRP:
+            return
+        mode = path.stat().st_mode
+        wanted = mode | stat.S_IRGRP | stat.S_IWGRP
+        if stat.S_ISDIR(mode):
+            wanted |= stat.S_IXGRP | (parent_mode & stat.S_ISGID)
+        if wanted != mode:
+            os.chmod(path, stat.S_IMODE(wanted))
+    except OSError:
+        pass
+
+
+def ensure_dir(path: Path) -> None:
+    """``mkdir -p`` that shares each new folder like its parent."""
+    if path.is_dir():
+        return
+    ensure_dir(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    share_like_parent(path)
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,9 +64,10 @@ def fsync_dir(path: Path) -> None:
 
 def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
     """Write ``data`` to a fresh temporary file inside ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(directory)
     tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    share_like_parent(tmp)
     try:
         chunks = [data] if isinstance(data, bytes) else data
         for chunk in chunks:

@@ -19,6 +19,7 @@ from typing import Any
 
 from doteval.errors import CorruptStoreError
 from doteval.objects.encoding import decode, encode
+from doteval.objects.files import ensure_dir, share_like_parent
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
@@ -28,8 +29,9 @@ MAX_RECORD = 1 << 30
 class JournalWriter:
     def __init__(self, path: Path, *, fsync_interval: float = 1.0) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        share_like_parent(path)
         self._lock = threading.Lock()
         self._dirty = False
         self._closed = threading.Event()

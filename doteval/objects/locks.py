@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import LockedError
+from doteval.objects.files import ensure_dir, share_like_parent
 from doteval.objects.names import check_name
 
 
@@ -38,8 +39,9 @@ class FileLock:
         return self._fd is not None
 
     def acquire(self, *, purpose: str = "run") -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        share_like_parent(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -29,7 +29,7 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import write_new
+from doteval.objects.files import ensure_dir, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 
@@ -218,7 +218,7 @@ class ObjectStore:
                     codec, payload = CODEC_ZSTD_DICT, packed
             entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
         if entries:
-            self.packs_dir.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.packs_dir)
             dictionary = current[0] if current is not None else NO_DICTIONARY
             write_pack(self.packs_dir, entries, dictionary)
         return ids
