@@ -258,11 +258,14 @@ def _collect(
     dictionary = _train(store, moving, report) if aggressive else current
     if dictionary is not None:
         stats.dictionary = dictionary[0].hex()
+    new_pack = None
     if moving:
-        _write_repack(store, moving, dictionary, report)
+        new_pack = _write_repack(store, moving, dictionary, report)
         stats.new_packs = 1
     # The new pack is durable: now the old copies can go, indexes before packs.
     for pack in plan:
+        if pack.idx_path.stem == new_pack:  # the repack came out identical to this pack: it is the new one
+            continue
         pack.close()
         pack.idx_path.unlink(missing_ok=True)
         pack.pack_path.unlink(missing_ok=True)
@@ -346,7 +349,7 @@ def _write_repack(
     moving: dict[str, tuple[PackIndex | None, int]],
     dictionary: tuple[bytes, zstandard.ZstdCompressionDict] | None,
     report: Progress,
-) -> None:
+) -> str:
     plain = zstandard.ZstdCompressor(level=9)
     with_dict = zstandard.ZstdCompressor(level=12, dict_data=dictionary[1]) if dictionary else None
     entries = []
@@ -366,8 +369,9 @@ def _write_repack(
         if n % 10000 == 0:
             report("repacking", n, total)
     ensure_dir(store.objects.packs_dir)
-    write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
+    name = write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
     report("repacking", total, total)
+    return name
 
 
 def _remove_stale_temp(store: Store, now: float, prune: float) -> int:

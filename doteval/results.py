@@ -264,11 +264,12 @@ class Result:
 
     # -- stored form ------------------------------------------------------
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self, *, check: bool = True) -> dict[str, Any]:
         """The plain data stored for this result (format in the module docstring).
 
         Raises ``EncodingError`` naming the field when a value has no canonical
-        encoding.
+        encoding; ``check=False`` leaves that to the caller's own encoding (the
+        runner encodes the record anyway, and checks only when that fails).
         """
         record: dict[str, Any] = {
             "scores": [{"name": s.name, "value": s.value, "metrics": s.metric_names} for s in self.scores],
@@ -277,6 +278,8 @@ class Result:
             "error": None if self.error_info is None else self.error_info.to_record(),
             "metadata": dict(self.metadata),
         }
+        if not check:
+            return record
         _check_encodable("result field 'prompt'", self.prompt)
         _check_encodable("result field 'response'", self.response)
         for s in self.scores:

@@ -502,14 +502,26 @@ class ExperimentRun:
         outcome: EvaluationOutcome,
     ) -> None:
         assert self.recorder is not None
-        record = result.to_record()
-        record.update({"type": "result", "v": 1, "item": item, "duration": round(time.time() - started, 6)})
+        record = result.to_record(check=False)
+        record["type"], record["v"], record["item"] = "result", 1, item
+        record["duration"] = round(time.time() - started, 6)
         try:
             raw = encode(record)
-        except EncodingError as e:
-            raise EncodingError(f"{prepared.node_id}: the result cannot be stored: {e}") from None
+        except EncodingError:
+            try:
+                result.to_record()  # names the field that cannot be stored
+                raise
+            except EncodingError as e:
+                raise EncodingError(f"{prepared.node_id}: the result cannot be stored: {e}") from None
         item_id = item_digest(encode(item), self._occurrences.get(key, 0))
-        self.recorder.record_result(index, key, result.ok, raw, item_id)
+        scores: dict[str, Any] = {}
+        metrics: dict[str, list[str]] = {}
+        if result.ok:
+            for s in result.scores:
+                scores[s.name] = s.value
+                if s.metrics:
+                    metrics[s.name] = s.metric_names
+        self.recorder.record_result(index, key, result.ok, raw, item_id, (scores, metrics))
         outcome.evaluated += 1
         if not result.ok:
             outcome.errors += 1

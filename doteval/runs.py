@@ -23,7 +23,6 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from doteval.manifest import (
 from doteval.objects import ObjectId, Store
 from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import digest
-from doteval.objects.journal import JournalWriter, read_journal
+from doteval.objects.journal import JournalWriter, read_journal, result_frame
 from doteval.objects.refs import RefState
 from doteval.summary import scores_of
 
@@ -111,6 +110,7 @@ class RunRecorder:
     shard: str = ""
     journal: JournalWriter | None = None
     run_id: str = ""
+    scores: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]] = field(default_factory=dict)
 
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
@@ -145,9 +145,25 @@ class RunRecorder:
         """The sample keys this run covers; ``dataset_total`` when a shard covers only part."""
         self._append(("keys", index, keys, complete, dataset_total))
 
-    def record_result(self, index: int, key: bytes, ok: bool, result: bytes, item: bytes = b"") -> None:
-        """Journal one result; ``item`` is its item digest (see ``manifest.item_digest``)."""
-        self._append(("r", index, key, FLAG_OK if ok else FLAG_ERROR, result, item))
+    def record_result(
+        self,
+        index: int,
+        key: bytes,
+        ok: bool,
+        result: bytes,
+        item: bytes = bytes(16),
+        scores: tuple[dict[str, Any], dict[str, list[str]]] | None = None,
+    ) -> None:
+        """Journal one result; ``item`` is its item digest (see ``manifest.item_digest``).
+
+        ``scores`` (values and metric names, as ``summary.scores_of`` gives) spare
+        this process's seal from decoding the result again.
+        """
+        assert self.journal is not None, "run not started"
+        flag = FLAG_OK if ok else FLAG_ERROR
+        self.journal.append_encoded(result_frame(index, key, flag, item, result))
+        if scores is not None:
+            self.scores[key] = scores
 
     def end_evaluation(self, index: int, status: str) -> None:
         self._append(("eval_end", index, status))
@@ -157,7 +173,7 @@ class RunRecorder:
         assert self.journal is not None
         self.journal.append(("end", status, time.time()))
         self.journal.close()
-        return seal(self.store, self.journal.path)
+        return seal(self.store, self.journal.path, scores=self.scores)
 
 
 # -- sealing ----------------------------------------------------------------
@@ -202,8 +218,17 @@ def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _E
     return header, evals, status, ended
 
 
-def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None = None) -> Manifest | None:
-    """Seal one journal into the store; the caller holds the experiment's lock."""
+def seal(
+    store: Store,
+    path: Path,
+    *,
+    scores: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]] | None = None,
+) -> Manifest | None:
+    """Seal one journal into the store; the caller holds the experiment's lock.
+
+    ``scores`` are the score values and metric names of the journal's results
+    when the process that wrote it still has them; others are decoded.
+    """
     records, _valid = read_journal(path)
     header, evals, status, ended = _parse(records, path)
     if not header:
@@ -221,11 +246,11 @@ def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None 
     seen = set()
     for old in base.evaluations if base else []:
         log = by_node.get(old.node_id)
-        evaluations.append(_seal_eval(store, log, old) if log else replace(old, run={}))
+        evaluations.append(_seal_eval(store, log, old, scores or {}) if log else replace(old, run={}))
         seen.add(old.node_id)
     for log in evals.values():
         if log.header["node_id"] not in seen:
-            evaluations.append(_seal_eval(store, log, None))
+            evaluations.append(_seal_eval(store, log, None, scores or {}))
 
     final = final_status(status, evaluations)
     manifest = Manifest(
@@ -247,7 +272,12 @@ def seal(store: Store, path: Path, *, on_progress: Callable[[str], None] | None 
     return manifest
 
 
-def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> EvaluationRecord:
+def _seal_eval(
+    store: Store,
+    log: _EvalLog,
+    old: EvaluationRecord | None,
+    known: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]],
+) -> EvaluationRecord:
     h = log.header
     record = EvaluationRecord(
         node_id=h["node_id"],
@@ -265,10 +295,10 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
     metrics = dict(base.metrics)
     new_rows: dict[bytes, Row] = {}
     for key, (flag, raw, item) in log.results.items():
-        values, named = scores_of(decode(raw))
+        values, named = known.get(key) or scores_of(decode(raw))
         for name, names in named.items():
             metrics.setdefault(name, names)
-        new_rows[key] = Row(digest(raw), flag, item or _item_digest_of(raw), values)
+        new_rows[key] = Row(digest(raw), flag, item if any(item) else _item_digest_of(raw), values)
     current: list[bytes] = []
     if log.keys is not None:
         current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]

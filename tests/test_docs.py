@@ -116,6 +116,26 @@ def test_every_pytest_option_is_documented(pytester: pytest.Pytester) -> None:
     assert not missing, f"pytest options missing from docs/reference/cli.md: {missing}"
 
 
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--version"], 0),
+        (["list"], 0),
+        (["show", "no_such_experiment"], 1),  # a doteval error
+        (["show"], 2),  # usage errors: a missing argument,
+        (["no-such-command"], 2),  # an unknown command,
+        (["list", "--no-such-option"], 2),  # an unknown option
+    ],
+)
+def test_documented_exit_codes(args: list[str], code: int, store_path: Path) -> None:
+    # docs/reference/cli.md, "Exit codes": 0 ok, 1 doteval error, 2 usage error.
+    proc = subprocess.run(
+        [sys.executable, "-m", "doteval", *args], capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code, proc.stdout + proc.stderr
+
+
 def test_environment_variables_are_documented() -> None:
     text = _cli_reference()
     for name in ("DOTEVAL_STORE", "DOTEVAL_PROGRESS", "NO_COLOR"):

@@ -248,7 +248,7 @@ def test_sigkill_many_times(pytester: pytest.Pytester) -> None:
 
 def test_second_process_on_a_running_experiment_is_refused(pytester: pytest.Pytester) -> None:
     project = Project(pytester, n=200)
-    first = project.start("shared")
+    first = project.start("shared", sleep=0.1)  # long enough to outlive the second process
     project.wait_for_calls(3, first)
 
     other_calls = project.path / "calls-second.txt"

@@ -27,16 +27,38 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
+        usage_errors, aborts = _click_exceptions()
+        if isinstance(e, aborts):
             sys.stderr.write("Aborted.\n")
             sys.exit(1)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        if isinstance(e, usage_errors):
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
         raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(ClickException, Abort) classes of the click that typer raises.
+
+    typer up to 0.2x raises click's own; later versions raise those of the copy
+    of click they ship (``typer._click``), which click's classes do not match.
+    """
+    import importlib
+
+    import typer
+
+    usage_errors: list[type[BaseException]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            exceptions = importlib.import_module(module)
+        except ImportError:
+            continue
+        usage_errors.append(exceptions.ClickException)
+        if hasattr(exceptions, "Abort"):  # typer's own copy has none: it raises typer.Abort
+            aborts.append(exceptions.Abort)
+    return tuple(usage_errors), tuple(aborts)
 
 
 def _print_error(error: DotevalError) -> None:

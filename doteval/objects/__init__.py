@@ -42,16 +42,18 @@ class Store:
 
     def journals(self, name: str) -> list[Path]:
         directory = self.journals_dir / check_name(name)
+        if directory.is_symlink():  # never read or delete a journal outside the store
+            return []
         try:
-            return sorted(p for p in directory.iterdir() if p.suffix == ".journal")
-        except FileNotFoundError:
+            return sorted(p for p in directory.iterdir() if p.suffix == ".journal" and not p.is_symlink())
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def experiment_names(self) -> list[str]:
         names = set(self.refs.names())
         try:
             for d in self.journals_dir.iterdir():
-                if d.is_dir() and any(p.suffix == ".journal" for p in d.iterdir()):
+                if d.is_dir() and not d.is_symlink() and any(p.suffix == ".journal" for p in d.iterdir()):
                     names.add(d.name)
         except FileNotFoundError:
             pass

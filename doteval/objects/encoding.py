@@ -35,12 +35,59 @@ def encode(value: Any) -> bytes:
 
     Raises ``EncodingError`` naming the type and where in ``value`` it sits.
     """
+    try:
+        return _fast(value)
+    except _NotPlain:
+        pass  # the general encoder below gives the same bytes, or the error with its path
+    except RecursionError:
+        raise EncodingError("cannot encode a value nested too deeply (or containing itself)") from None
     out: list[bytes] = []
     try:
         _encode_into(value, out, "")
     except RecursionError:
         raise EncodingError("cannot encode a value nested too deeply (or containing itself)") from None
     return b"".join(out)
+
+
+class _NotPlain(Exception):
+    """Raised by the fast encoder for anything but exact plain types."""
+
+
+def _fast(v: Any) -> bytes:
+    # The hot path (every result of every run): exact built-in types only, no
+    # path bookkeeping. It must produce the same bytes as ``_encode_into``.
+    t = type(v)
+    if t is str:
+        d = v.encode("utf-8", "surrogatepass")
+        return b"s%d:%s" % (len(d), d)
+    if t is dict:
+        pairs = []
+        for k, x in v.items():
+            if type(k) is str:
+                d = k.encode("utf-8", "surrogatepass")
+                pairs.append((b"s%d:%s" % (len(d), d), _fast(x)))
+            else:
+                pairs.append((_fast(k), _fast(x)))
+        pairs.sort()
+        for i in range(1, len(pairs)):
+            if pairs[i][0] == pairs[i - 1][0]:
+                raise _NotPlain  # let the general encoder name the clash
+        return b"d%d:" % len(pairs) + b"".join([kb + vb for kb, vb in pairs])
+    if t is list:
+        return b"l%d:" % len(v) + b"".join([_fast(x) for x in v])
+    if t is tuple:
+        return b"t%d:" % len(v) + b"".join([_fast(x) for x in v])
+    if t is int:
+        return b"i%d;" % v
+    if v is None:
+        return b"N"
+    if t is bool:
+        return b"T" if v else b"F"
+    if t is float:
+        return b"f" + (_CANONICAL_NAN if v != v else _pack_double(v))
+    if t is bytes:
+        return b"b%d:%s" % (len(v), v)
+    raise _NotPlain
 
 
 def _fail(value: Any, path: str) -> None:
@@ -106,7 +153,11 @@ def _enc_tuple(v: tuple[Any, ...], out: list[bytes], path: str) -> None:
 def _enc_dict(v: dict[Any, Any], out: list[bytes], path: str) -> None:
     pairs = []
     for k, x in v.items():
-        kb = encode_at(k, f"{path}[{k!r}] (key)")
+        if type(k) is str:
+            data = k.encode("utf-8", "surrogatepass")
+            kb = b"s%d:%s" % (len(data), data)
+        else:
+            kb = encode_at(k, f"{path}[{k!r}] (key)")
         pairs.append((kb, x, k))
     pairs.sort(key=lambda p: p[0])
     out.append(b"d%d:" % len(pairs))
@@ -116,7 +167,11 @@ def _enc_dict(v: dict[Any, Any], out: list[bytes], path: str) -> None:
             raise EncodingError(f"two keys encode alike at {path or 'top level'}: {k!r}")
         previous = kb
         out.append(kb)
-        _encode_into(x, out, f"{path}[{k!r}]")
+        enc = _SCALARS.get(type(x))
+        if enc is None:
+            _encode_into(x, out, f"{path}[{k!r}]")
+        else:
+            enc(x, out, path)
 
 
 def _enc_set(v: set[Any] | frozenset[Any], out: list[bytes], path: str) -> None:
@@ -272,7 +327,7 @@ def decode(data: bytes) -> Any:
     code named by the data.
     """
     try:
-        value, end = _decode_at(memoryview(data), 0)
+        value, end = _decode_at(bytes(data), 0)
     except (
         IndexError,
         ValueError,
@@ -289,22 +344,16 @@ def decode(data: bytes) -> Any:
     return value
 
 
-def _read_len(
-    buf: memoryview, pos: int, stop: int, limit: int = 20, *, signed: bool = False
-) -> tuple[int, int]:
-    end = pos
-    while buf[end] != stop:
-        end += 1
-        if end - pos > limit:
-            raise ValueError("number field too long")
-    text = bytes(buf[pos:end])
+def _read_len(buf: bytes, pos: int, stop: int, limit: int = 20, *, signed: bool = False) -> tuple[int, int]:
+    end = buf.index(stop, pos, pos + limit + 1)  # ValueError: no end within the limit
+    text = buf[pos:end]
     negative = signed and text[:1] == b"-"
     if not text or not (text.isdigit() or (negative and text[1:].isdigit())):
         raise ValueError(f"bad number {text!r}")
     return int(text), end + 1
 
 
-def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
+def _decode_at(buf: bytes, pos: int) -> tuple[Any, int]:
     tag = buf[pos]
     pos += 1
     if tag == 0x73:  # s
@@ -312,7 +361,7 @@ def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
         end = pos + n
         if end > len(buf):
             raise ValueError("string past end")
-        return bytes(buf[pos:end]).decode("utf-8", "surrogatepass"), end
+        return buf[pos:end].decode("utf-8", "surrogatepass"), end
     if tag == 0x69:  # i
         return _read_len(buf, pos, 0x3B, limit=4300, signed=True)  # Python's int-to-str digit limit
     if tag == 0x66:  # f
@@ -347,12 +396,12 @@ def _decode_at(buf: memoryview, pos: int) -> tuple[Any, int]:
         end = pos + n
         if end > len(buf):
             raise ValueError("bytes past end")
-        return bytes(buf[pos:end]), end
+        return buf[pos:end], end
     if tag in (0x44, 0x59, 0x6D):  # D Y m
         n, pos = _read_len(buf, pos, 0x3A)
         if pos + n > len(buf):
             raise ValueError("text past end")
-        text = bytes(buf[pos : pos + n]).decode()
+        text = buf[pos : pos + n].decode()
         if tag == 0x44:
             return _dt.datetime.fromisoformat(text), pos + n
         if tag == 0x59:

@@ -112,7 +112,7 @@ def publish_new(tmp: Path, dest: Path) -> bool:
 def touch(path: Path) -> None:
     """Refresh the mtime of an existing object so a concurrent gc keeps it."""
     try:
-        os.utime(path)
+        os.utime(path, follow_symlinks=False)
     except OSError:
         pass
 

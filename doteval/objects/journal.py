@@ -23,6 +23,9 @@ from doteval.objects.files import ensure_dir, share_like_parent
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
+# A result record, the one written per sample, skips the canonical encoding of
+# its wrapper: "R" | u32 evaluation index | key (32) | flag (1) | item digest (16) | result bytes.
+_RESULT = struct.Struct(">cI32sB16s")
 MAX_RECORD = 1 << 30
 
 
@@ -99,8 +102,18 @@ def read_journal(path: Path) -> tuple[list[Any], bool]:
         if zlib.crc32(body) != crc:
             return records, False
         try:
-            records.append(decode(body))
-        except CorruptStoreError:
+            records.append(_result_record(body) if body[:1] == b"R" else decode(body))
+        except (CorruptStoreError, struct.error):
             return records, False
         pos = body_at + length
     return records, True
+
+
+def result_frame(index: int, key: bytes, flag: int, item: bytes, result: bytes) -> bytes:
+    """The body of a result record (see ``_RESULT``)."""
+    return _RESULT.pack(b"R", index, key, flag, item) + result
+
+
+def _result_record(body: bytes) -> tuple[str, int, bytes, int, bytes, bytes]:
+    _tag, index, key, flag, item = _RESULT.unpack_from(body)
+    return ("r", index, key, flag, body[_RESULT.size :], item)

@@ -105,6 +105,8 @@ class RefStore:
 
     def read(self, name: str) -> RefState | None:
         directory = self.dir / check_name(name)
+        if directory.is_symlink():
+            raise CorruptStoreError("ref folder is a symbolic link", path=str(directory))
         try:
             files = [p for p in directory.iterdir() if not p.name.startswith(TMP_PREFIX)]
         except (FileNotFoundError, NotADirectoryError):

@@ -11,7 +11,9 @@ This module knows bytes and ids only; what an object means is up to its reader.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 import threading
 from collections.abc import Iterable, Iterator
@@ -140,7 +142,7 @@ class ObjectStore:
         object_id = hash_bytes(raw)
         path = self.loose_path(object_id)
         if path.exists():
-            os.utime(path)
+            os.utime(path, follow_symlinks=False)
             return object_id
         write_new(path, self.file_chunks(raw), durable=self.durable)
         return object_id
@@ -155,7 +157,16 @@ class ObjectStore:
 
     def read_loose(self, path: Path) -> bytes:
         head_len = len(LOOSE_MAGIC) + _LOOSE_HEAD.size
-        with open(path, "rb") as f:
+        # Never through a symbolic link, never blocking on a FIFO: a shared store is untrusted.
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise CorruptStoreError("object file is a symbolic link", path=str(path)) from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CorruptStoreError("object file is not a regular file", path=str(path))
             head = f.read(head_len)
             if len(head) != head_len or head[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
                 raise CorruptStoreError("not an object file (bad header)", path=str(path))
