@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from doteval.changes import code_diff, params_diff
 from doteval.history import Revision, resolve
 from doteval.manifest import FLAG_OK, ITEM_DIGEST, EntriesTable, EvaluationRecord, load_entries
 from doteval.objects import Store
-from doteval.runner import code_diff, params_diff
 from doteval.stats import PairedComparison, compare_paired
 
 MEAN_METRICS = ("accuracy", "mean")

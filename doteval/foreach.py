@@ -79,7 +79,7 @@ def foreach(
 
         @functools.wraps(func)
         def evaluation(**fixture_values: Any) -> Any:
-            from doteval.runner import evaluate_in_memory
+            from doteval.execute import evaluate_in_memory
 
             return evaluate_in_memory(spec, fixture_values)
 

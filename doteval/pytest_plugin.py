@@ -308,6 +308,6 @@ class DotevalSession:
 def _make_listener(config: pytest.Config) -> RunListener:
     if os.environ.get("DOTEVAL_PROGRESS", "auto") == "off":
         return RunListener()
-    from doteval.cli.render import ProgressListener
+    from doteval.cli.progress import ProgressListener
 
     return ProgressListener()

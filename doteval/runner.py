@@ -12,29 +12,24 @@ Progress goes to a ``RunListener``; this module never prints.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import difflib
-import inspect
 import itertools
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from blake3 import blake3
 
+from doteval.changes import code_diff, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, UsageError
+from doteval.execute import Execution, execute
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, item_digest, load_entries
 from doteval.objects import Store, check_name
-from doteval.objects.encoding import decode, encode
-from doteval.results import Result, to_result
-from doteval.retry import RetryPolicy, acall_with_retries, call_with_retries
+from doteval.objects.encoding import encode
+from doteval.results import Result
+from doteval.retry import RetryPolicy
 from doteval.runs import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -185,56 +180,6 @@ def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) 
             type_name=e.type_name,
             path=e.path,
         ) from None
-
-
-def code_diff(old_sources: dict[str, str], new_sources: dict[str, str], limit: int = 40) -> list[str]:
-    def text(sources: dict[str, str]) -> list[str]:
-        return [line for name in sorted(sources) for line in sources[name].splitlines()]
-
-    lines = list(
-        difflib.unified_diff(text(old_sources), text(new_sources), "before", "now", lineterm="", n=1)
-    )
-    return lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else [])
-
-
-def params_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    for name in sorted(set(old) | set(new)):
-        if name not in new:
-            out.append(f"{name}: {_short(old[name])} -> (gone)")
-            continue
-        # ``old`` was read back from the store: compare and show ``new`` in that same
-        # form (a dataclass or __doteval_params__ object decodes to a dict with __type__).
-        now = decode(encode(new[name]))
-        if name not in old:
-            out.append(f"{name}: (new) -> {_short(now)}")
-        else:
-            out.extend(_value_diff(name, old[name], now))
-    return out
-
-
-def _value_diff(path: str, old: Any, new: Any) -> list[str]:
-    """One line per changed leaf, so a long config still shows the field that moved."""
-    if encode(old) == encode(new):
-        return []
-    if isinstance(old, dict) and isinstance(new, dict):
-        lines = []
-        for key in sorted(set(old) | set(new), key=repr):
-            sub = f"{path}.{key}"
-            if key not in new:
-                lines.append(f"{sub}: {_short(old[key])} -> (gone)")
-            elif key not in old:
-                lines.append(f"{sub}: (new) -> {_short(new[key])}")
-            else:
-                lines.extend(_value_diff(sub, old[key], new[key]))
-        if lines:
-            return lines
-    return [f"{path}: {_short(old)} -> {_short(new)}"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def generated_name() -> str:
@@ -438,13 +383,22 @@ class ExperimentRun:
         outcome.reused = len(keys) - len(pending)
         self.listener.evaluation_started(prepared.node_id, len(keys), outcome.reused, len(pending))
         status = STATUS_COMPLETED
+        execution = Execution(
+            spec=spec,
+            fixtures=fixtures,
+            retry=self.options.retry,
+            concurrency=self._concurrency(spec),
+            stop=self.stop_requested,
+            record=lambda key, item, result, started: self._record(
+                index, prepared, key, item, result, started, outcome
+            ),
+            on_retry=lambda attempt, exc, delay: self.listener.retrying(
+                prepared.node_id, attempt, exc, delay
+            ),
+            on_interrupt=self.listener.interrupted,
+        )
         try:
-            if spec.is_async:
-                self._run_async(index, prepared, fixtures, pending, outcome)
-            elif self._concurrency(spec) > 1:
-                self._run_threads(index, prepared, fixtures, pending, outcome)
-            else:
-                self._run_sync(index, prepared, fixtures, pending, outcome)
+            execute(execution, pending)
             if self.interrupted:
                 status = STATUS_INTERRUPTED
         except BaseException:
@@ -527,159 +481,5 @@ class ExperimentRun:
             outcome.errors += 1
         self.listener.sample_done(prepared.node_id, result.ok)
 
-    def _call(self, prepared: PreparedEvaluation, fixtures: dict[str, Any], item: tuple[Any, ...]) -> Result:
-        kwargs = dict(fixtures)
-        kwargs.update(zip(prepared.spec.columns, item))
-        try:
-            value = call_with_retries(
-                lambda: prepared.spec.func(**kwargs),
-                self.options.retry,
-                on_retry=lambda attempt, exc, delay: self.listener.retrying(
-                    prepared.node_id, attempt, exc, delay
-                ),
-            )
-            return to_result(value)
-        except (KeyboardInterrupt, SystemExit, DotevalError):
-            raise
-        except Exception as exc:  # one sample's error never ends the run
-            return Result.from_exception(exc)
-
-    def _run_sync(
-        self,
-        index: int,
-        prepared: PreparedEvaluation,
-        fixtures: dict[str, Any],
-        pending: list[tuple[bytes, tuple[Any, ...]]],
-        outcome: EvaluationOutcome,
-    ) -> None:
-        with self._interrupt_guard(lambda: 1):
-            for key, item in pending:
-                if self.interrupted:
-                    break
-                started = time.time()
-                result = self._call(prepared, fixtures, item)
-                self._record(index, prepared, key, item, result, started, outcome)
-
-    def _run_threads(
-        self,
-        index: int,
-        prepared: PreparedEvaluation,
-        fixtures: dict[str, Any],
-        pending: list[tuple[bytes, tuple[Any, ...]]],
-        outcome: EvaluationOutcome,
-    ) -> None:
-        limit = self._concurrency(prepared.spec)
-        work: Iterator[tuple[bytes, tuple[Any, ...]]] = iter(pending)
-        in_flight: dict[Future[Result], tuple[bytes, tuple[Any, ...], float]] = {}
-        executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="doteval")
-        try:
-            with self._interrupt_guard(lambda: len(in_flight)):
-                while True:
-                    while not self.interrupted and len(in_flight) < limit:
-                        nxt = next(work, None)
-                        if nxt is None:
-                            break
-                        fut = executor.submit(self._call, prepared, fixtures, nxt[1])
-                        in_flight[fut] = (nxt[0], nxt[1], time.time())
-                    if not in_flight:
-                        break
-                    finished, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        key, item, started = in_flight.pop(fut)
-                        self._record(index, prepared, key, item, fut.result(), started, outcome)
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    def _run_async(
-        self,
-        index: int,
-        prepared: PreparedEvaluation,
-        fixtures: dict[str, Any],
-        pending: list[tuple[bytes, tuple[Any, ...]]],
-        outcome: EvaluationOutcome,
-    ) -> None:
-        limit = self._concurrency(prepared.spec)
-        work = iter(pending)
-        in_flight = [0]
-
-        async def call(item: tuple[Any, ...]) -> Result:
-            kwargs = dict(fixtures)
-            kwargs.update(zip(prepared.spec.columns, item))
-            try:
-                value = await acall_with_retries(
-                    lambda: prepared.spec.func(**kwargs),
-                    self.options.retry,
-                    on_retry=lambda attempt, exc, delay: self.listener.retrying(
-                        prepared.node_id, attempt, exc, delay
-                    ),
-                )
-                return to_result(value)
-            except (KeyboardInterrupt, SystemExit, DotevalError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                return Result.from_exception(exc)
-
-        async def worker() -> None:
-            while not self.interrupted:
-                nxt = next(work, None)
-                if nxt is None:
-                    return
-                key, item = nxt
-                started = time.time()
-                in_flight[0] += 1
-                try:
-                    result = await call(item)
-                finally:
-                    in_flight[0] -= 1
-                self._record(index, prepared, key, item, result, started, outcome)
-
-        async def main() -> None:
-            await asyncio.gather(*(worker() for _ in range(min(limit, max(len(pending), 1)))))
-
-        with self._interrupt_guard(lambda: in_flight[0]):
-            asyncio.run(main())
-
-    @contextlib.contextmanager
-    def _interrupt_guard(self, in_flight: Callable[[], int]) -> Iterator[None]:
-        """First Ctrl+C: finish the samples in flight, start no new one. Second: stop now."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.stop_requested.is_set():
-                raise KeyboardInterrupt
-            self.stop_requested.set()
-            self.listener.interrupted(in_flight())
-
-        previous_int = signal.signal(signal.SIGINT, handler)
-        previous_term = signal.signal(signal.SIGTERM, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous_int)
-            signal.signal(signal.SIGTERM, previous_term)
-
 
 _END = object()
-
-
-def evaluate_in_memory(spec: EvaluationSpec, fixtures: dict[str, Any]) -> list[Result]:
-    """Evaluate every item without a store (a direct call of an evaluation)."""
-    results = []
-    for position, raw in enumerate(spec.dataset):
-        item = normalize_item(raw, spec.columns, position)
-        kwargs = dict(fixtures)
-        kwargs.update(zip(spec.columns, item))
-        try:
-            value = spec.func(**kwargs)
-            if inspect.isawaitable(value):
-                value = asyncio.run(_await(value))
-            results.append(to_result(value))
-        except Exception as exc:
-            results.append(Result.from_exception(exc))
-    return results
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable

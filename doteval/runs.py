@@ -20,7 +20,6 @@ Journal records (canonical encoding, framed by ``doteval.objects.journal``):
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -113,7 +112,7 @@ class RunRecorder:
     scores: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
         path = self.store.journals_dir / self.experiment / f"{self.run_id}.journal"
         self.journal = JournalWriter(path)
         self.journal.append(

@@ -101,4 +101,4 @@ def _root(
 
 
 # Register the other commands (imported for their side effect on `app`).
-from doteval.cli import compare, manage, store_cmds, views  # noqa: E402, F401
+from doteval.cli import compare, manage, report_cmd, store_cmds, views  # noqa: E402, F401

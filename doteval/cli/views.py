@@ -182,7 +182,7 @@ def show(
         doc = _show_json(st, info, rev)
         if full:
             doc["samples"] = [
-                {"evaluation": s.evaluation, "key": s.key, "ok": s.ok, **_sample_fields(s.record)}
+                {"evaluation": s.evaluation, "key": s.key, "ok": s.ok, **_sample_fields(s.record, ev.columns)}
                 for ev in rev.manifest.evaluations
                 for s in iter_samples(st, ev)
             ]
@@ -195,9 +195,9 @@ def show(
             console().print(_samples_table(st, ev))
 
 
-def _sample_fields(record: dict[str, Any]) -> dict[str, Any]:
+def _sample_fields(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
     return {
-        "item": record.get("item"),
+        "item": dict(zip(columns, record.get("item") or ())),  # column -> value, as --sample and export
         "prompt": record.get("prompt"),
         "response": record.get("response"),
         "scores": {s["name"]: s["value"] for s in record.get("scores") or []},

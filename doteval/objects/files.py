@@ -9,7 +9,6 @@ ever overwrites an existing immutable file.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def fsync_dir(path: Path) -> None:
 def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
     """Write ``data`` to a fresh temporary file inside ``directory``."""
     ensure_dir(directory)
-    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     share_like_parent(tmp)
     try:

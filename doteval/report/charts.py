@@ -114,7 +114,9 @@ def line_chart(
                     "tip": tips[i],
                 }
             )
-    shapes.append({"t": "text", "x": x(0), "y": h - 8, "text": x_labels[0], "c": "tick start" if n > 1 else "tick mid"})
+    shapes.append(
+        {"t": "text", "x": x(0), "y": h - 8, "text": x_labels[0], "c": "tick start" if n > 1 else "tick mid"}
+    )
     if n > 1:
         shapes.append({"t": "text", "x": x(n - 1), "y": h - 8, "text": x_labels[1], "c": "tick end"})
     return {"w": w, "h": h, "label": label, "shapes": shapes}
@@ -164,7 +166,9 @@ def histogram_chart(hist: dict[str, Any], *, label: str) -> Chart:
             }
         )
         if kind == "bool" or (kind == "int" and k <= 12):
-            shapes.append({"t": "text", "x": x0 + (slot - gap) / 2, "y": h - 10, "text": what, "c": "tick mid"})
+            shapes.append(
+                {"t": "text", "x": x0 + (slot - gap) / 2, "y": h - 10, "text": what, "c": "tick mid"}
+            )
     shapes.append({"t": "line", "x1": left, "y1": top + ph, "x2": left + pw, "y2": top + ph, "c": "axis"})
     if kind == "float" or (kind == "int" and k > 12):
         shapes.append({"t": "text", "x": left, "y": h - 10, "text": fmt(hist["min"]), "c": "tick start"})
@@ -204,13 +208,26 @@ def forest_chart(rows: list[dict[str, Any]], *, label: str) -> Chart:
         cy = top + row_h * i + row_h / 2
         shapes.append({"t": "text", "x": left - 10, "y": cy + 4, "text": r["label"], "c": "label end"})
         if r["delta"] is None:
-            shapes.append({"t": "text", "x": x(0) + 6, "y": cy + 4, "text": "no paired values", "c": "muted start"})
+            shapes.append(
+                {"t": "text", "x": x(0) + 6, "y": cy + 4, "text": "no paired values", "c": "muted start"}
+            )
             continue
         lo, hi = r["ci"] if r["ci"] and None not in r["ci"] else (r["delta"], r["delta"])
         shapes.append({"t": "line", "x1": x(lo), "y1": cy, "x2": x(hi), "y2": cy, "c": f"ci {r['state']}"})
         for end in (lo, hi):
-            shapes.append({"t": "line", "x1": x(end), "y1": cy - 5, "x2": x(end), "y2": cy + 5, "c": f"ci {r['state']}"})
-        shapes.append({"t": "circle", "cx": x(r["delta"]), "cy": cy, "r": 5, "c": f"point {r['state']}", "tip": r["tip"]})
+            shapes.append(
+                {"t": "line", "x1": x(end), "y1": cy - 5, "x2": x(end), "y2": cy + 5, "c": f"ci {r['state']}"}
+            )
+        shapes.append(
+            {
+                "t": "circle",
+                "cx": x(r["delta"]),
+                "cy": cy,
+                "r": 5,
+                "c": f"point {r['state']}",
+                "tip": r["tip"],
+            }
+        )
     return {"w": w, "h": h, "label": label, "shapes": shapes}
 
 
@@ -224,7 +241,9 @@ def counts_chart(rows: list[dict[str, Any]], *, label: str) -> Chart:
     shapes: list[dict[str, Any]] = []
     for i, r in enumerate(rows):
         cy = top + row_h * i
-        shapes.append({"t": "text", "x": left - 10, "y": cy + row_h / 2 + 4, "text": r["label"], "c": "label end"})
+        shapes.append(
+            {"t": "text", "x": left - 10, "y": cy + row_h / 2 + 4, "text": r["label"], "c": "label end"}
+        )
         total = r["improved"] + r["unchanged"] + r["regressed"]
         if not total:
             continue
@@ -247,7 +266,13 @@ def counts_chart(rows: list[dict[str, Any]], *, label: str) -> Chart:
             )
             if width > 36:
                 shapes.append(
-                    {"t": "text", "x": x0 + width / 2, "y": cy + row_h / 2 + 4, "text": str(count), "c": f"inbar mid {part}"}
+                    {
+                        "t": "text",
+                        "x": x0 + width / 2,
+                        "y": cy + row_h / 2 + 4,
+                        "text": str(count),
+                        "c": f"inbar mid {part}",
+                    }
                 )
             x0 += width
     return {"w": w, "h": h, "label": label, "shapes": shapes}

@@ -269,7 +269,11 @@ def experiment_report(store: Store, spec: str) -> Report:
     for name in score_names:
         for ev in range(len(evaluations)):
             h = histogram(
-                [v for e, s, v in zip(cols["ev"], cols["status"], scores[name]) if e == ev and s != STATUS_ERROR]
+                [
+                    v
+                    for e, s, v in zip(cols["ev"], cols["status"], scores[name])
+                    if e == ev and s != STATUS_ERROR
+                ]
             )
             if h is not None:
                 histograms.append({"evaluation": ev, "score": name, **h})

@@ -75,8 +75,20 @@ def _environment() -> Environment:
     env.filters["signed"] = signed
     env.filters["short"] = short_node_id
     env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else fmt(v)
+    env.filters["duration"] = format_duration
     env.filters["px"] = lambda v: f"{v:.1f}".rstrip("0").rstrip(".") if isinstance(v, float) else v
     return env
+
+
+def format_duration(seconds: float | None) -> str:
+    seconds = max(0, round(seconds or 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
 
 
 @lru_cache(maxsize=4)
@@ -152,7 +164,9 @@ def _experiment_view(report: Report) -> dict[str, Any]:
     runs = history["runs"]
     tips_prefix = [f"run {i + 1} of {len(runs)}, {r['time']} ({r['id'][:10]})" for i, r in enumerate(runs)]
     x_labels = (
-        (f"run 1 · {runs[0]['time'][:10]}", f"run {len(runs)} · {runs[-1]['time'][:10]}") if runs else ("", "")
+        (f"run 1 · {runs[0]['time'][:10]}", f"run {len(runs)} · {runs[-1]['time'][:10]}")
+        if runs
+        else ("", "")
     )
     history_charts = []
     for series in history["series"]:
@@ -179,7 +193,11 @@ def _experiment_view(report: Report) -> dict[str, Any]:
         else:
             note = f"{h['n']:,} values, min {fmt(h['min'])}, mean {fmt(h['mean'])}, max {fmt(h['max'])}"
         histogram_charts.append(
-            {"title": title, "note": note, "chart": charts.histogram_chart(h, label=f"distribution of {title}")}
+            {
+                "title": title,
+                "note": note,
+                "chart": charts.histogram_chart(h, label=f"distribution of {title}"),
+            }
         )
     header = s["header"]
     return {
@@ -250,7 +268,9 @@ def _diff_view(report: Report) -> dict[str, Any]:
         "forest": charts.forest_chart(forest_rows, label="delta B - A per metric with confidence intervals")
         if forest_rows
         else None,
-        "counts": charts.counts_chart(count_rows, label="improved, unchanged and regressed samples per metric")
+        "counts": charts.counts_chart(
+            count_rows, label="improved, unchanged and regressed samples per metric"
+        )
         if count_rows
         else None,
         "changed": s["changed"],

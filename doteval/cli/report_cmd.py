@@ -1,0 +1,46 @@
+"""The report command: one experiment, or A against B, as a self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from doteval.cli.common import StoreOption, app, console, open_store
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Experiment: NAME, NAME@REV or NAME~N (A, with --vs).")],
+    vs: Annotated[
+        str | None,
+        typer.Option("--vs", metavar="B", help="Compare with this experiment (NAME, NAME@REV or NAME~N)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write (default: doteval-report-NAME.html or doteval-diff-A-vs-B.html).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the paired bootstrap (with --vs).")] = 0,
+    store: StoreOption = None,
+) -> None:
+    """Write an experiment (or a comparison with --vs) as one HTML file that opens offline."""
+    from doteval.report import default_filename, diff_report, experiment_report, render_html
+
+    st = open_store(store)
+    data = diff_report(st, name, vs, seed=seed) if vs is not None else experiment_report(st, name)
+    html = render_html(data)
+    path = output if output is not None else Path(default_filename(name, vs))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    what = "changed samples" if vs is not None else "samples"
+    size = path.stat().st_size
+    console().print(
+        f"Wrote {data.row_count:,} {what} ({size / 1024:,.0f} KiB) to {escape(str(path))}", soft_wrap=True
+    )

@@ -1,0 +1,179 @@
+"""Executing an evaluation's pending samples: one by one, in threads, or as coroutines.
+
+An exception in one sample becomes that sample's error result (after retries
+of transient errors) and never ends the run. Ctrl+C once stops taking new
+samples and lets those in flight finish; Ctrl+C twice stops at once. Each
+result is handed to ``record`` as soon as it exists, on the calling thread.
+This module knows nothing of the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from doteval.errors import DotevalError
+from doteval.foreach import EvaluationSpec
+from doteval.results import Result, to_result
+from doteval.retry import RetryPolicy, acall_with_retries, call_with_retries
+
+Pending = list[tuple[bytes, tuple[Any, ...]]]  # (sample key, item)
+
+
+@dataclass
+class Execution:
+    spec: EvaluationSpec
+    fixtures: dict[str, Any]
+    retry: RetryPolicy
+    concurrency: int
+    stop: threading.Event
+    record: Callable[[bytes, tuple[Any, ...], Result, float], None]
+    on_retry: Callable[[int, BaseException, float], None]
+    on_interrupt: Callable[[int], None]
+
+    def kwargs(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        kwargs = dict(self.fixtures)
+        kwargs.update(zip(self.spec.columns, item))
+        return kwargs
+
+    def call(self, item: tuple[Any, ...]) -> Result:
+        kwargs = self.kwargs(item)
+        try:
+            value = call_with_retries(lambda: self.spec.func(**kwargs), self.retry, on_retry=self.on_retry)
+            return to_result(value)
+        except (KeyboardInterrupt, SystemExit, DotevalError):
+            raise
+        except Exception as exc:  # one sample's error never ends the run
+            return Result.from_exception(exc)
+
+
+def execute(execution: Execution, pending: Pending) -> None:
+    if execution.spec.is_async:
+        _run_async(execution, pending)
+    elif execution.concurrency > 1:
+        _run_threads(execution, pending)
+    else:
+        _run_sync(execution, pending)
+
+
+def _run_sync(ex: Execution, pending: Pending) -> None:
+    with _interrupt_guard(ex, lambda: 1):
+        for key, item in pending:
+            if ex.stop.is_set():
+                break
+            started = time.time()
+            ex.record(key, item, ex.call(item), started)
+
+
+def _run_threads(ex: Execution, pending: Pending) -> None:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    work = iter(pending)
+    in_flight: dict[Future[Result], tuple[bytes, tuple[Any, ...], float]] = {}
+    executor = ThreadPoolExecutor(max_workers=ex.concurrency, thread_name_prefix="doteval")
+    try:
+        with _interrupt_guard(ex, lambda: len(in_flight)):
+            while True:
+                while not ex.stop.is_set() and len(in_flight) < ex.concurrency:
+                    nxt = next(work, None)
+                    if nxt is None:
+                        break
+                    in_flight[executor.submit(ex.call, nxt[1])] = (nxt[0], nxt[1], time.time())
+                if not in_flight:
+                    break
+                finished, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key, item, started = in_flight.pop(fut)
+                    ex.record(key, item, fut.result(), started)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_async(ex: Execution, pending: Pending) -> None:
+    import asyncio
+
+    work = iter(pending)
+    in_flight = [0]
+
+    async def call(item: tuple[Any, ...]) -> Result:
+        kwargs = ex.kwargs(item)
+        try:
+            value = await acall_with_retries(lambda: ex.spec.func(**kwargs), ex.retry, on_retry=ex.on_retry)
+            return to_result(value)
+        except (KeyboardInterrupt, SystemExit, DotevalError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            return Result.from_exception(exc)
+
+    async def worker() -> None:
+        while not ex.stop.is_set():
+            nxt = next(work, None)
+            if nxt is None:
+                return
+            key, item = nxt
+            started = time.time()
+            in_flight[0] += 1
+            try:
+                result = await call(item)
+            finally:
+                in_flight[0] -= 1
+            ex.record(key, item, result, started)
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(min(ex.concurrency, max(len(pending), 1)))))
+
+    with _interrupt_guard(ex, lambda: in_flight[0]):
+        asyncio.run(main())
+
+
+@contextlib.contextmanager
+def _interrupt_guard(ex: Execution, in_flight: Callable[[], int]) -> Iterator[None]:
+    """First Ctrl+C: finish the samples in flight, start no new one. Second: stop now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if ex.stop.is_set():
+            raise KeyboardInterrupt
+        ex.stop.set()
+        ex.on_interrupt(in_flight())
+
+    previous_int = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def evaluate_in_memory(spec: EvaluationSpec, fixtures: dict[str, Any]) -> list[Result]:
+    """Evaluate every item without a store (a direct call of an evaluation)."""
+    from doteval.runner import normalize_item
+
+    results = []
+    for position, raw in enumerate(spec.dataset):
+        item = normalize_item(raw, spec.columns, position)
+        kwargs = dict(fixtures)
+        kwargs.update(zip(spec.columns, item))
+        try:
+            value = spec.func(**kwargs)
+            if inspect.isawaitable(value):
+                import asyncio
+
+                value = asyncio.run(_await(value))
+            results.append(to_result(value))
+        except Exception as exc:
+            results.append(Result.from_exception(exc))
+    return results
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
