@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from doteval.errors import NotFoundError, StoreError
-
-REFUSALS: list[str] = []  # messages of the refused reads, for the wording check
 from doteval.objects import Store
 from doteval.storage import get_storage_backend
 
-CONFTEST = '''
+REFUSALS: list[str] = []  # messages of the refused reads, for the wording check
+
+CONFTEST = """
 import os
 
 import pytest
@@ -35,9 +35,9 @@ class CountingModel:
 @pytest.fixture
 def model():
     return CountingModel()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 
@@ -45,7 +45,7 @@ from doteval import Result, foreach
 def eval_upper(prompt, model):
     response = model.generate(prompt)
     return Result(response.startswith(prompt.upper()), prompt=prompt, response=response)
-'''
+"""
 
 N = 20
 

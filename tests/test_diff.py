@@ -60,7 +60,7 @@ class Model:
 
 def eval_v1(dataset: list[tuple[str, str]]) -> Any:
     @foreach("prompt,expected", dataset)
-    def eval_qa(prompt, expected, model):  # type: ignore[no-untyped-def]
+    def eval_qa(prompt, expected, model):
         response = model.generate(prompt)
         return Result(exact_match(response, expected), prompt=prompt, response=response)
 
@@ -71,7 +71,7 @@ def eval_v2(dataset: list[tuple[str, str]]) -> Any:
     """The same evaluation with one line changed (a code change)."""
 
     @foreach("prompt,expected", dataset)
-    def eval_qa(prompt, expected, model):  # type: ignore[no-untyped-def]
+    def eval_qa(prompt, expected, model):
         response = model.generate(prompt).strip()
         return Result(exact_match(response, expected), prompt=prompt, response=response)
 
@@ -137,7 +137,9 @@ def build_stores(path: Path) -> Path:
         record(store, "chg", eval_v2(rows(range(3))), Model(range(5)), params=MODEL_B)
         record(store, "fixed", eval_v1(rows(range(6))), Model(range(6), {1: ValueError}), params=MODEL_A)
         record(store, "fixed", eval_v1(rows(range(6))), Model(range(6)), params=MODEL_A)
-        record(store, "far", eval_v1(rows(range(100, 105))), Model(range(200)), params=MODEL_A, node=OTHER_NODE)
+        record(
+            store, "far", eval_v1(rows(range(100, 105))), Model(range(200)), params=MODEL_A, node=OTHER_NODE
+        )
         record(store, "good", eval_v1(rows(range(20))), Model(range(20)), params=MODEL_A)
         record(store, "bad", eval_v1(rows(range(20))), Model(range(5)), params=MODEL_A)
         record(store, "two", eval_v1(rows(range(12))), Model(range(12)), params=MODEL_A)

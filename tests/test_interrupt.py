@@ -22,7 +22,7 @@ import pytest
 
 from doteval.session import SessionStatus, get_session
 
-CONFTEST = '''
+CONFTEST = """
 import os
 import time
 
@@ -43,9 +43,9 @@ class SlowModel:
 @pytest.fixture
 def model():
     return SlowModel()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 
@@ -53,7 +53,7 @@ from doteval import Result, foreach
 def eval_big(prompt, model):
     response = model.generate(prompt)
     return Result(response == prompt.upper(), prompt=prompt, response=response)
-'''
+"""
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
@@ -73,7 +73,9 @@ class Project:
         """The command a user would type, as doteval records it."""
         return " ".join(["pytest", *self.args(experiment)])
 
-    def start(self, experiment: str, *, calls: Path | None = None, sleep: float = 0.02) -> subprocess.Popen[str]:
+    def start(
+        self, experiment: str, *, calls: Path | None = None, sleep: float = 0.02
+    ) -> subprocess.Popen[str]:
         env = dict(
             os.environ,
             DOTEVAL_TEST_CALLS=str(calls or self.calls_path),
@@ -173,7 +175,7 @@ def test_sigint_keeps_finished_samples_and_the_same_command_resumes(pytester: py
 
 @pytest.mark.parametrize("sleep", [0.02, 0.3], ids=["short-calls", "long-calls"])
 def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytester, sleep: float) -> None:
-    n = 200 if sleep < 0.1 else 40
+    n = 80 if sleep < 0.1 else 30
     project = Project(pytester, n=n)
     proc = project.start("twice", sleep=sleep)
     project.wait_for_calls(5, proc)
@@ -188,6 +190,26 @@ def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytest
     assert len(calls) < n
     assert_nothing_finished_lost("twice", calls)
     resume_to_completion(project, "twice", len(calls), max_repeats=1)
+
+
+@pytest.mark.xfail(
+    reason="library: the Ctrl+C handler is restored when the evaluation loop ends, so the "
+    "second Ctrl+C the user was invited to press lands in pytest's reporting: a KeyboardInterrupt "
+    "traceback through _pytest internals, exit by signal (-2), run left for journal recovery",
+    strict=False,
+)
+def test_second_sigint_after_the_run_stopped_exits_cleanly(pytester: pytest.Pytester) -> None:
+    project = Project(pytester, n=200)
+    proc = project.start("late", sleep=0.02)
+    project.wait_for_calls(5, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # the sample in flight (20 ms) is over: the run is winding down
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    rc, out = finish(proc, timeout=30)
+    assert_nothing_finished_lost("late", project.calls())
+    assert rc == 2, out
+    assert "Traceback" not in out, out
 
 
 # -- kill -9 ----------------------------------------------------------------------

@@ -48,7 +48,7 @@ def model():
 
 # An evaluation over a dataset read from data.json (so the dataset can change
 # without the evaluation's source changing).
-EVAL_FROM_JSON = '''
+EVAL_FROM_JSON = """
 import json
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def load():
 def eval_upper(prompt, expected, model):
     response = model.generate(prompt)
     return Result(response == expected, prompt=prompt, response=response)
-'''
+"""
 
 
 def items(n: int, start: int = 0) -> list[list[str]]:
@@ -178,7 +178,7 @@ def test_samples_limit_then_the_rest(proj: Project) -> None:
     assert_session("partial", SessionStatus.COMPLETED, 20, 20)
 
 
-FLAKY_EVAL = '''
+FLAKY_EVAL = """
 import os
 
 from doteval import Result, foreach
@@ -192,7 +192,7 @@ def eval_flaky(prompt, expected, model):
     if prompt in BROKEN and not os.environ.get("DOTEVAL_TEST_FIXED"):
         raise ValueError(f"cannot score {prompt}")
     return Result(response == expected, prompt=prompt, response=response)
-'''
+"""
 
 
 def test_sample_errors_are_kept_and_only_they_are_retried(
@@ -283,15 +283,15 @@ def test_identical_items_are_separate_samples(proj: Project) -> None:
 
 # -- code and params changes ----------------------------------------------------
 
-HELPERS = '''
+HELPERS = """
 def normalize(text):
     return text.strip().upper()
-'''
+"""
 
-HELPERS_CHANGED = '''
+HELPERS_CHANGED = """
 def normalize(text):
     return text.strip().lower()
-'''
+"""
 
 EVAL_WITH_HELPER = '''
 from doteval import Result, foreach
@@ -371,7 +371,9 @@ def test_cosmetic_change_reruns_nothing_and_helper_logic_change_is_refused(proj:
     assert proj.take_calls() == []
 
 
-CONFTEST_WITH_CONFIG = CONFTEST + '''
+CONFTEST_WITH_CONFIG = (
+    CONFTEST
+    + '''
 
 import dataclasses
 
@@ -395,8 +397,9 @@ class Client:
 def client():
     return Client()
 '''
+)
 
-EVAL_WITH_CONFIG = '''
+EVAL_WITH_CONFIG = """
 from doteval import Result, foreach
 
 
@@ -404,16 +407,16 @@ from doteval import Result, foreach
 def eval_config(prompt, model, config):
     response = model.generate(prompt)
     return Result(response == prompt.upper(), prompt=prompt, response=response)
-'''
+"""
 
-EVAL_WITH_CLIENT = '''
+EVAL_WITH_CLIENT = """
 from doteval import Result, foreach
 
 
 @foreach("prompt", [f"q{i}" for i in range(3)])
 def eval_client(prompt, model, client):
     return Result(model.generate(prompt) == prompt.upper(), prompt=prompt)
-'''
+"""
 
 
 def test_changed_dataclass_fixture_is_a_params_change(
@@ -454,9 +457,7 @@ def test_changed_dataclass_fixture_is_a_params_change(
     assert proj.take_calls() == []
 
 
-def test_unfingerprintable_fixture_is_named_in_a_warning(
-    proj: Project, pytester: pytest.Pytester
-) -> None:
+def test_unfingerprintable_fixture_is_named_in_a_warning(proj: Project, pytester: pytest.Pytester) -> None:
     pytester.makeconftest(CONFTEST_WITH_CONFIG)
     proj.write("eval_client.py", EVAL_WITH_CLIENT)
     result = proj.run("eval_client.py", "--experiment", "client")
@@ -469,7 +470,7 @@ def test_unfingerprintable_fixture_is_named_in_a_warning(
 
 # -- concurrency and retries ------------------------------------------------------
 
-CONCURRENT_EVAL = '''
+CONCURRENT_EVAL = """
 import asyncio
 import os
 import threading
@@ -514,7 +515,7 @@ def eval_threads(prompt, model):
     finally:
         _leave()
     return Result(response == prompt.upper(), prompt=prompt, response=response)
-'''
+"""
 
 
 @pytest.mark.parametrize(("evaluation", "prefix"), [("eval_async", "q"), ("eval_threads", "t")])
@@ -532,7 +533,7 @@ def test_concurrency_is_bounded_and_every_item_runs_once(
     assert_session("conc", SessionStatus.COMPLETED, 24, 24)
 
 
-RETRY_EVAL = '''
+RETRY_EVAL = """
 import os
 from collections import Counter
 
@@ -559,15 +560,13 @@ def eval_transient(prompt):
 def eval_bug(prompt):
     _log(prompt)
     raise ValueError(f"bug on {prompt}")
-'''
+"""
 
 
 def test_transient_errors_are_retried_and_bugs_are_not(proj: Project) -> None:
     proj.write("eval_retry.py", RETRY_EVAL)
 
-    result = proj.run(
-        "eval_retry.py::eval_transient", "--experiment", "retry", "--retry-delay", "0.001"
-    )
+    result = proj.run("eval_retry.py::eval_transient", "--experiment", "retry", "--retry-delay", "0.001")
     assert result.ret == 0, output(result)
     calls = proj.take_calls()
     assert sorted(calls) == sorted(f"q{i}" for i in range(5) for _ in range(3))
@@ -594,7 +593,7 @@ def test_transient_error_beyond_max_retries_is_an_error_retried_next_run(proj: P
 
 # -- selection, names, the CLI ----------------------------------------------------
 
-TWO_EVALS = '''
+TWO_EVALS = """
 from doteval import Result, foreach
 
 
@@ -606,7 +605,7 @@ def eval_a(prompt, model):
 @foreach("prompt", [f"b{i}" for i in range(6)])
 def eval_b(prompt, model):
     return Result(model.generate(prompt) == prompt.upper(), prompt=prompt)
-'''
+"""
 
 
 def test_running_one_evaluation_keeps_the_others_results(proj: Project) -> None:
@@ -648,7 +647,7 @@ def test_without_experiment_results_go_to_a_generated_name(proj: Project) -> Non
 def test_unencodable_dataset_item_is_one_clear_error(proj: Project) -> None:
     proj.write(
         "eval_bad_item.py",
-        '''
+        """
         from doteval import Result, foreach
 
         DATA = [("q0", "Q0"), ("q1", "Q1"), ("q2", object())]
@@ -657,7 +656,7 @@ def test_unencodable_dataset_item_is_one_clear_error(proj: Project) -> None:
         @foreach("prompt,expected", DATA)
         def eval_bad(prompt, expected, model):
             return Result(model.generate(prompt) == expected, prompt=prompt)
-        ''',
+        """,
     )
     result = proj.run("eval_bad_item.py", "--experiment", "badItem")
     out = output(result)
@@ -769,16 +768,16 @@ def test_seed_cli_commands_list_show_delete(proj: Project) -> None:
 
 # -- doteval run --------------------------------------------------------------------
 
-EVAL_ONE = '''
+EVAL_ONE = """
 from doteval import Result, foreach
 
 
 @foreach("prompt", ["one-a", "one-b"])
 def eval_one(prompt, model):
     return Result(model.generate(prompt) == prompt.upper(), prompt=prompt)
-'''
+"""
 
-EVAL_TWO = '''
+EVAL_TWO = """
 from doteval import Result, foreach
 
 
@@ -789,7 +788,7 @@ def eval_two(prompt, model):
 
 def eval_not_an_evaluation():
     raise AssertionError("only @foreach functions are run from eval_ files")
-'''
+"""
 
 
 def test_doteval_run_folder_collects_eval_files(proj: Project) -> None:

@@ -1,0 +1,535 @@
+"""``doteval gc``: what it keeps, what it removes, and that it is safe to kill or run beside a run.
+
+Evaluation projects live in tmp folders and run as real ``python -m pytest``
+subprocesses; the CLI runs as ``python -m doteval``. Every model call appends
+a line to a calls file, so "evaluated once" is counted. Stores that several
+tests start from are built once per module and copied (a copy keeps mtimes
+but gets new ctimes, like an rsync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from doteval.export import export as export_rows
+from doteval.fsck import fsck
+from doteval.gc import allocated_bytes, collect_garbage
+from doteval.history import resolve
+from doteval.objects import Store
+from doteval.objects.encoding import encode
+from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex
+from doteval.objects.refs import RefStore
+from doteval.session import SessionStatus, get_session
+
+PY = sys.executable
+PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+
+CONFTEST = '''
+import hashlib
+import os
+import time
+
+import pytest
+
+WORDS = ("model evaluation answer question context token result score metric sample dataset "
+         "prompt response reasoning step because therefore however example python function value").split()
+
+
+class Model:
+    def __doteval_params__(self):
+        return {"name": "test-model", "version": 1}
+
+    def generate(self, prompt):
+        delay = float(os.environ.get("DOTEVAL_TEST_SLEEP") or 0)
+        if delay:
+            time.sleep(delay)
+        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
+            f.write(prompt + "\\n")
+        if os.environ.get("DOTEVAL_TEST_CHAT") != "1":
+            return prompt.upper()
+        words = " ".join(WORDS[b % len(WORDS)] for b in hashlib.sha256(prompt.encode()).digest() * 3)
+        return (
+            "Sure! I'd be happy to help with that. Here is a detailed answer to your question "
+            f"about {prompt}.\\n\\nFirst, let's look at the context: {words}.\\n\\n"
+            f"In summary, the answer is {prompt.upper()}. Let me know if you have any other "
+            "questions, and I will do my best to assist you further!"
+        )
+
+
+@pytest.fixture
+def model():
+    return Model()
+'''
+
+EVAL = '''
+from doteval import Result, foreach
+
+DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
+
+
+@foreach("prompt,expected", DATA)
+def eval_x(prompt, expected, model):
+    response = model.generate(prompt)
+    tag = "{tag}"
+    return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
+'''
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
+    return env
+
+
+class Project:
+    """An evaluation project in ``path``: conftest with a counting model, and eval_x.py."""
+
+    def __init__(self, path: Path, n: int, *, tag: str = "v1", chat: bool = False) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.chat = chat
+        self.calls_path = path / "calls.txt"
+        (path / "conftest.py").write_text(CONFTEST)
+        self.write_eval(n, tag)
+
+    def write_eval(self, n: int, tag: str) -> None:
+        (self.path / "eval_x.py").write_text(EVAL.format(n=n, tag=tag))
+
+    def popen(self, name: str, store: Path, *extra: str, sleep: float = 0.0) -> subprocess.Popen[str]:
+        env = _env(
+            DOTEVAL_TEST_CALLS=str(self.calls_path),
+            DOTEVAL_TEST_SLEEP=str(sleep),
+            DOTEVAL_TEST_CHAT="1" if self.chat else "0",
+        )
+        return subprocess.Popen(
+            # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
+            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, f"--store={store}", *PYTEST_FLAGS, *extra],
+            cwd=self.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, name: str, store: Path, *extra: str) -> str:
+        proc = self.popen(name, store, *extra)
+        out = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, out
+        return out
+
+    def calls(self) -> list[str]:
+        try:
+            return self.calls_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+class Done:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr + done.stdout
+    if ok is not None:
+        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
+    return done
+
+
+def run_cli(store: Path, *args: str, ok: bool | None = True, timeout: float = 300) -> Done:
+    """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either (None)."""
+    proc = subprocess.run(
+        [PY, "-m", "doteval", *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+    )
+    return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
+
+
+def cli(store: Path, *args: str, ok: bool | None = True) -> Done:
+    """The same command line through ``doteval.cli.main`` in this process (faster, for checks)."""
+    from doteval.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([*args, "--store", str(store)])
+        except SystemExit as e:
+            code = e.code
+    return _check(args, Done(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue()), ok)
+
+
+def cli_json(store: Path, *args: str) -> dict:
+    return json.loads(cli(store, *args, "--json").stdout)
+
+
+def run_cli_json(store: Path, *args: str) -> dict:
+    return json.loads(run_cli(store, *args, "--json").stdout)
+
+
+def cli_export(store: Path, spec: str) -> str:
+    return cli(store, "export", spec, "-f", "jsonl").stdout
+
+
+def read_export(store: Path, spec: str) -> str:
+    """The same rows as ``doteval export SPEC -f jsonl``, read in this process."""
+    st = Store(store)
+    out = io.StringIO()
+    export_rows(st, resolve(st, spec), "jsonl", out)
+    return out.getvalue()
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def listing(root: Path, *, skip: tuple[str, ...] = ("locks",)) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``root`` (but ``skip`` folders): size, mtime and content."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel.parts and rel.parts[0] in skip:
+            continue
+        for d in dirs:
+            out[str(rel / d) + "/"] = (0, 0, b"")
+        for f in files:
+            p = Path(dirpath) / f
+            st = p.lstat()
+            out[str(rel / f)] = (st.st_size, st.st_mtime_ns, p.read_bytes())
+    return out
+
+
+def apparent_size(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def result_ids(export_text: str) -> set[str]:
+    return {json.loads(line)["result_id"] for line in export_text.splitlines()}
+
+
+def add_junk(store: Path, tag: str, count: int = 5) -> tuple[list[str], list[str], Path]:
+    """Unreachable objects: ``count`` loose ones and a pack of ``count``; returns their ids and the idx."""
+    st = Store(store)
+    loose = [st.objects.put({"type": "junk", "tag": tag, "i": i, "pad": "x" * 300}) for i in range(count)]
+    raws = [encode({"type": "junk-packed", "tag": tag, "i": i, "pad": "y" * 300}) for i in range(count)]
+    before = set((store / "packs").glob("*.idx"))
+    packed = st.objects.write_pack(raws)
+    (idx,) = set((store / "packs").glob("*.idx")) - before
+    return loose, packed, idx
+
+
+def has_all(store: Path, ids: list[str]) -> bool:
+    st = Store(store)
+    return all(st.objects.has(i) for i in ids)
+
+
+def has_none(store: Path, ids: list[str]) -> bool:
+    st = Store(store)
+    return not any(st.objects.has(i) for i in ids)
+
+
+# -- stores built once per module ---------------------------------------------------
+
+N = 40
+
+
+@pytest.fixture(autouse=True)
+def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """X (two lines: the second from --rerun-changed after a code change) and Y."""
+    root = tmp_path_factory.mktemp("gc-base")
+    store = root / "store"
+    project = Project(root / "project", N, tag="v1")
+    project.run("X", store)
+    project.run("Y", store)
+    project.write_eval(N, tag="v2")
+    project.run("X", store, "--rerun-changed")
+    assert len(project.calls()) == 3 * N
+    exports = {spec: cli_export(store, spec) for spec in ("X", "X~1", "Y")}
+    for text in exports.values():
+        assert len(text.splitlines()) == N
+    assert exports["X"] != exports["X~1"]
+    return {"store": store, "exports": exports}
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """600 samples with chat-like responses (enough to train a zstd dictionary)."""
+    root = tmp_path_factory.mktemp("gc-chat")
+    store = root / "store"
+    project = Project(root / "project", 600, chat=True)
+    project.run("C", store)
+    return {"store": store, "project": project, "export": read_export(store, "C")}
+
+
+# -- what gc keeps ------------------------------------------------------------------
+
+
+def test_gc_keeps_everything_reachable(base: dict, tmp_path: Path) -> None:
+    store = copy_store(base["store"], tmp_path / "store")
+    # Twice: the second gc repacks the same objects into an identical pack.
+    for gc_cli in (run_cli, cli):
+        out = gc_cli(store, "gc", "--prune", "now").stdout
+        assert "Removed 0 loose and 0 packed objects" in out, out
+        check = gc_cli(store, "fsck")
+        assert "no errors" in check.stdout, check.stdout
+        for spec, text in base["exports"].items():
+            assert cli_export(store, spec) == text, spec
+    for spec in ("X", "X~1", "Y"):
+        shown = cli_json(store, "show", spec, "--full")
+        assert (shown["done"], shown["total"]) == (N, N), shown
+        assert len(shown["samples"]) == len({s["key"] for s in shown["samples"]}) == N
+    log = cli_json(store, "log", "X")["entries"]
+    assert len(log) == 2
+    # Everything loose went into packs.
+    assert not [p for p in (store / "objects").rglob("*") if p.is_file()]
+
+
+def test_gc_removes_an_expired_deleted_experiment_and_keeps_a_recent_one(base: dict, tmp_path: Path) -> None:
+    store = copy_store(base["store"], tmp_path / "store")
+    y_id = cli_json(store, "show", "Y")["id"]
+    y_only = sorted(result_ids(base["exports"]["Y"]) - result_ids(base["exports"]["X"] + base["exports"]["X~1"]))
+    assert len(y_only) >= 5  # results equal to X's (same item, response, rounded duration) are shared
+    run_cli(store, "delete", "Y")
+
+    # Default --expire-deleted (30 days): the deletion is recent, Y stays recoverable.
+    stats = cli_json(store, "gc", "--prune", "now")
+    assert stats["expired_experiments"] == []
+    listed = {e["name"]: e for e in cli_json(store, "list", "--deleted")["experiments"]}
+    assert listed["Y"]["deleted"] is True and listed["Y"]["done"] == N
+    assert cli_export(store, f"Y@{y_id[:12]}") == base["exports"]["Y"]
+    assert has_all(store, [y_id, *y_only])
+    size_before = allocated_bytes(store)
+    apparent_before = apparent_size(store)
+
+    stats = run_cli_json(store, "gc", "--prune", "now", "--expire-deleted", "now")
+    assert stats["expired_experiments"] == ["Y"]
+    assert stats["removed_packed"] + stats["removed_loose"] >= len(y_only) + 1
+    assert "Y" not in {e["name"] for e in cli_json(store, "list", "--deleted")["experiments"]}
+    assert not (store / "refs" / "Y").exists()
+    assert has_none(store, [y_id, *y_only])
+    assert allocated_bytes(store) < size_before
+    assert apparent_size(store) < apparent_before
+    assert stats["bytes_after"] < stats["bytes_before"]
+    # The other experiment is intact.
+    assert "no errors" in cli(store, "fsck").stdout
+    assert cli_export(store, "X") == base["exports"]["X"]
+    assert cli_export(store, "X~1") == base["exports"]["X~1"]
+    cli(store, "show", "Y", ok=False)
+
+
+def test_gc_keeps_unreachable_objects_younger_than_prune(base: dict, tmp_path: Path) -> None:
+    store = copy_store(base["store"], tmp_path / "store")
+    fresh_loose, fresh_packed, _ = add_junk(store, "fresh")
+    old_loose, old_packed, old_idx = add_junk(store, "old-mtime")
+    # mtime a month ago (as rsync -t would keep it), ctime now: still young.
+    month_ago = time.time() - 30 * 86400
+    for oid in old_loose:
+        path = store / "objects" / oid[:2] / oid[2:]
+        os.utime(path, (month_ago, month_ago))
+    for path in (old_idx, old_idx.with_suffix(".pack")):
+        os.utime(path, (month_ago, month_ago))
+    junk = fresh_loose + fresh_packed + old_loose + old_packed
+
+    stats = run_cli_json(store, "gc", "--prune", "1h")
+    assert (stats["removed_loose"], stats["removed_packed"]) == (0, 0), stats
+    assert stats["kept_young"] == len(junk), stats
+    assert has_all(store, junk)
+
+    stats = cli_json(store, "gc")  # default --prune 2w
+    assert (stats["removed_loose"], stats["removed_packed"]) == (0, 0), stats
+    assert has_all(store, junk)
+
+    stats = cli_json(store, "gc", "--prune", "now")
+    assert stats["removed_loose"] + stats["removed_packed"] == len(junk), stats
+    assert has_none(store, junk)
+    assert "no errors" in cli(store, "fsck").stdout
+    for spec, text in base["exports"].items():
+        assert read_export(store, spec) == text
+
+
+def test_gc_dry_run_changes_nothing_and_says_what_it_would_remove(base: dict, tmp_path: Path) -> None:
+    store = copy_store(base["store"], tmp_path / "store")
+    cli(store, "delete", "Y")
+    loose, packed, _ = add_junk(store, "dry")
+    before = listing(store)
+
+    out = run_cli(store, "gc", "--dry-run", "--prune", "now", "--expire-deleted", "now").stdout
+    assert "Would remove" in out, out
+    predicted = cli_json(store, "gc", "--dry-run", "--prune", "now", "--expire-deleted", "now")
+    assert predicted["dry_run"] is True
+    assert predicted["expired_experiments"] == ["Y"]
+    assert predicted["removed_loose"] >= len(loose) and predicted["removed_packed"] >= len(packed)
+    assert f"{predicted['removed_loose']} loose and {predicted['removed_packed']} packed" in out
+    assert listing(store) == before  # not one file added, removed or touched
+    assert has_all(store, loose + packed)
+
+    done = cli_json(store, "gc", "--prune", "now", "--expire-deleted", "now")
+    for key in ("removed_loose", "removed_packed", "expired_experiments", "reachable"):
+        assert done[key] == predicted[key], key
+    assert has_none(store, loose + packed)
+
+
+# -- --aggressive: a trained dictionary ------------------------------------------------
+
+
+def test_gc_aggressive_trains_a_dictionary_that_later_runs_use(chat: dict, tmp_path: Path) -> None:
+    store = copy_store(chat["store"], tmp_path / "store")
+    size_before = allocated_bytes(store)
+
+    stats = run_cli_json(store, "gc", "--prune", "now", "--aggressive")
+    assert stats["dictionary"], stats
+    dictionary = bytes.fromhex(stats["dictionary"])
+    (idx,) = (store / "packs").glob("*.idx")
+    pack = PackIndex(idx)
+    assert pack.dictionary() == dictionary != NO_DICTIONARY
+    assert sum(pack.entry(i).codec == CODEC_ZSTD_DICT for i in range(pack.count)) >= 500
+    pack.close()
+    assert Store(store).objects.get(dictionary.hex())["type"] == "zstd-dictionary"
+    assert "no errors" in cli(store, "fsck").stdout
+    assert cli_export(store, "C") == chat["export"]
+    assert allocated_bytes(store) < size_before
+
+    # A later run seals its results with that dictionary.
+    project = Project(tmp_path / "project", 600, chat=True)
+    project.run("D", store, "--samples", "50")
+    assert len(project.calls()) == 50
+    sealed = [PackIndex(p) for p in (store / "packs").glob("*.idx") if p != idx]
+    assert len(sealed) == 1
+    assert sealed[0].dictionary() == dictionary
+    assert any(sealed[0].entry(i).codec == CODEC_ZSTD_DICT for i in range(sealed[0].count))
+    sealed[0].close()
+    assert "no errors" in cli(store, "fsck").stdout
+    assert cli_export(store, "C") == chat["export"]
+    assert len(cli_export(store, "D").splitlines()) == 50
+
+    # A plain gc keeps the dictionary (the packs need it) and everything reads.
+    d_export = read_export(store, "D")
+    cli(store, "gc", "--prune", "now")
+    assert Store(store).objects.has(dictionary.hex())
+    assert fsck(Store(store)).ok
+    assert read_export(store, "C") == chat["export"]
+    assert read_export(store, "D") == d_export
+
+
+# -- gc killed at any instant ------------------------------------------------------------
+
+
+def _kill_trials(chat: dict, tmp_path: Path, trials: int, seed: int) -> None:
+    store = copy_store(chat["store"], tmp_path / "store")
+    expected = chat["export"]
+    command = [PY, "-m", "doteval", "gc", "--prune", "now", "--aggressive", "--store", str(store)]
+    # One uncut gc, timed only to spread the kills over its length.
+    started = time.monotonic()
+    subprocess.run(command, env=_env(), check=True, capture_output=True, timeout=300)
+    length = time.monotonic() - started
+    rng = random.Random(seed)
+    for trial in range(trials):
+        proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.2, 1.0) * length)
+        proc.send_signal(signal.SIGKILL)
+        _out, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        report = fsck(Store(store))
+        assert report.ok, (trial, [p.to_json() for p in report.errors])
+        assert read_export(store, "C") == expected, trial
+    final = run_cli(store, "gc", "--prune", "now", "--aggressive")
+    assert "Repacked" in final.stdout
+    check = run_cli(store, "fsck")
+    assert "no errors" in check.stdout, check.stdout
+    assert cli_export(store, "C") == expected
+    assert len(list((store / "packs").glob("*.idx"))) == 1
+
+
+def test_gc_killed_at_random_points_keeps_the_store_valid(chat: dict, tmp_path: Path) -> None:
+    _kill_trials(chat, tmp_path, trials=3, seed=20240601)
+
+
+@pytest.mark.slow
+def test_gc_killed_at_random_points_many_trials(chat: dict, tmp_path: Path) -> None:
+    _kill_trials(chat, tmp_path, trials=20, seed=7)
+
+
+# -- gc beside a running experiment -----------------------------------------------------
+
+
+def _gc_beside_a_run(base: dict, tmp_path: Path, n: int) -> None:
+    store = copy_store(base["store"], tmp_path / "store")
+    project = Project(tmp_path / "project", n, tag="beside")
+    proc = project.popen("R", store, sleep=0.005)
+    gcs = 0
+    while proc.poll() is None:
+        cli(store, "gc", "--prune", "now")
+        gcs += 1
+        time.sleep(0.01)
+    out = proc.communicate()[0]
+    assert proc.returncode == 0, out
+    assert gcs >= 1
+    cli(store, "gc", "--prune", "now")
+
+    check = run_cli(store, "fsck")
+    assert "no errors" in check.stdout, check.stdout
+    calls = project.calls()
+    assert len(calls) == len(set(calls)) == n
+    session = get_session("R", store)
+    assert session is not None
+    assert (session.status, session.completed_count, session.total_count) == (SessionStatus.COMPLETED, n, n)
+    rows = [json.loads(line) for line in cli_export(store, "R").splitlines()]
+    assert len(rows) == len({r["sample_key"] for r in rows}) == n
+    for spec, text in base["exports"].items():
+        assert read_export(store, spec) == text, spec
+
+
+def test_gc_beside_a_running_experiment(base: dict, tmp_path: Path) -> None:
+    _gc_beside_a_run(base, tmp_path, 300)
+
+
+@pytest.mark.slow
+def test_gc_beside_a_long_running_experiment(base: dict, tmp_path: Path) -> None:
+    _gc_beside_a_run(base, tmp_path, 2000)
+
+
+def test_gc_prune_now_while_a_run_is_being_sealed_keeps_what_it_wrote(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A gc between a seal's results pack (and manifest) and its ref record: the window where
+    nothing names the new objects yet. The run's journal still exists then, and protects them."""
+    store = tmp_path / "sealing-store"
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(eval_x=EVAL.format(n=20, tag="sealing"))
+    monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(tmp_path / "calls.txt"))
+    original = RefStore.append
+    stats = []
+
+    def append_after_a_gc(self: RefStore, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        stats.append(collect_garbage(Store(store), prune=0.0))  # `doteval gc --prune now` elsewhere
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RefStore, "append", append_after_a_gc)
+    result = pytester.runpytest("eval_x.py", "--experiment", "S", f"--store={store}", *PYTEST_FLAGS[1:])
+    result.assert_outcomes(passed=1)
+    assert len(stats) == 1
+    assert (stats[0].removed_loose, stats[0].removed_packed) == (0, 0), stats[0]
+    report = fsck(Store(store))
+    assert report.ok, [p.to_json() for p in report.problems]
+    assert len(read_export(store, "S").splitlines()) == 20

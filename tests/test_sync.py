@@ -1,0 +1,384 @@
+"""``doteval push`` / ``pull``: stores copied together keep every line, shard runs merge, kills are safe.
+
+Every store here is a folder in tmp ("a machine"); evaluation projects run as
+real ``python -m pytest`` subprocesses and the CLI as ``python -m doteval``.
+Pushes go through rsync (installed) and through plain copies (``--no-rsync``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from doteval.export import export as export_rows
+from doteval.fsck import fsck
+from doteval.history import resolve
+from doteval.objects import Store
+from doteval.session import SessionStatus, get_session
+
+PY = sys.executable
+PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+
+CONFTEST = '''
+import os
+
+import pytest
+
+
+class Model:
+    def __doteval_params__(self):
+        return {"name": "test-model", "version": 1}
+
+    def generate(self, prompt):
+        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
+            f.write(prompt + "\\n")
+        return f"The answer to {prompt} is {prompt.upper()}."
+
+
+@pytest.fixture
+def model():
+    return Model()
+'''
+
+EVAL = '''
+from doteval import Result, foreach
+
+DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
+
+
+@foreach("prompt,expected", DATA)
+def eval_x(prompt, expected, model):
+    response = model.generate(prompt)
+    tag = "{tag}"
+    return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
+'''
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
+    return env
+
+
+class Project:
+    def __init__(self, path: Path, n: int, *, tag: str = "v1") -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.calls_path = path / "calls.txt"
+        (path / "conftest.py").write_text(CONFTEST)
+        self.write_eval(n, tag)
+
+    def write_eval(self, n: int, tag: str) -> None:
+        (self.path / "eval_x.py").write_text(EVAL.format(n=n, tag=tag))
+
+    def run(self, name: str, store: Path, *extra: str, store_arg: str = "joined") -> str:
+        # --store=PATH in one argument: see test_store_option_spelling_keeps_node_ids
+        store_args = [f"--store={store}"] if store_arg == "joined" else ["--store", str(store)]
+        proc = subprocess.run(
+            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, *store_args, *PYTEST_FLAGS, *extra],
+            cwd=self.path,
+            env=_env(DOTEVAL_TEST_CALLS=str(self.calls_path)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def calls(self) -> list[str]:
+        try:
+            return self.calls_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+class Done:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr + done.stdout
+    if ok is not None:
+        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
+    return done
+
+
+def run_cli(store: Path, *args: str, ok: bool | None = True) -> Done:
+    """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either."""
+    proc = subprocess.run(
+        [PY, "-m", "doteval", *args, "--store", str(store)], capture_output=True, text=True, env=_env(), timeout=300
+    )
+    return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
+
+
+def cli(store: Path, *args: str, ok: bool | None = True) -> Done:
+    """The same command line through ``doteval.cli.main`` in this process."""
+    from doteval.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([*args, "--store", str(store)])
+        except SystemExit as e:
+            code = e.code
+    return _check(args, Done(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue()), ok)
+
+
+def read_export(store: Path, spec: str) -> str:
+    st = Store(store)
+    out = io.StringIO()
+    export_rows(st, resolve(st, spec), "jsonl", out)
+    return out.getvalue()
+
+
+def names(store: Path) -> list[str]:
+    return [e["name"] for e in json.loads(cli(store, "list", "--json").stdout)["experiments"]]
+
+
+def assert_clean(store: Path, *, subprocess_cli: bool = False) -> str:
+    done = (run_cli if subprocess_cli else cli)(store, "fsck")
+    assert "no errors, 0 warning(s)" in done.stdout, done.stdout
+    return done.stdout
+
+
+def tree(root: Path, *, skip: tuple[str, ...] = ("locks", "journals", "rsync-filter")) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] not in skip and not p.name.startswith(".")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(scope="module")
+def two_stores(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Store A holds experiment alpha, store B holds beta (the same evaluation)."""
+    root = tmp_path_factory.mktemp("sync-two")
+    project = Project(root / "project", 25)
+    a, b = root / "A", root / "B"
+    project.run("alpha", a)
+    project.run("beta", b)
+    return {"A": a, "B": b, "exports": {"alpha": read_export(a, "alpha"), "beta": read_export(b, "beta")}}
+
+
+# -- pushing two stores into a third ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["rsync", "copy"])
+def test_two_stores_pushed_into_a_third_have_both_and_a_second_push_copies_nothing(
+    two_stores: dict, tmp_path: Path, method: str
+) -> None:
+    dest = tmp_path / "C"
+    flags = ["--no-rsync"] if method == "copy" else []
+    for source in (two_stores["A"], two_stores["B"]):
+        out = run_cli(source, "push", str(dest), *flags).stdout
+        assert out.startswith("Pushed ") and f", {method})." in out, out
+        assert "Pushed 0 file(s)" not in out
+    assert sorted(names(dest)) == ["alpha", "beta"]
+    assert_clean(dest, subprocess_cli=True)
+    for name, text in two_stores["exports"].items():
+        assert read_export(dest, name) == text
+    before = tree(dest)
+    for source in (two_stores["A"], two_stores["B"]):
+        assert run_cli(source, "push", str(dest), *flags).stdout.startswith("Pushed 0 file(s), 0 B")
+        stats = json.loads(cli(source, "push", str(dest), *flags, "--json").stdout)
+        assert (stats["files"], stats["bytes"], stats["method"]) == (0, 0, method)
+        assert stats["diverged"] == stats["merged"] == []
+    assert tree(dest) == before
+
+
+def test_pull_into_a_fresh_store_creates_it(two_stores: dict, tmp_path: Path) -> None:
+    dest = tmp_path / "new" / "store"
+    out = run_cli(dest, "pull", str(two_stores["A"])).stdout
+    assert out.startswith("Pulled ") and "Pulled 0 file(s)" not in out, out
+    assert (dest / "VERSION").read_text() == "doteval-store 1\n"
+    assert names(dest) == ["alpha"]
+    assert_clean(dest)
+    assert read_export(dest, "alpha") == two_stores["exports"]["alpha"]
+    assert cli(dest, "pull", str(two_stores["A"])).stdout.startswith("Pulled 0 file(s)")
+    cli(tmp_path / "other", "pull", str(tmp_path / "not-a-store"), ok=False)
+
+
+# -- an experiment that moved on both sides ---------------------------------------------------
+
+
+def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project", 15, tag="base")
+    a, b = tmp_path / "A", tmp_path / "B"
+    project.run("X", a)
+    cli(b, "pull", str(a))
+    project.write_eval(15, tag="laptop")
+    project.run("X", a, "--rerun-changed")
+    project.write_eval(15, tag="server")
+    project.run("X", b, "--rerun-changed")
+    head_a = json.loads(cli(a, "show", "X", "--json").stdout)["id"]
+    head_b = json.loads(cli(b, "show", "X", "--json").stdout)["id"]
+    export_a, export_b = read_export(a, "X"), read_export(b, "X")
+    assert head_a != head_b
+
+    out = run_cli(b, "pull", str(a)).stdout
+    assert "X moved on both sides with different code or params: both lines are kept" in out, out
+    assert "`doteval log X`" in out
+    stats = json.loads(cli(b, "pull", str(a), "--json").stdout)
+    assert stats["files"] == 0 and stats["diverged"] == ["X"] and stats["merged"] == []
+
+    log = json.loads(run_cli(b, "log", "X", "--json").stdout)["entries"]
+    ids = [e["id"] for e in log if e["op"] == "run"]
+    assert head_a in ids and head_b in ids and len(ids) == 3  # base, laptop, server
+    check = run_cli(b, "fsck")
+    assert "no errors" in check.stdout and "has 2 heads" in check.stdout, check.stdout
+    shown = cli(b, "show", "X").stdout
+    assert "two heads" in shown, shown
+    # Nothing lost: each line reads as it was in its own store.
+    assert read_export(b, f"X@{head_a[:12]}") == export_a
+    assert read_export(b, f"X@{head_b[:12]}") == export_b
+    assert {json.loads(line)["item"]["prompt"] for line in export_a.splitlines()} == {f"q{i}" for i in range(15)}
+
+
+# -- shards run on three machines -------------------------------------------------------------
+
+
+def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: Path) -> None:
+    n = 30
+    project = Project(tmp_path / "project", n)
+    shards = [tmp_path / f"machine{i}" for i in (1, 2, 3)]
+    for i, store in enumerate(shards, 1):
+        project.run("sh", store, "--shard", f"{i}/3")
+    calls = project.calls()
+    assert len(calls) == len(set(calls)) == n  # every item on exactly one machine
+
+    merged = tmp_path / "merged"
+    outputs = [run_cli(merged, "pull", str(store)).stdout for store in shards]
+    assert "Merged the two lines of sh" in outputs[1] and "Merged the two lines of sh" in outputs[2], outputs
+
+    session = get_session("sh", merged)
+    assert session is not None
+    assert (session.status, session.completed_count, session.total_count) == (SessionStatus.COMPLETED, n, n)
+    shown = run_cli(merged, "show", "sh").stdout
+    assert "Status: Completed" in shown and f"Samples: {n}/{n}" in shown, shown
+    rows = [json.loads(line) for line in read_export(merged, "sh").splitlines()]
+    assert len(rows) == len({r["sample_key"] for r in rows}) == n
+    assert sorted(r["item"]["prompt"] for r in rows) == sorted(f"q{i}" for i in range(n))
+    log = json.loads(cli(merged, "log", "sh", "--json").stdout)["entries"]
+    changes = [c for e in log for c in e["changes"]]
+    for i in (1, 2, 3):
+        assert f"shard {i}/3" in changes, changes
+    assert sum(e["op"] == "merge" for e in log) == 2
+    assert_clean(merged)
+
+
+# -- a push killed half way --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store with one experiment and some hundred small objects, so a push takes a while."""
+    root = tmp_path_factory.mktemp("sync-many")
+    store = root / "store"
+    Project(root / "project", 25).run("many", store)
+    st = Store(store, durable=False)
+    for i in range(400):
+        st.objects.put({"type": "note", "i": i, "text": f"note {i} " * 20})
+    return {"store": store, "export": read_export(store, "many")}
+
+
+PARTIAL = ("missing", "without an index", "history is cut", "temporary", "no store here")
+
+
+def _killed_pushes(many_files: dict, tmp_path: Path, method: str, trials: int, seed: int) -> None:
+    source = many_files["store"]
+    flags = ["--no-rsync"] if method == "copy" else []
+
+    def command(dest: Path) -> list[str]:
+        return [PY, "-m", "doteval", "push", str(dest), *flags, "--store", str(source)]
+
+    started = time.monotonic()  # one whole push, timed only to spread the kills over its length
+    subprocess.run(command(tmp_path / "timed"), env=_env(), check=True, capture_output=True, timeout=300)
+    length = time.monotonic() - started
+    rng = random.Random(seed)
+    for trial in range(trials):
+        dest = tmp_path / f"dest{trial}"
+        proc = subprocess.Popen(
+            command(dest), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        time.sleep(rng.uniform(0.15, 0.95) * length)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # doteval and its rsync
+        proc.communicate(timeout=60)
+        report = fsck(Store(dest))
+        for problem in report.problems:
+            assert any(word in problem.message for word in PARTIAL), (trial, problem.to_json())
+
+        out = run_cli(source, "push", str(dest), *flags).stdout
+        assert out.startswith("Pushed "), out
+        assert_clean(dest)
+        assert read_export(dest, "many") == many_files["export"]
+        assert tree(dest) == tree(source)
+
+
+@pytest.mark.parametrize("method", ["rsync", "copy"])
+def test_push_killed_half_way_then_pushed_again(many_files: dict, tmp_path: Path, method: str) -> None:
+    _killed_pushes(many_files, tmp_path, method, trials=2, seed=31 if method == "rsync" else 32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["rsync", "copy"])
+def test_push_killed_half_way_many_trials(many_files: dict, tmp_path: Path, method: str) -> None:
+    _killed_pushes(many_files, tmp_path, method, trials=10, seed=5)
+
+
+# -- the documented raw-rsync route ----------------------------------------------------------
+
+
+def test_printed_rsync_commands_make_the_same_store_as_push(two_stores: dict, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(two_stores["A"], source)
+    raw, pushed = tmp_path / "raw", tmp_path / "pushed"
+    printed = run_cli(source, "push", "--print", str(raw)).stdout.splitlines()
+    assert len(printed) == 3 and all(line.startswith("rsync ") for line in printed), printed
+    assert not raw.exists()  # --print copies nothing
+    for line in printed:
+        subprocess.run(shlex.split(line), check=True, capture_output=True, timeout=120)
+    run_cli(source, "push", str(pushed))
+    for store in (raw, pushed):
+        assert_clean(store)
+        assert read_export(store, "alpha") == two_stores["exports"]["alpha"]
+    assert tree(raw) == tree(pushed)
+    assert names(raw) == ["alpha"]
+
+
+# -- the --store option and pytest's rootdir ---------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: `pytest eval_x.py --store PATH` (two arguments) with PATH outside the project: pytest takes "
+        "an existing PATH for a test path when it picks its rootdir (plugin options are not known yet), "
+        "so node ids change once the store exists and the second run evaluates everything again"
+    ),
+)
+def test_store_option_spelling_keeps_node_ids(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project", 5)
+    store = tmp_path / "store"  # beside the project, not inside it
+    project.run("X", store, store_arg="split")  # the store does not exist yet
+    project.run("X", store, store_arg="split")  # now it does
+    assert len(project.calls()) == 5, project.calls()
