@@ -63,31 +63,28 @@ class InstantModel:
 # -- chat-style responses ----------------------------------------------------
 
 _WORDS = """
-the of and to a in is that it for as with was on be by this are from or have an
-not which but at they can one all their will more there has been if when would
-so what about into than its some could them other these time only new may also
-use two how first then way each most any over such our like just where after
-those even many make well should because through between very much before must
-same while however both under used work number part each data model value case
-result example point system following given function code set order first need
-change test output input file line error type method state object process step
-run call return list string question answer response prompt token request user
-first second third note important simple small large fast slow easy hard common
-true false check update build read write load save start stop open close handle
-support include require define create remove replace compare measure improve
-performance memory cache index query table column row field record key version
-server client network message event task thread async await loop batch stream
-score metric sample evaluation dataset training label feature vector matrix
-average mean total count rate limit size length width depth level layer weight
-probably usually often always never sometimes quickly carefully directly simply
-approach solution problem issue option setting default config parameter argument
-because although unless whether since until therefore instead otherwise rather
-""".split()
+the of and to a in is that it for as with was on be by this are from or have an not which but at
+they can one all their will more there has been if when would so what about into than its some could
+them other these time only new may also use two how first then way each most any over such our like
+just where after those even many make well should because through between very much before must same
+while however both under used work number part each data model value case result example point
+system following given function code set order first need change test output input file line error
+type method state object process step run call return list string question answer response prompt
+token request user first second third note important simple small large fast slow easy hard common
+true false check update build read write load save start stop open close handle support include
+require define create remove replace compare measure improve performance memory cache index query
+table column row field record key version server client network message event task thread async
+await loop batch stream score metric sample evaluation dataset training label feature vector matrix
+average mean total count rate limit size length width depth level layer weight probably usually
+often always never sometimes quickly carefully directly simply approach solution problem issue
+option setting default config parameter argument because although unless whether since until
+therefore instead otherwise rather
+""".split()  # noqa: SIM905
 
 _TECH = """
-Python JSON HTTP API SQL Docker Kubernetes Redis PostgreSQL NumPy pandas pytest
-asyncio FastAPI React TypeScript Linux Git YAML CSV UTF-8 TLS OAuth gRPC Rust
-""".split()
+Python JSON HTTP API SQL Docker Kubernetes Redis PostgreSQL NumPy pandas pytest asyncio FastAPI
+React TypeScript Linux Git YAML CSV UTF-8 TLS OAuth gRPC Rust
+""".split()  # noqa: SIM905
 
 _IDENTS = [
     "data",

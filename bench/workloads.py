@@ -12,14 +12,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from bench.data import arithmetic_answer, chat_response
 from doteval import Result, foreach
 from doteval.evaluators import exact_match
 from doteval.fingerprint import params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
 from doteval.runner import EvaluationOutcome, ExperimentRun, RunOptions
-
-from bench.data import arithmetic_answer, chat_response
 
 
 @foreach("prompt,expected", [])
@@ -33,7 +32,7 @@ def eval_arith_v2(prompt, expected):
     # a "new model" for diff: right more often than eval_arith
     response = arithmetic_answer(prompt)
     if len(prompt) % 4 == 0:
-        response = str(eval(prompt[8:-1]))  # noqa: S307 - our own generated arithmetic
+        response = str(eval(prompt[8:-1]))
     return Result(exact_match(response, expected), prompt=prompt, response=response)
 
 

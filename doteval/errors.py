@@ -106,7 +106,7 @@ class CorruptObjectError(StoreError):
 class CorruptStoreError(StoreError):
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(
-            message + (f" ({path})" if path else ""),
+            "damaged store file: " + message + (f" ({path})" if path else ""),
             path=path,
             hint="run `doteval fsck` to list every damaged file",
         )

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from doteval.errors import ExperimentNotFoundError, LockedError, UsageError
+from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, UsageError
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_entries, load_manifest
 from doteval.objects import ObjectId, Store, check_name
+from doteval.objects.journal import read_journal
 from doteval.runs import read_head, recover
 
 STATUS_RUNNING = "running"
@@ -29,22 +30,67 @@ class ExperimentInfo:
     holder: dict[str, Any] | None = None
     diverged: bool = False
     deleted: bool = False
+    live: LiveProgress | None = None  # what a running run has journaled so far
 
     @property
     def total(self) -> int:
-        return self.manifest.total if self.manifest else 0
+        if self.manifest is None:
+            return self.live.total if self.live else 0
+        return self.manifest.total
 
     @property
     def done(self) -> int:
-        return self.manifest.done if self.manifest else 0
+        if self.manifest is None:
+            return self.live.ok if self.live else 0
+        return self.manifest.done
 
     @property
     def errors(self) -> int:
-        return self.manifest.errors if self.manifest else 0
+        if self.manifest is None:
+            return self.live.errors if self.live else 0
+        return self.manifest.errors
 
     @property
     def last_updated(self) -> float:
+        if self.live is not None and self.live.updated:
+            return self.live.updated
         return self.manifest.finished if self.manifest else 0.0
+
+
+@dataclass
+class LiveProgress:
+    """A live run's journal read so far (a prefix: it is being written)."""
+
+    started: float = 0.0
+    updated: float = 0.0
+    total: int = 0  # sample keys of the evaluations begun
+    ok: int = 0
+    errors: int = 0
+
+
+def live_progress(store: Store, name: str) -> LiveProgress | None:
+    journals = store.journals(name)
+    if not journals:
+        return None
+    live = LiveProgress()
+    for path in journals:
+        try:
+            records, _valid = read_journal(path)
+            live.updated = max(live.updated, path.stat().st_mtime)
+        except (DotevalError, OSError):
+            continue
+        for rec in records:
+            kind = rec[0]
+            if kind == "r":
+                if rec[3] == FLAG_OK:
+                    live.ok += 1
+                else:
+                    live.errors += 1
+            elif kind == "keys":
+                live.total += len(rec[2]) // 32
+            elif kind == "start":
+                live.started = float(rec[1].get("started") or 0.0)
+    return live
 
 
 @dataclass
@@ -89,11 +135,11 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
     deleted = head.state is not None and head.state.head.deleted
     if deleted and not include_deleted:
         raise ExperimentNotFoundError(name)
-    manifest = head.manifest
+    manifest, manifest_id = head.manifest, head.manifest_id
     if deleted and head.state is not None:
         # A deletion record names the manifest it deleted, so it stays recoverable.
-        mid = head.state.head.manifest
-        manifest = load_manifest(store, mid) if mid else None
+        manifest_id = head.state.head.manifest
+        manifest = load_manifest(store, manifest_id) if manifest_id else None
     status = manifest.status if manifest else "interrupted"
     if holder is not None:
         status = STATUS_RUNNING
@@ -101,10 +147,11 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
         name=name,
         status=status,
         manifest=manifest,
-        manifest_id=head.manifest_id,
+        manifest_id=manifest_id,
         holder=holder,
         diverged=bool(head.state and head.state.diverged),
         deleted=deleted,
+        live=live_progress(store, name) if holder is not None else None,
     )
 
 
@@ -187,12 +234,15 @@ def rename_experiment(store: Store, old: str, new: str) -> Manifest | None:
                     f"experiment {new!r} already exists",
                     hint=f"pick another name, or `doteval delete {new}` first",
                 )
+            # NEW gets OLD's records (immutable copies), so its history is OLD's.
+            store.refs.adopt(new, list(src.state.records.values()), old)
             store.refs.append(
                 new,
                 src.manifest_id,
-                expected=dst.head.id if dst else None,
+                expected=src.record_id,
                 op="rename",
                 note=f"renamed from {old}",
+                merged=(dst.head.id,) if dst else (),
             )
             store.refs.append(
                 old, src.manifest_id, expected=src.record_id, op="delete", note=f"renamed to {new}"

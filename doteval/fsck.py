@@ -266,7 +266,13 @@ def _check_journals(store: Store, report: FsckReport) -> None:
     if not store.journals_dir.is_dir():
         return
     for directory in sorted(store.journals_dir.iterdir()):
+        if directory.is_symlink() or not directory.is_dir():
+            report.error(directory, "journal folder is not a plain folder", "move it out of the store")
+            continue
         for path in sorted(directory.glob("*.journal")):
+            if path.is_symlink():
+                report.error(path, "journal is a symbolic link", "move it out of the store")
+                continue
             try:
                 holder = store.live_holder(directory.name)
             except DotevalError:

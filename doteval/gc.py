@@ -40,6 +40,7 @@ DEFAULT_EXPIRE_DELETED = 30 * DAY
 SMALL_PACK = 50_000
 DICTIONARY_SIZE = 112 * 1024
 TRAINING_SAMPLES = 20_000
+JOURNAL_MARGIN = 60.0  # clock skew between a run's host and this one (a store shared over NFS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
 
 Progress = Callable[[str, int, int], None]
@@ -125,11 +126,32 @@ class GcStats:
         }
 
 
-def reachable_objects(store: Store, *, expire_deleted: float, now: float) -> tuple[set[str], list[str]]:
-    """Ids reachable from refs and journals, and the deleted experiments that expired."""
+def reachable_objects(
+    store: Store, *, expire_deleted: float, now: float
+) -> tuple[set[str], list[str], float | None]:
+    """Ids reachable from refs and journals, the deleted experiments that expired, and
+    when the oldest run that still has a journal started (None: no journal).
+
+    Journals are read before refs: a run being sealed has written objects that no
+    ref names yet, all newer than its journal, and its journal is deleted only
+    after its ref record exists.
+    """
     seen_manifests: set[str] = set()
     reachable: set[str] = set()
     expired: list[str] = []
+    oldest_run: float | None = None
+    for journal in _journal_paths(store):
+        try:
+            records, _valid = read_journal(journal)
+        except (DotevalError, OSError):
+            continue
+        for rec in records:
+            if rec and rec[0] == "start" and isinstance(rec[1], dict):
+                started = rec[1].get("started")
+                if isinstance(started, (int, float)) and (oldest_run is None or started < oldest_run):
+                    oldest_run = float(started)
+            if rec and rec[0] == "eval" and isinstance(rec[2], dict) and rec[2].get("code"):
+                reachable.add(rec[2]["code"])
     for name in store.refs.names():
         state = store.refs.read(name)
         if state is None:
@@ -141,15 +163,21 @@ def reachable_objects(store: Store, *, expire_deleted: float, now: float) -> tup
             if record.manifest and record.manifest not in seen_manifests:
                 seen_manifests.add(record.manifest)
                 _mark_manifest(store, record.manifest, reachable)
-    for journal in store.journals_dir.glob("*/*.journal"):
+    return reachable, expired, oldest_run
+
+
+def _journal_paths(store: Store) -> list[Path]:
+    try:
+        folders = sorted(store.journals_dir.iterdir())
+    except FileNotFoundError:
+        return []
+    paths = []
+    for folder in folders:
         try:
-            records, _valid = read_journal(journal)
-        except DotevalError:
+            paths.extend(store.journals(folder.name))
+        except DotevalError:  # not an experiment name
             continue
-        for rec in records:
-            if rec and rec[0] == "eval" and isinstance(rec[2], dict) and rec[2].get("code"):
-                reachable.add(rec[2]["code"])
-    return reachable, expired
+    return paths
 
 
 def _mark_manifest(store: Store, manifest_id: str, reachable: set[str]) -> None:
@@ -200,7 +228,11 @@ def _collect(
     packs = store.objects.packs()
     loose = list(store.objects.iter_loose_ids())
     report("reachability", 0, 1)
-    reachable, expired = reachable_objects(store, expire_deleted=expire_deleted, now=now)
+    reachable, expired, oldest_run = reachable_objects(store, expire_deleted=expire_deleted, now=now)
+    if oldest_run is not None:
+        # A run with a journal may be sealing right now: what it wrote is named by
+        # no ref yet, so nothing written since it started is removed (--prune now too).
+        prune = max(prune, now - oldest_run + JOURNAL_MARGIN)
     stats.expired_experiments = expired
     report("reachability", 1, 1)
 

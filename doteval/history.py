@@ -61,6 +61,17 @@ def run_records(store: Store, name: str) -> list[RefRecord]:
     return [r for r in state.history() if r.manifest is not None]
 
 
+def _revisions(records: list[RefRecord]) -> list[RefRecord]:
+    """One step per manifest, newest first: renaming or saving the same manifest is no new revision."""
+    out = []
+    seen: set[str] = set()
+    for r in records:
+        if r.manifest is not None and r.op != "delete" and r.manifest not in seen:
+            seen.add(r.manifest)
+            out.append(r)
+    return out
+
+
 def resolve(store: Store, spec: str, *, allow_deleted: bool = False) -> Revision:
     name, rev, steps = parse_spec(spec)
     recover_if_idle(store, name)
@@ -69,20 +80,25 @@ def resolve(store: Store, spec: str, *, allow_deleted: bool = False) -> Revision
         raise ExperimentNotFoundError(name)
     if state.head.deleted and not allow_deleted and rev is None:
         raise ExperimentNotFoundError(name)
-    line = [r for r in state.history() if r.manifest is not None and r.op != "delete"]
+    # One line per head: two after stores were copied together (the first is the newest).
+    lines = [_revisions(state.history(h)) for h in state.heads]
+    line = lines[0]
     if not line:
         raise ExperimentNotFoundError(name)
     start = 0
     if rev is not None:
-        matches = sorted({i for i, r in enumerate(line) if r.manifest and r.manifest.startswith(rev)})
-        if not matches:
+        found = {
+            r.manifest for candidate in lines for r in candidate if r.manifest and r.manifest.startswith(rev)
+        }
+        if not found:
             raise NotFoundError(
                 f"experiment {name!r} has no revision {rev}",
                 hint=f"`doteval log {name}` lists its revisions",
             )
-        if len({line[i].manifest for i in matches}) > 1:
+        if len(found) > 1:
             raise UsageError(f"revision {rev} of {name!r} is ambiguous: give more digits")
-        start = matches[0]
+        line = next(candidate for candidate in lines if any(r.manifest in found for r in candidate))
+        start = min(i for i, r in enumerate(line) if r.manifest in found)
     index = start + steps
     if index >= len(line):
         raise NotFoundError(
@@ -96,7 +112,7 @@ def resolve(store: Store, spec: str, *, allow_deleted: bool = False) -> Revision
         manifest=load_manifest(store, record.manifest),
         manifest_id=record.manifest,
         record=record,
-        is_head=index == 0 and not state.head.deleted,
+        is_head=record.id == state.head.id and not state.head.deleted,
     )
 
 
@@ -187,10 +203,17 @@ def log(store: Store, name: str | None = None, *, limit: int | None = None) -> l
                 raise ExperimentNotFoundError(n)
             continue
         manifests = _Manifests(store)
-        for record in state.history():
-            entries.append(_entry(record, manifests))
-            if limit is not None and name and len(entries) >= limit:
-                break
+        seen: set[str] = set()
+        for head in state.heads:  # two lines after stores were copied together: both are listed
+            taken = 0
+            for record in state.history(head):
+                if record.id in seen:
+                    continue
+                seen.add(record.id)
+                entries.append(_entry(record, manifests))
+                taken += 1
+                if limit is not None and name and taken >= limit:
+                    break
     entries.sort(key=lambda e: e.time, reverse=True)
     return entries[:limit] if limit is not None else entries
 
@@ -246,10 +269,10 @@ def _entry(record: RefRecord, manifest: _Manifests) -> LogEntry:
 def duration(store: Store, revision: Revision) -> float:
     """Seconds spent in runs, from the first run up to ``revision``."""
     total = 0.0
-    counting = False
-    for record in run_records(store, revision.experiment):
-        counting = counting or record.id == revision.record.id
-        if counting and record.op == "run" and record.manifest:
+    state = store.refs.read(revision.experiment)
+    # The revision and what led to it (on its own line, if the experiment has two heads).
+    for record in state.history(revision.record) if state else []:
+        if record.op == "run" and record.manifest:
             m = load_manifest(store, record.manifest)
             total += max(m.finished - m.started, 0.0)
     return total

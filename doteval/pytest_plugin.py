@@ -9,6 +9,7 @@ sessions that collect no evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shlex
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from doteval.errors import DotevalError, DotevalWarning
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning
 from doteval.fingerprint import params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
@@ -213,7 +214,10 @@ class DotevalSession:
     def abort(self, error: DotevalError) -> None:
         self.error = error
         if self.run is not None:
-            self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
+            if isinstance(error, ChangedEvaluationError):
+                self.run.stop_requested.set()  # what ran is kept; the rest did not run
+            else:
+                self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
             self.run.close()
             self.run = None
         lines = f"doteval: {error}".splitlines()
@@ -222,11 +226,14 @@ class DotevalSession:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or len(lines) == 1:
             pytest.exit("\n".join(lines), returncode=1)
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(
-                line, red=line.startswith(("doteval:", "    -")), green=line.startswith("    +")
-            )
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        # During a test call output is captured (and dropped on exit): say it on the terminal.
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(
+                    line, red=line.startswith(("doteval:", "    -")), green=line.startswith("    +")
+                )
         pytest.exit(f"doteval: {type(error).__name__}, see above", returncode=1)
 
     def call(self, item: pytest.Function) -> None:
@@ -258,15 +265,18 @@ class DotevalSession:
             return
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
-            if capman is not None:
-                with capman.global_and_fixture_disabled():
-                    run.run_evaluation(prepared, fixtures, params)
-            else:
-                run.run_evaluation(prepared, fixtures, params)
+            with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+                outcome = run.run_evaluation(prepared, fixtures, params)
         except DotevalError as e:
             self.abort(e)
         if run.interrupted:
             item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
+        elif outcome.errors:
+            pytest.fail(
+                f"doteval: {outcome.errors} of {outcome.total} samples ended in an error; "
+                f"`doteval show {run.name} --errors` lists them, and running the same command retries them",
+                pytrace=False,
+            )
 
     def finish(self, session: pytest.Session) -> None:
         run = self.run

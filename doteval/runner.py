@@ -13,6 +13,8 @@ Progress goes to a ``RunListener``; this module never prints.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -203,6 +205,8 @@ class ExperimentRun:
         self._lock = store.lock(self.name)
         self._index = itertools.count()
         self._occurrences: dict[bytes, int] = {}  # sample key -> occurrence, when not 0
+        self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
+        self._dataset_total = 0  # items in the dataset last read, beyond --samples too
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -233,6 +237,23 @@ class ExperimentRun:
             )
             self.recorder.start()
 
+    def _hold_interrupts(self) -> None:
+        """After a first Ctrl+C, a second one ends the process at once, losing nothing.
+
+        Every finished sample is in the journal already: sync it and exit; the
+        next command that touches the experiment seals it.
+        """
+        if self._held is not None or threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop_now(signum: int, frame: Any) -> None:
+            if self.recorder is not None and self.recorder.journal is not None:
+                self.recorder.journal.sync()
+            os.write(2, b"\ndoteval: stopped; every finished sample is kept (the next command seals them)\n")
+            os._exit(130)
+
+        self._held = signal.signal(signal.SIGINT, stop_now)
+
     def close(self) -> Manifest | None:
         try:
             if self.recorder is not None:
@@ -245,6 +266,9 @@ class ExperimentRun:
                 self.recorder = None
         finally:
             self._lock.release()
+            if self._held is not None:
+                signal.signal(signal.SIGINT, self._held)
+                self._held = None
         return self.manifest
 
     @property
@@ -331,9 +355,15 @@ class ExperimentRun:
         if replaced == command:
             replaced = f"{command} --experiment {new_name}"
         body = "\n".join("    " + line for line in details) or "    (no readable diff)"
+        ran = [o.node_id for o in self.outcomes]
+        done = (
+            f"it was not run (the {len(ran)} evaluation(s) before it in this session were recorded)"
+            if ran
+            else "nothing was evaluated"
+        )
         return ChangedEvaluationError(
             f"{node_id}: the {what} changed since experiment {self.name!r} last ran; "
-            f"nothing was evaluated.\n{body}\n"
+            f"{done}.\n{body}\n"
             f"  Keep old and new results apart, either:\n"
             f"    a new experiment:             {replaced}\n"
             f"    a new line in this one:       {command} --rerun-changed",
@@ -367,9 +397,9 @@ class ExperimentRun:
             },
         )
         items, keys, complete = self._read_dataset(spec, prepared.code.digest, params.digest)
-        dataset_total = None
+        dataset_total = None if complete else self._dataset_total
         if self.options.shard is not None:
-            dataset_total = len(keys)
+            dataset_total = self._dataset_total
             picked = [(k, item) for k, item in zip(keys, items) if in_shard(k, self.options.shard)]
             keys, items = [k for k, _ in picked], [item for _, item in picked]
             complete = False
@@ -400,6 +430,7 @@ class ExperimentRun:
         try:
             execute(execution, pending)
             if self.interrupted:
+                self._hold_interrupts()
                 status = STATUS_INTERRUPTED
         except BaseException:
             status = STATUS_INTERRUPTED
@@ -441,8 +472,12 @@ class ExperimentRun:
             items.append(item)
             keys.append(key)
         complete = True
+        self._dataset_total = len(items)
         if limit is not None and len(items) == limit:
-            complete = next(iterator, _END) is _END
+            # --samples: count what lies beyond (not encoded), so the experiment says N/total.
+            rest = sum(1 for _ in iterator)
+            complete = rest == 0
+            self._dataset_total += rest
         return items, keys, complete
 
     def _record(

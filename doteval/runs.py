@@ -67,8 +67,8 @@ class Head:
 
 def read_head(store: Store, name: str) -> Head:
     state = store.refs.read(name)
-    if state is None or state.head.manifest is None:
-        return Head(state, None, None)
+    if state is None or state.head.manifest is None or state.head.deleted:
+        return Head(state, None, None)  # a deleted experiment starts afresh
     return Head(state, load_manifest(store, state.head.manifest), state.head.manifest)
 
 

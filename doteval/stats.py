@@ -104,8 +104,8 @@ class PairedComparison:
 
 
 def compare_paired(
-    a: Sequence[float | bool],
-    b: Sequence[float | bool],
+    a: Sequence[float | bool | None],
+    b: Sequence[float | bool | None],
     *,
     seed: int = 0,
     resamples: int = 2000,
@@ -247,13 +247,13 @@ class _BlockResampler:
     Drawing n indices one at a time with ``rng.random()`` and adding up the
     values costs a few hundred ns per draw in CPython: several seconds for the
     20 million draws of the largest diffs. Instead the values are sorted and
-    cut into blocks of 256: the numbers of draws falling in each block are
-    Multinomial(n, block sizes / n) (one conditional binomial per block), and
-    within a full block the draws are uniform bytes, made 256 at a time by one
-    ``getrandbits`` call and gathered with one ``itemgetter`` call. The drawn
-    multiset of values has exactly the distribution of n uniform draws; sorting
-    only decides which values share a block (and makes the result independent
-    of the order of the samples).
+    cut into blocks of 256 (the last one shorter): the numbers of draws falling
+    in each block are Multinomial(n, block sizes / n) (one conditional binomial
+    per block), and the draws within a block are uniform random bytes, made by
+    one ``getrandbits`` call per resample and gathered 256 at a time with one
+    ``itemgetter`` call. The drawn multiset of values has exactly the
+    distribution of n uniform draws; sorting only decides which values share a
+    block (and makes the result independent of the order of the samples).
 
     Sums are exact: each block holds its values as integer multiples of one
     power of two (the smallest the block needs), so a block's sum is an integer
@@ -267,23 +267,33 @@ class _BlockResampler:
         n = len(values)
         self.n = n
         ordered = sorted(values)
-        full, self.tail = divmod(n, _BLOCK)
-        bounds = [(g * _BLOCK, (g + 1) * _BLOCK) for g in range(full)]
-        if self.tail:
-            bounds.append((full * _BLOCK, n))
+        bounds = [(lo, min(lo + _BLOCK, n)) for lo in range(0, n, _BLOCK)]
         scaled = [_scaled_ints(ordered[lo:hi]) for lo, hi in bounds]
         self.exp = min(exp for _, exp in scaled)
         # Per block: (shift to the common scale 2**self.exp, chunk lists with
         # sum(chunk[i] << (_CHUNK_BITS * j)) == the block's i-th scaled value).
-        blocks = [(exp - self.exp, _chunks(ints)) for ints, exp in scaled]
-        self.blocks = blocks[:full]
-        self.tail_block = blocks[full] if self.tail else (0, [])
+        self.blocks = [(exp - self.exp, _chunks(ints)) for ints, exp in scaled]
         self.weights = [hi - lo for lo, hi in bounds]
+        # Index bytes for the short last block (if any): mask a uniform byte to
+        # the bits its size needs, then drop values >= size (rejection keeps the
+        # survivors exactly uniform, and at least half survive).
+        self.tail = n % _BLOCK
+        bits = (self.tail - 1).bit_length() if self.tail else 0
+        self.tail_mask = bytes(b & ((1 << bits) - 1) for b in range(256))
+        self.tail_reject = bytes(range(self.tail, 1 << bits))
 
     def resample_mean(self, rng: random.Random) -> float:
+        return _scaled_mean(self.resample_total(rng), self.exp, self.n)
+
+    def resample_total(self, rng: random.Random) -> int:
+        """The exact sum of one resample, in units of ``2**self.exp``."""
         counts = _multinomial(self.n, self.weights, rng)
         in_full = self.n - (counts[-1] if self.tail else 0)
+        # One index byte per draw, block after block: full blocks take raw
+        # bytes, the short last block its own rejection-sampled ones.
         pool = rng.getrandbits(8 * in_full).to_bytes(in_full, "little")
+        if self.tail:
+            pool += self._tail_indices(counts[-1], rng)
         total = 0
         pos = 0
         for (shift, chunks), k in zip(self.blocks, counts):
@@ -300,14 +310,16 @@ class _BlockResampler:
                     block_sum = sum(sum(get(chunk)) << (_CHUNK_BITS * j) for j, chunk in enumerate(chunks))
             total += block_sum << shift
             pos += k
-        if self.tail:
-            shift, chunks = self.tail_block
-            block_sum = 0
-            for _ in range(counts[-1]):
-                i = _randbelow(self.tail, rng)
-                block_sum += sum(chunk[i] << (_CHUNK_BITS * j) for j, chunk in enumerate(chunks))
-            total += block_sum << shift
-        return _scaled_mean(total, self.exp, self.n)
+        return total
+
+    def _tail_indices(self, count: int, rng: random.Random) -> bytes:
+        """``count`` independent uniform indices into the short last block, as bytes."""
+        out = b""
+        while len(out) < count:
+            size = 2 * (count - len(out)) + 16  # expected to be enough in one round
+            raw = rng.getrandbits(8 * size).to_bytes(size, "little")
+            out += raw.translate(self.tail_mask).translate(None, self.tail_reject)
+        return out[:count]
 
 
 def _chunks(ints: list[int]) -> list[list[int]]:
@@ -323,15 +335,6 @@ def _chunks(ints: list[int]) -> list[list[int]]:
     out = [[(v >> (_CHUNK_BITS * j)) & mask for v in ints] for j in range(count - 1)]
     out.append([v >> (_CHUNK_BITS * (count - 1)) for v in ints] if count > 1 else ints)
     return out
-
-
-def _randbelow(n: int, rng: random.Random) -> int:
-    """Uniform integer in [0, n) by rejection on getrandbits (exactly uniform)."""
-    k = n.bit_length()
-    while True:
-        r = rng.getrandbits(k)
-        if r < n:
-            return r
 
 
 def _scaled_ints(values: Sequence[float]) -> tuple[list[int], int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from doteval.errors import DotevalError, StoreError
 from doteval.objects import Store
-from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir
+from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, share_like_parent
 
 RSYNC_FILTER = """\
 # doteval store: copy only immutable files (see docs/how-to/share-results.md)
@@ -92,6 +92,7 @@ def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     shutil.copystat(src, tmp)
+    share_like_parent(tmp)  # copystat copied the source's mode: a group's store stays group-writable
     try:
         os.link(tmp, dst)
     except FileExistsError:
@@ -158,7 +159,7 @@ def rsync_commands(src: str, dst: str) -> list[list[str]]:
     src = src.rstrip("/") + "/"
     dst = dst.rstrip("/") + "/"
     common = [
-        "-rlt",
+        "-rt",  # not -l: a store holds no symbolic links, and one from an untrusted store is not copied
         "--ignore-existing",
         "--stats",
         "--filter=- /journals/",
@@ -183,6 +184,13 @@ def rsync_commands(src: str, dst: str) -> list[list[str]]:
     ]
 
 
+def share_folders(root: Path) -> None:
+    """Folders rsync created got the receiving umask: share them like their parent (a group's store)."""
+    for dirpath, dirs, _files in os.walk(root):
+        for d in dirs:
+            share_like_parent(Path(dirpath) / d)
+
+
 def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
     stats = SyncStats(source=src, destination=dst)
     remote = is_remote(src) or is_remote(dst)
@@ -201,6 +209,8 @@ def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
         stats.method = "rsync"
         for args in rsync_commands(src, dst):
             _rsync(args, stats)
+        if not remote:
+            share_folders(Path(dst))
     else:
         copy_store(Path(src), Path(dst), stats)
     return stats

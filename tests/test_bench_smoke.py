@@ -51,7 +51,7 @@ def test_bench_smoke_pass_reports_every_measurement(tmp_path: Path) -> None:
     assert groups == set(MEASUREMENTS)
     for row in rows:
         assert row["status"] in ("ok", "skipped"), row
-        assert row["name"] and row["target"] or row["status"] == "skipped", row
+        assert (row["name"] and row["target"]) or row["status"] == "skipped", row
         if row["status"] == "ok":
             assert isinstance(row["value"], (int, float)), row
             assert row["holds"] in (True, False, None), row

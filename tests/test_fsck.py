@@ -268,7 +268,7 @@ def _flip_positions(store: Path, count: int, seed: int) -> list[tuple[Path, int,
     files = sorted(
         p
         for p in store.rglob("*")
-        if p.is_file() and not p.relative_to(store).parts[0] in ("locks", "journals")
+        if p.is_file() and p.relative_to(store).parts[0] not in ("locks", "journals")
     )
     rng = random.Random(seed)
     picks: list[tuple[Path, int, int]] = []

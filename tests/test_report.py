@@ -37,7 +37,9 @@ from doteval.results import Result, Score
 from doteval.retry import RetryPolicy
 from doteval.runner import ExperimentRun, RunOptions
 
-INJECTED = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned_img = 1"><!--<script>'
+INJECTED = (
+    '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned_img = 1"><!--<script>'
+)
 PARAM_INJECTED = "</script><script>window.__pwned_param = 1</script>"
 INJECTED_ITEM = 3  # the item whose response is INJECTED
 
@@ -62,7 +64,11 @@ class ToyModel:
         if i % 29 == self.version:
             raise RuntimeError(f"version {self.version} crashed on item {i}")
         if i == INJECTED_ITEM:  # right in version 1, wrong in the others
-            return f"The answer is {expected}. {INJECTED}" if self.version == 1 else f"{INJECTED} The answer is 0."
+            return (
+                f"The answer is {expected}. {INJECTED}"
+                if self.version == 1
+                else f"{INJECTED} The answer is 0."
+            )
         value = int(expected) + (1 if (i * 7 + self.version) % 5 == 0 else 0)
         return f"The answer is {value}."
 
@@ -255,6 +261,8 @@ def test_experiment_page_header_and_metrics(two_experiments: Store) -> None:
     assert ev["params"] == m.evaluations[0].params
     assert ev["metrics"] == m.evaluations[0].metrics
     assert ev["fingerprint"][:12] in html
+    params = html[html.index('id="fact-params"') :].split("</dd>")[0]
+    assert "model={" in params and "&#34;version&#34;: 1}" in params
     # The header as a person reads it.
     assert f"{m.done} / {m.total}" in html
     assert re.search(r'id="fact-errors"[^>]*>' + str(m.errors) + "<", html)
@@ -319,7 +327,9 @@ def test_experiment_rows_are_every_sample(two_experiments: Store) -> None:
         else:
             assert rows["error_type"][i] is None
     # Column by column: one array per field, not one object per sample.
-    assert all(isinstance(v, list) and len(v) == 60 for k, v in rows.items() if k in ("key", "status", "response"))
+    assert all(
+        isinstance(v, list) and len(v) == 60 for k, v in rows.items() if k in ("key", "status", "response")
+    )
 
 
 def test_an_older_revision_reports_its_own_state(two_experiments: Store) -> None:
@@ -328,6 +338,37 @@ def test_an_older_revision_reports_its_own_state(two_experiments: Store) -> None
     assert summary["header"]["id"] == old.manifest_id and summary["header"]["head"] is False
     assert rows["n"] == 40
     assert len(summary["history"]["runs"]) == 1
+
+
+def eval_double(question, expected, model):
+    i = int(question.split()[2])
+    return Result(Score("half", i / 2, mean), prompt=question, response=str(2 * i))
+
+
+def test_an_experiment_of_two_evaluations(store: Store) -> None:
+    record(store, "two", 10, 1)
+    record(store, "two", 8, 1, func=eval_double, node_id="evals/eval_double.py::eval_double")
+    m = resolve(store, "two").manifest
+    assert [e.node_id for e in m.evaluations] == [
+        "evals/eval_toy.py::eval_toy",
+        "evals/eval_double.py::eval_double",
+    ]
+    summary, rows = islands(render_html(experiment_report(store, "two")))
+    assert [e["name"] for e in summary["evaluations"]] == [
+        "eval_toy.py::eval_toy",
+        "eval_double.py::eval_double",
+    ]
+    assert rows["ev"] == [0] * 10 + [1] * 8
+    assert rows["score_names"] == ["correct", "length", "half"]
+    half = rows["scores"][2]
+    assert half[:10] == [None] * 10 and sorted(half[10:]) == [i / 2 for i in range(8)]
+    hist = {(h["evaluation"], h["score"]): h for h in summary["histograms"]}
+    assert set(hist) == {(0, "correct"), (0, "length"), (1, "half")}
+    assert hist[(1, "half")]["n"] == 8 and hist[(1, "half")]["kind"] == "float"
+    series = {(s["evaluation"], s["score"]): s["values"] for s in summary["history"]["series"]}
+    # The first run had no eval_double: no value there.
+    assert series[("evals/eval_double.py::eval_double", "half")] == [None, 1.75]
+    assert len(series[("evals/eval_toy.py::eval_toy", "correct")]) == 2
 
 
 # -- untrusted values stay data ------------------------------------------------------------
@@ -342,7 +383,11 @@ def test_a_script_in_a_response_cannot_leave_the_data_island(store: Store, compr
         page = parse_page(html)
         # Exactly the page's three scripts: the two data islands and its own code.
         assert [s["attrs"].get("id") for s in page.scripts] == ["report-data", "report-rows", None]
-        assert [s["attrs"].get("type") for s in page.scripts] == ["application/json", "application/json", None]
+        assert [s["attrs"].get("type") for s in page.scripts] == [
+            "application/json",
+            "application/json",
+            None,
+        ]
         summary, rows = islands(html)
         # The values come back unchanged.
         if report.kind == "experiment":
@@ -445,8 +490,13 @@ def test_report_command_writes_the_default_file_and_says_where(
     assert summary["diff"]["seed"] == 3
     assert not list(tmp_path.glob(".*.tmp"))
 
+    code, out = cli("report", "base", "-o", str(tmp_path / "no" / "such" / "r.html"))
+    assert code == 2 and "does not exist" in out
 
-def test_report_command_on_a_missing_experiment(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_report_command_on_a_missing_experiment(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, out = cli("report", "nope")
     assert code == 1
@@ -464,7 +514,11 @@ def test_default_filenames() -> None:
 
 
 def test_histogram_bins() -> None:
-    assert histogram([True, False, True, None]) == {"kind": "bool", "n": 3, "bins": [["false", 1], ["true", 2]]}
+    assert histogram([True, False, True, None]) == {
+        "kind": "bool",
+        "n": 3,
+        "bins": [["false", 1], ["true", 2]],
+    }
     h = histogram([1, 2, 2, 5])
     assert h is not None and h["kind"] == "int"
     assert [b[0] for b in h["bins"]] == [1, 2, 3, 4, 5] and [b[-1] for b in h["bins"]] == [1, 2, 0, 0, 1]

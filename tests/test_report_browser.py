@@ -27,10 +27,10 @@ playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the browser tests need Playwright for Python: pip install playwright"
 )
 
+from test_report import INJECTED, INJECTED_ITEM, islands, record  # noqa: E402
+
 from doteval.objects import Store  # noqa: E402
 from doteval.report import diff_report, experiment_report, render_html  # noqa: E402
-
-from test_report import INJECTED, INJECTED_ITEM, islands, record  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -84,6 +84,10 @@ class Page:
 
     def count(self) -> str:
         return self.page.inner_text("#row-count")
+
+    def expect_count(self, text: str, timeout: float = 5_000) -> None:
+        """The row count reads ``text`` (waited for: the search box waits for typing to pause)."""
+        playwright_api.expect(self.page.locator("#row-count")).to_have_text(text, timeout=timeout)
 
     def rows(self) -> list[str]:
         return self.page.locator(".vt-row").all_inner_texts()
@@ -144,34 +148,33 @@ def test_experiment_page(tab: Page, store: Store, tmp_path: Path) -> None:
     assert page.locator("#history svg circle").count() == 4  # two runs each
     assert page.locator("#distribution svg rect.bar").count() >= 3
     assert "ValueError" in page.inner_text("#errors-table")
-    assert tab.count() == "60 rows"
+    tab.expect_count("60 rows")
     screenshot(page, tmp_path / "experiment.png")
 
     # Search: the rows that remain are the ones that match.
     tab.search("refused")
-    page.wait_for_function("document.getElementById('row-count').textContent.startsWith('3 of')")
-    assert tab.count() == "3 of 60 rows"
+    tab.expect_count("3 of 60 rows")
     remaining = tab.rows()
     assert len(remaining) == 3 and all("ValueError: the model refused item" in r for r in remaining)
 
     # Filters: errors only, failed only, both.
     tab.search("")
     page.check("#f-errors")
-    assert tab.count() == f"{h['errors']} of 60 rows"
+    tab.expect_count(f"{h['errors']} of 60 rows")
     assert all("\nerror\n" in f"\n{r}\n" for r in tab.rows())
     page.uncheck("#f-errors")
     page.check("#f-failed")
     failed = rows["status"].count(1)
-    assert tab.count() == f"{failed} of 60 rows"
+    tab.expect_count(f"{failed} of 60 rows")
     assert all("false" in r for r in tab.rows())
     page.check("#f-errors")
-    assert tab.count() == f"{failed + h['errors']} of 60 rows"
+    tab.expect_count(f"{failed + h['errors']} of 60 rows")
     page.uncheck("#f-errors")
     page.uncheck("#f-failed")
 
     # The error table's link shows that type's samples.
     page.click("button[data-error-type=KeyError]")
-    assert tab.count() == "2 of 60 rows"
+    tab.expect_count("2 of 60 rows")
     page.uncheck("#f-errors")
 
     # Sorting: by length, then the other way.
@@ -191,7 +194,7 @@ def test_experiment_page(tab: Page, store: Store, tmp_path: Path) -> None:
 
     # One sample in full: the response with a <script> in it is shown as text.
     tab.search("__pwned")
-    assert tab.count() == "1 of 60 rows"
+    tab.expect_count("1 of 60 rows")
     page.locator(".vt-row").first.click()
     detail = page.locator("#detail")
     detail.wait_for(state="visible")
@@ -211,6 +214,20 @@ def test_experiment_page(tab: Page, store: Store, tmp_path: Path) -> None:
     text = page.inner_text("#detail")
     assert "ValueError: the model refused item 5" in text and "Traceback (most recent call last)" in text
     page.keyboard.press("Escape")
+
+    # The keyboard: arrows move in the table, Enter opens, j goes to the next row, Esc closes.
+    tab.search("")
+    page.focus(".vt-body")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    detail.wait_for(state="visible")
+    second, third = tab.rows()[1].split("\n")[0], tab.rows()[2].split("\n")[0]
+    assert second in page.inner_text("#detail-title")
+    page.keyboard.press("j")
+    assert third in page.inner_text("#detail-title")
+    page.keyboard.press("Escape")
+    detail.wait_for(state="hidden")
 
     tab.check_clean()
     if os.environ.get("DOTEVAL_UPDATE_SCREENSHOTS") == "1" or not DOCS_SCREENSHOT.exists():
@@ -233,19 +250,19 @@ def test_diff_page(tab: Page, store: Store, tmp_path: Path) -> None:
     assert page.locator("#metrics svg.chart").count() == 2  # the deltas and the counts
     assert "No significant regression" in page.inner_text("#verdict")
     n = rows["n"]
-    assert tab.count() == f"{n} rows"
+    tab.expect_count(f"{n} rows")
     screenshot(page, tmp_path / "diff.png")
 
     # Regressions only.
     page.check("#f-regressed")
     regressed = rows["direction"].count(-1)
-    assert tab.count() == f"{regressed} of {n} rows"
+    tab.expect_count(f"{regressed} of {n} rows")
     shown = tab.rows()
     assert len(shown) == regressed and all(r.startswith("regressed") for r in shown)
 
     # Search within the regressions: the injected item, whose B answer is wrong.
     tab.search("pwned")
-    assert tab.count() == f"1 of {n} rows"
+    tab.expect_count(f"1 of {n} rows")
     page.locator(".vt-row").first.click()
     detail = page.locator("#detail")
     detail.wait_for(state="visible")
@@ -261,9 +278,9 @@ def test_diff_page(tab: Page, store: Store, tmp_path: Path) -> None:
     page.keyboard.press("Escape")
 
     page.uncheck("#f-regressed")
-    assert tab.count() == f"1 of {n} rows"  # the search still applies
+    tab.expect_count(f"1 of {n} rows")  # the search still applies
     tab.search("")
-    assert tab.count() == f"{n} rows"
+    tab.expect_count(f"{n} rows")
     tab.check_clean()
 
 
@@ -277,27 +294,31 @@ def test_a_hundred_thousand_sample_diff(tab: Page, store_path: Path, tmp_path: P
     n = rows["n"]
     assert n > 40_000
     page = tab.open(path)
-    assert tab.count() == f"{n:,} rows"
+    tab.expect_count(f"{n:,} rows")
     assert page.locator(".vt-row").count() < 100  # only the rows in view are drawn
 
-    # Type into the search box as a person would; the filtered count appears.
-    term = "9999"
+    # Type into the search box as a person would; the filtered count appears. (A "." is
+    # in no sample key, so the rows found are those whose text holds the term.)
+    term = "99."
     page.click("#q")
     page.keyboard.type(term, delay=30)
     expected = sum(1 for i in range(n) if term in _haystack(rows, i))
     assert 0 < expected < n
-    page.wait_for_function(
-        f"document.getElementById('row-count').textContent === '{expected:,} of {n:,} rows'", timeout=30_000
-    )
-    assert len(tab.rows()) == min(expected, page.locator(".vt-row").count())
+    tab.expect_count(f"{expected:,} of {n:,} rows", timeout=30_000)
+    drawn = tab.rows()
+    assert 0 < len(drawn) <= expected and all(term in r for r in drawn)
     page.check("#f-regressed")
     both = sum(1 for i in range(n) if rows["direction"][i] == -1 and term in _haystack(rows, i))
-    assert tab.count() == f"{both:,} of {n:,} rows"
+    assert 0 < both < expected
+    tab.expect_count(f"{both:,} of {n:,} rows")
+    assert all(r.startswith("regressed") and term in r for r in tab.rows())
 
     # Scrolling far down draws the rows there.
     page.uncheck("#f-regressed")
     tab.search("")
-    page.locator(".vt-body").evaluate("b => { b.scrollTop = b.scrollHeight; b.dispatchEvent(new Event('scroll')); }")
+    page.locator(".vt-body").evaluate(
+        "b => { b.scrollTop = b.scrollHeight; b.dispatchEvent(new Event('scroll')); }"
+    )
     page.wait_for_timeout(100)
     last = tab.rows()[-1]
     assert re.search(r"What is \d+ \+ \d\? · \d+", last)

@@ -37,9 +37,12 @@ from doteval.stats import (
 # keep across versions), so the pinned numbers below do not move with Python.
 
 
-def binary_pair(n: int, seed: int, p_a: float = 0.55, p_b: float = 0.65) -> tuple[list[bool], list[bool]]:
+def binary_pair(n: int, seed: int, p_a: float = 0.55, p_b: float = 0.65) -> tuple[list[float], list[float]]:
+    """Pass/fail scores as bools (the way evaluators return them)."""
     r = random.Random(seed)
-    return [r.random() < p_a for _ in range(n)], [r.random() < p_b for _ in range(n)]
+    a: list[float] = [r.random() < p_a for _ in range(n)]
+    b: list[float] = [r.random() < p_b for _ in range(n)]
+    return a, b
 
 
 def continuous_pair(n: int, seed: int, shift: float = 0.02) -> tuple[list[float], list[float]]:
@@ -94,13 +97,13 @@ def test_empty_input_gives_nan_not_an_error() -> None:
 def test_pairs_without_two_finite_numbers_are_skipped() -> None:
     a = [1, None, 0, math.nan, 1.0, "yes", 0, math.inf]
     b = [1, 1, None, 0, 0.0, 1, 1, 1]
-    result = compare_paired(a, b)
+    result = compare_paired(a, b)  # type: ignore[arg-type]  # a string is not a score
     # used: (1, 1), (1.0, 0.0), (0, 1)
     assert result.n == 3
     assert (result.improved, result.regressed, result.unchanged) == (1, 1, 1)
     assert result.mean_a == pytest.approx(2 / 3)
     assert result.binary is True
-    assert compare_paired([None, "x"], [1, 2]).n == 0
+    assert compare_paired([None, "x"], [1, 2]).n == 0  # type: ignore[list-item]
 
 
 def test_non_binary_values_give_no_p_value() -> None:
@@ -160,7 +163,7 @@ def test_fixed_seed_continuous_result_is_pinned() -> None:
     result = compare_paired(a, b, seed=123)
     assert result == PairedComparison(
         n=600, mean_a=0.5141883333333334, mean_b=0.528715, delta=0.01452666666666667,
-        ci_low=0.00788333333333334, ci_high=0.020925999999999997, confidence=0.95,
+        ci_low=0.008253791666666673, ci_high=0.021332416666666666, confidence=0.95,
         resamples=2000, method="resample", binary=False, improved=327, regressed=268,
         unchanged=5, p_value=None,
     )  # fmt: skip
@@ -225,10 +228,11 @@ def test_identical_experiments_give_a_zero_width_interval(kind: str) -> None:
 def test_constant_difference_gives_exactly_delta() -> None:
     # Every resample draws the same value: the interval must be [delta, delta]
     # exactly, with no rounding difference between the two computations.
-    a = [0.1, 0.2, 0.7] * 30
-    b = [x + 0.1 for x in a]
-    result = compare_paired(a, b)
-    assert result.ci_low == result.delta == result.ci_high
+    for a, b in [([1.0, 2.0, 3.0] * 30, [1.5, 2.5, 3.5] * 30), ([0.0, 0.125] * 45, [0.1, 0.225] * 45)]:
+        assert len({y - x for x, y in zip(a, b)}) == 1  # the difference really is constant
+        result = compare_paired(a, b)
+        assert result.ci_low == result.delta == result.ci_high
+        assert result.delta == b[0] - a[0]
 
 
 @pytest.mark.parametrize("confidence", [0.5, 0.8, 0.99])
@@ -305,7 +309,8 @@ def test_bootstrap_mean_ci_empty_and_bad_values() -> None:
 def test_bootstrap_means_have_the_bootstrap_distribution(d: list[float]) -> None:
     # The bootstrap distribution of the mean has mean mean(d) and variance
     # pvariance(d) / n. Check both within 5 standard errors of their estimates.
-    means, _ = stats_module._bootstrap_means(d, seed=42, resamples=4000)
+    means, method = stats_module._bootstrap_means(d, seed=42, resamples=4000)
+    assert method == ("multinomial" if len(set(d)) <= 64 else "resample")
     r = len(means)
     n = len(d)
     target_var = statistics.pvariance(d) / n
@@ -323,8 +328,8 @@ def test_resample_path_draws_every_value_equally_often() -> None:
     d = [2.0 ** (9 * i) for i in range(distinct)] * 3
     n = len(d)
     sampler = stats_module._BlockResampler(d)
-    assert sampler.exp == 0 and len(sampler.blocks) == 1 and sampler.tail == 86
-    assert len(sampler.blocks[0][1]) > 1
+    assert sampler.exp == 0 and sampler.weights == [256, 86]
+    assert all(len(chunks) > 1 for _, chunks in sampler.blocks)
     rng = random.Random(12)
     rounds = 1000
     totals = [0] * distinct
@@ -341,13 +346,41 @@ def test_resample_path_draws_every_value_equally_often() -> None:
     assert chi2 < (distinct - 1) + 5 * math.sqrt(2 * (distinct - 1))
 
 
+@pytest.mark.parametrize("forced", [[1, 599, 0], [0, 599, 1], [0, 600, 0], [1, 0, 599], [300, 299, 1]])
+def test_resample_path_blocks_with_zero_or_one_draw(
+    monkeypatch: pytest.MonkeyPatch, forced: list[int]
+) -> None:
+    # A full block gets ~Poisson(256) draws, so 0 or 1 draws (each its own
+    # branch) never happen by chance: force the counts per block, and check the
+    # total is exactly the sum of the values at the drawn indices.
+    d = [i / 7 for i in range(600)]  # blocks of 256, 256 and 88
+    sampler = stats_module._BlockResampler(d)
+    monkeypatch.setattr(stats_module, "_multinomial", lambda trials, weights, rng: list(forced))
+    blocks = [sorted(d)[0:256], sorted(d)[256:512], sorted(d)[512:600]]
+    for seed in range(10):
+        # The index bytes, laid out as the resampler lays them out.
+        rng = random.Random(seed)
+        in_full = 600 - forced[-1]
+        pool = rng.getrandbits(8 * in_full).to_bytes(in_full, "little") + sampler._tail_indices(
+            forced[-1], rng
+        )
+        expected = Fraction(0)
+        pos = 0
+        for block, k in zip(blocks, forced):
+            assert all(i < len(block) for i in pool[pos : pos + k])
+            expected += sum((Fraction(block[i]) for i in pool[pos : pos + k]), Fraction(0))
+            pos += k
+        total = sampler.resample_total(random.Random(seed))
+        assert Fraction(total) * Fraction(2) ** sampler.exp == expected
+
+
 def test_resample_path_sums_exactly_across_many_binades() -> None:
     # Values from 1e-300 to 1e300 force multi-chunk blocks; a zero-width
     # distribution check is impossible, so check the resampler reproduces the
     # exact mean when it draws the full sample (counts all 1) and stays finite.
     d = [(-1.0) ** i * 10.0 ** (i % 601 - 300) for i in range(700)]
     sampler = stats_module._BlockResampler(d)
-    for shift, chunks in [*sampler.blocks, sampler.tail_block]:
+    for _shift, chunks in sampler.blocks:
         for i in range(len(chunks[0])):
             value = sum(chunk[i] << (stats_module._CHUNK_BITS * j) for j, chunk in enumerate(chunks))
             assert abs(value) < 2 ** (53 * len(chunks))
@@ -367,7 +400,10 @@ def test_exact_mean_helpers_are_exact() -> None:
     assert stats_module._exact_mean([1e16, 1.0, -1e16, 1.0]) == 0.5
     for ints in ([0], [2**60, -(2**60) - 1, 5], [-(2**200) + 3, 2**150, -1]):
         chunks = stats_module._chunks(ints)
-        rebuilt = [sum(c[i] << (stats_module._CHUNK_BITS * j) for j, c in enumerate(chunks)) for i in range(len(ints))]
+        rebuilt = [
+            sum(c[i] << (stats_module._CHUNK_BITS * j) for j, c in enumerate(chunks))
+            for i in range(len(ints))
+        ]
         assert rebuilt == ints
 
 
@@ -375,7 +411,9 @@ def test_percentile_matches_numpy_linear_interpolation() -> None:
     np = pytest.importorskip("numpy")
     values = sorted(random.Random(3).random() for _ in range(37))
     for q in (0.0, 0.025, 0.1, 0.5, 0.975, 1.0):
-        assert stats_module._percentile(values, q) == pytest.approx(float(np.percentile(values, q * 100)), rel=1e-15)
+        assert stats_module._percentile(values, q) == pytest.approx(
+            float(np.percentile(values, q * 100)), rel=1e-15
+        )
 
 
 @pytest.mark.parametrize("kind", ["binary", "continuous"])
@@ -410,7 +448,9 @@ def test_interval_agrees_with_scipy_paired_percentile_bootstrap(kind: str) -> No
 @settings(max_examples=150, deadline=None)
 @given(
     pairs=st.lists(
-        st.tuples(st.sampled_from([0, 1, True, False, 0.0, 1.0]), st.sampled_from([0, 1, True, False, 0.0, 1.0])),
+        st.tuples(
+            st.sampled_from([0, 1, True, False, 0.0, 1.0]), st.sampled_from([0, 1, True, False, 0.0, 1.0])
+        ),
         min_size=1,
         max_size=300,
     ),
@@ -425,7 +465,7 @@ def test_binary_properties(pairs: list[tuple[float, float]], seed: int) -> None:
     assert result.method == "multinomial"
     assert result.improved + result.regressed + result.unchanged == result.n
     assert result.ci_low <= result.delta <= result.ci_high
-    assert -1.0 <= result.ci_low and result.ci_high <= 1.0
+    assert result.ci_low >= -1.0 and result.ci_high <= 1.0
     assert result.p_value is not None and 0.0 <= result.p_value <= 1.0
     assert result.p_value == mcnemar_exact(result.regressed, result.improved)
 
@@ -479,7 +519,9 @@ def test_binomial_edge_cases() -> None:
     assert binomial(10, 0.0, rng) == 0
     assert binomial(10, 1.0, rng) == 10
     assert binomial(10**12, 1.0, rng) == 10**12
-    assert all(0 <= binomial(n, p, rng) <= n for n in (1, 2, 19, 20, 21, 1000) for p in (1e-9, 0.01, 0.5, 0.99))
+    assert all(
+        0 <= binomial(n, p, rng) <= n for n in (1, 2, 19, 20, 21, 1000) for p in (1e-9, 0.01, 0.5, 0.99)
+    )
     for n, p in [(-1, 0.5), (1.5, 0.5), (True, 0.5), (10, -0.1), (10, 1.1), (10, math.nan), (10, "0.5")]:
         with pytest.raises(UsageError):
             binomial(n, p, rng)  # type: ignore[arg-type]
@@ -487,7 +529,10 @@ def test_binomial_edge_cases() -> None:
 
 def test_binomial_fixed_seed_draws_are_pinned() -> None:
     rng = random.Random(2024)
-    draws = [binomial(n, p, rng) for n, p in [(1000, 0.3), (1000, 0.3), (20, 0.1), (10**9, 0.5), (50, 0.9), (7, 0.5)]]
+    draws = [
+        binomial(n, p, rng)
+        for n, p in [(1000, 0.3), (1000, 0.3), (20, 0.1), (10**9, 0.5), (50, 0.9), (7, 0.5)]
+    ]
     assert draws == [299, 291, 2, 500010182, 47, 5]
 
 

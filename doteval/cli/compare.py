@@ -120,7 +120,8 @@ def _metrics_table(metrics: list[Any]) -> Table:
         ("Same", "right"),
         ("p", "right"),
     ]:
-        table.add_column(col, justify=justify, no_wrap=col != "Metric", overflow="fold")  # type: ignore[arg-type]
+        width = max((len(f"{m.score}.{m.metric}") for m in metrics), default=6) if col == "Metric" else None
+        table.add_column(col, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
     for m in metrics:
         c = m.comparison
         j = m.to_json()

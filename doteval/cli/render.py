@@ -37,6 +37,19 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def format_param(value: Any) -> str:
+    """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
+    if isinstance(value, dict) and "__type__" in value:
+        name = str(value["__type__"]).rsplit(".", 1)[-1]
+        fields = ", ".join(f"{k}={format_param(v)}" for k, v in value.items() if k != "__type__")
+        return f"{name}({fields})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_param(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return repr(value)
+    return format_value(value)
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -104,6 +117,7 @@ def run_summary_lines(
     width: int = 100,
     color: bool = False,
 ) -> list[str]:
+    """The table and lines printed at the end of a run, about what this run touched."""
     ran = {o.node_id for o in outcomes}
     evals = [e for e in manifest.evaluations if e.node_id in ran] or manifest.evaluations
     lines = ["", "doteval summary"]
@@ -113,17 +127,47 @@ def run_summary_lines(
     done = sum(e.done for e in evals)
     total = sum(e.total for e in evals)
     errors = sum(e.errors for e in evals)
+    stopped = any(o.interrupted for o in outcomes)
+    status = "interrupted" if stopped or done + errors < total else "failed" if errors else "completed"
     name = manifest.experiment
     lines.append(
-        f"Experiment {name!r}: {STATUS_LABELS.get(manifest.status, manifest.status)}, "
-        f"{done}/{total} samples ({percent(done, total)}), {errors} errors; "
-        f"this run evaluated {evaluated}, reused {reused}."
+        f"Experiment {name!r}: {STATUS_LABELS[status]}, {done}/{total} samples ({percent(done, total)}), "
+        f"{errors} errors; this run evaluated {evaluated}, reused {reused}."
     )
-    if manifest.status == "interrupted":
-        lines.append(f"Resume with: {command}")
-    elif manifest.status == "failed" and errors:
+    others = [e for e in manifest.evaluations if e.node_id not in ran]
+    if others and manifest.status != status:
+        lines.append(
+            f"The experiment as a whole is {STATUS_LABELS.get(manifest.status, manifest.status)} "
+            f"({len(others)} other evaluation(s)): `doteval show {name}`."
+        )
+    plain = without_option(command, "--shard")
+    if manifest.shard and not stopped:
+        lines.append(
+            f"Shard {manifest.shard} is done. The other samples come from the other shards: "
+            f"`doteval pull STORE` each of their stores into this one (or run without --shard: {plain})."
+        )
+    elif status == "interrupted":
+        lines.append(f"Resume with: {command if stopped else without_option(command, '--samples')}")
+    elif status == "failed":
         lines.append(f"{errors} sample(s) errored; running the same command retries them: {command}")
     return lines
+
+
+def without_option(command: str, option: str) -> str:
+    """``command`` without ``option`` and its value."""
+    import shlex
+
+    words = shlex.split(command)
+    out = []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == option:
+            skip = True
+        elif not w.startswith(option + "="):
+            out.append(w)
+    return shlex.join(out)
 
 
 def plan_lines(plans: Sequence[Plan], command: str) -> list[str]:

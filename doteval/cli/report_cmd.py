@@ -32,10 +32,12 @@ def report(
     """Write an experiment (or a comparison with --vs) as one HTML file that opens offline."""
     from doteval.report import default_filename, diff_report, experiment_report, render_html
 
+    path = output if output is not None else Path(default_filename(name, vs))
+    if not path.parent.is_dir():
+        raise typer.BadParameter(f"folder {path.parent} does not exist", param_hint="--output")
     st = open_store(store)
     data = diff_report(st, name, vs, seed=seed) if vs is not None else experiment_report(st, name)
     html = render_html(data)
-    path = output if output is not None else Path(default_filename(name, vs))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)

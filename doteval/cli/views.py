@@ -16,12 +16,15 @@ from doteval.cli.render import (
     STATUS_LABELS,
     STATUS_STYLES,
     format_duration,
+    format_param,
     format_time,
     format_value,
     metrics_table,
     percent,
     short_node_id,
+    without_option,
 )
+from doteval.errors import ExperimentNotFoundError
 from doteval.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval.history import Revision, duration, log, resolve
 from doteval.manifest import EvaluationRecord, Manifest
@@ -92,6 +95,9 @@ def _info_json(info: ExperimentInfo) -> dict[str, Any]:
         "diverged": info.diverged,
         "deleted": info.deleted,
         "holder": info.holder,
+        "live": None
+        if info.live is None
+        else {"ok": info.live.ok, "errors": info.live.errors, "total": info.live.total},
     }
 
 
@@ -160,7 +166,12 @@ def show(
 ) -> None:
     """Show an experiment: status, progress, duration, its evaluations and metrics."""
     st = open_store(store)
-    rev = resolve(st, name)
+    try:
+        rev = resolve(st, name)
+    except ExperimentNotFoundError:
+        info = open_experiment(st, name.split("@")[0].split("~")[0])  # a first run, still live
+        print_json(_info_json(info)) if as_json else _print_live(info)
+        return
     info = open_experiment(st, rev.experiment)
     if sample is not None:
         ref = find_sample(st, rev.manifest, sample)
@@ -205,6 +216,21 @@ def _sample_fields(record: dict[str, Any], columns: list[str]) -> dict[str, Any]
     }
 
 
+def _print_live(info: ExperimentInfo) -> None:
+    """A first run that has not been sealed yet: what its journal holds so far."""
+    h = info.holder or {}
+    out = console()
+    for line in [
+        f"Session: {info.name}",
+        f"Status: {_label(info.status)}",
+        f"Samples: {info.done}/{info.total} ({percent(info.done, info.total)})",
+        f"Errors: {info.errors}",
+        f"Last updated: {format_time(info.last_updated) if info.last_updated else '-'}",
+        f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}",
+    ]:
+        out.print(escape(line), soft_wrap=True)
+
+
 def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
     m: Manifest = rev.manifest
     status = info.status if rev.is_head else m.status
@@ -224,6 +250,10 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
     if rev.is_head and info.holder:
         h = info.holder
         lines.append(f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}")
+        if info.live is not None:
+            lines.append(
+                f"This run so far: {info.live.ok + info.live.errors} evaluated, {info.live.errors} errors"
+            )
     if info.diverged:
         lines.append("Warning: this experiment has two heads (it moved in two stores); showing the newest")
     out = console()
@@ -235,20 +265,32 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
     out.print(metrics_table(m.evaluations))
     if status in ("interrupted", "failed") and m.command and rev.is_head:
         out.print()
-        out.print(escape(f"Resume with: {shlex.join(m.command)}"), soft_wrap=True)
+        command = without_option(shlex.join(m.command), "--samples")
+        if m.shard:
+            out.print(
+                f"This store holds shard runs ({m.shard}): `doteval pull STORE` the other shards' stores, "
+                f"or finish here without --shard: {escape(without_option(command, '--shard'))}",
+                soft_wrap=True,
+            )
+        else:
+            out.print(escape(f"Resume with: {command}"), soft_wrap=True)
 
 
 def _evaluations_table(m: Manifest) -> Table:
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
     )
-    table.add_column("Evaluation", overflow="fold")
+    table.add_column(
+        "Evaluation",
+        overflow="fold",
+        min_width=min(36, max(len(short_node_id(e.node_id)) for e in m.evaluations) if m.evaluations else 10),
+    )
     table.add_column("Samples", justify="right", no_wrap=True)
     table.add_column("Errors", justify="right", no_wrap=True)
     table.add_column("Code", no_wrap=True)
     table.add_column("Params", overflow="fold")
     for ev in m.evaluations:
-        params = ", ".join(f"{k}={format_value(v)}" for k, v in sorted(ev.params.items()))
+        params = ", ".join(f"{k}={format_param(v)}" for k, v in sorted(ev.params.items()))
         if ev.unfingerprintable:
             params += (", " if params else "") + "not fingerprinted: " + ", ".join(ev.unfingerprintable)
         table.add_row(
@@ -276,7 +318,7 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
         table.add_row(
             s.key[:12],
             escape(scores),
-            escape(_text(rec.get("prompt"))),
+            escape(_text(rec.get("prompt") if rec.get("prompt") is not None else rec.get("item"))),
             escape(_text(rec.get("response"))),
             f"[red]{escape(error)}[/]" if error else "",
         )

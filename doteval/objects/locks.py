@@ -9,15 +9,17 @@ Lock files are excluded from rsync by the documented filter.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import LockedError
+from doteval.errors import LockedError, StoreError
 from doteval.objects.files import ensure_dir, share_like_parent
 from doteval.objects.names import check_name
 
@@ -40,7 +42,7 @@ class FileLock:
 
     def acquire(self, *, purpose: str = "run") -> None:
         ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         share_like_parent(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -82,6 +84,24 @@ class ExperimentLock(FileLock):
         self.name = name
 
 
+def _open_lock_file(path: Path, flags: int) -> int:
+    """Open a lock file, never through a symbolic link (this file is truncated and written)."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(
+                f"lock file {path} is a symbolic link", path=str(path), hint="remove it"
+            ) from None
+        raise StoreError(f"cannot open lock file {path}: {e.strerror}", path=str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"lock file {path} is not a regular file", path=str(path), hint="remove it")
+    return fd
+
+
 def store_lock(root: Path, purpose: str) -> FileLock:
     """A store-wide lock (gc); its file name cannot clash with an experiment's."""
     return FileLock(root / "locks" / f".{purpose}.lock", f"doteval {purpose} of this store")
@@ -99,7 +119,7 @@ def live_holder(root: Path, name: str) -> dict[str, Any] | None:
     """Who holds the experiment's lock right now, or None if nobody does."""
     path = _lock_path(root, name)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = _open_lock_file(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:

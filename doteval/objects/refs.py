@@ -153,6 +153,13 @@ class RefStore:
         except (KeyError, TypeError, ValueError) as e:
             raise CorruptStoreError(f"malformed ref record ({e})", path=str(path)) from None
 
+    def adopt(self, name: str, records: list[RefRecord], source: str) -> None:
+        """Copy ``source``'s record files under ``name`` (a rename keeps its history)."""
+        directory = self.dir / check_name(name)
+        for record in records:
+            raw = self.objects.read_loose(self.dir / check_name(source) / record.id)
+            write_new(directory / record.id, self.objects.file_chunks(raw), durable=self.objects.durable)
+
     def append(
         self,
         name: str,
@@ -166,6 +173,9 @@ class RefStore:
         """Add a record after ``expected`` (compare-and-swap; caller holds the lock)."""
         state = self.read(name)
         current = state.head.id if state else None
+        heads = {h.id for h in state.heads} if state else set()
+        if merged and expected in heads and heads <= {expected, *merged}:
+            current = expected  # a record joining several heads: all must still be heads
         if current != expected:
             raise StoreError(
                 f"experiment {name!r} moved while this command ran (expected "

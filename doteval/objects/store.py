@@ -190,7 +190,10 @@ class ObjectStore:
                 names = []
             for name in names:
                 if name not in self._packs and not name.startswith("."):
-                    self._packs[name] = PackIndex(self.packs_dir / name)
+                    try:
+                        self._packs[name] = PackIndex(self.packs_dir / name)
+                    except FileNotFoundError:  # removed by a gc since the listing: its objects are elsewhere
+                        continue
             for gone in set(self._packs) - set(names):
                 self._packs.pop(gone).close()
             return list(self._packs.values())
@@ -301,6 +304,8 @@ def check_store_version(root: Path) -> None:
         text = marker.read_text()
     except FileNotFoundError:
         return
+    except UnicodeDecodeError:
+        raise CorruptStoreError("unreadable store VERSION file", path=str(marker)) from None
     except OSError as e:
         raise StoreError(f"cannot read store version: {e}", path=str(marker)) from None
     parts = text.split()

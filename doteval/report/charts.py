@@ -38,7 +38,8 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
         return [lo]
     raw = (hi - lo) / max(count, 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    steps = [m * mag for m in (0.5, 1, 2, 2.5, 5, 10)]
+    step = min(steps, key=lambda st: (abs((hi - lo) / st - count), -st))
     first = math.ceil(lo / step - 1e-9) * step
     ticks = []
     t = first
@@ -148,7 +149,7 @@ def histogram_chart(hist: dict[str, Any], *, label: str) -> Chart:
         count = b[-1]
         if kind == "bool":
             what = b[0]
-        elif kind == "int":
+        elif hist.get("unit"):
             what = fmt(b[0])
         else:
             what = f"{fmt(b[0])} to {fmt(b[1])}"
@@ -165,12 +166,12 @@ def histogram_chart(hist: dict[str, Any], *, label: str) -> Chart:
                 "tip": f"{what}: {count} ({share})",
             }
         )
-        if kind == "bool" or (kind == "int" and k <= 12):
+        if kind == "bool" or (hist.get("unit") and k <= 12):
             shapes.append(
                 {"t": "text", "x": x0 + (slot - gap) / 2, "y": h - 10, "text": what, "c": "tick mid"}
             )
     shapes.append({"t": "line", "x1": left, "y1": top + ph, "x2": left + pw, "y2": top + ph, "c": "axis"})
-    if kind == "float" or (kind == "int" and k > 12):
+    if kind != "bool" and not (hist.get("unit") and k <= 12):
         shapes.append({"t": "text", "x": left, "y": h - 10, "text": fmt(hist["min"]), "c": "tick start"})
         shapes.append({"t": "text", "x": left + pw, "y": h - 10, "text": fmt(hist["max"]), "c": "tick end"})
     return {"w": w, "h": h, "label": label, "shapes": shapes}

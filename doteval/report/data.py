@@ -173,7 +173,9 @@ def histogram(values: list[Any]) -> dict[str, Any] | None:
         return None  # strings, lists... have no distribution to draw
     lo, hi = min(numbers), max(numbers)
     integers = all(float(v).is_integer() for v in numbers)
-    if integers and hi - lo < MAX_BINS:
+    unit = integers and hi - lo < MAX_BINS  # one bin per integer
+    bins: list[list[Any]]
+    if unit:
         counts = Counter(int(v) for v in numbers)
         bins = [[k, k + 1, counts.get(k, 0)] for k in range(int(lo), int(hi) + 1)]
     elif lo == hi:
@@ -188,6 +190,7 @@ def histogram(values: list[Any]) -> dict[str, Any] | None:
     mean = sum(numbers) / len(numbers)
     return {
         "kind": "int" if integers else "float",
+        "unit": unit,
         "n": len(numbers),
         "min": lo,
         "max": hi,
@@ -255,14 +258,14 @@ def experiment_report(store: Store, spec: str) -> Report:
             error_example.setdefault(kind, {"message": message, "evaluation": row["evaluation"]})
             cols["error_type"].append(error_type_index[kind])
             cols["error_message"].append(message)
-            cols["traceback"].append((error or {}).get("traceback") or None)
+            cols["traceback"].append(jsonable((error or {}).get("traceback")) or None)
         else:
             cols["error_type"].append(None)
             cols["error_message"].append(None)
             cols["traceback"].append(None)
         cols["metadata"].append(jsonable(row["metadata"]) or None)
         d = row["duration"]
-        cols["duration"].append(round(d, 4) if _is_number(d) else None)
+        cols["duration"].append(round(d, 6) if _is_number(d) else None)
         n += 1
 
     histograms = []
@@ -278,7 +281,6 @@ def experiment_report(store: Store, spec: str) -> Report:
             if h is not None:
                 histograms.append({"evaluation": ev, "score": name, **h})
 
-    status = _status(store, rev)
     errors = [
         {
             "type": kind,
@@ -292,7 +294,7 @@ def experiment_report(store: Store, spec: str) -> Report:
         "kind": "experiment",
         "version": REPORT_VERSION,
         "generated": iso_time(time.time()),
-        "header": _revision_json(store, rev, status),
+        "header": _revision_json(store, rev, _status(store, rev)),
         "evaluations": evaluations,
         "history": metric_history(store, rev),
         "histograms": histograms,
@@ -306,7 +308,7 @@ def experiment_report(store: Store, spec: str) -> Report:
         **cols,
         "scores": [scores[name] for name in score_names],
     }
-    return Report("experiment", f"doteval report: {rev.label}", summary, rows)
+    return Report("experiment", f"doteval report: {rev.label}", jsonable(summary), rows)
 
 
 # -- diff report ----------------------------------------------------------------
@@ -383,4 +385,4 @@ def diff_report(store: Store, a_spec: str, b_spec: str, *, seed: int = 0) -> Rep
         "b_scores": [b_scores[name] for name in score_names],
     }
     title = f"doteval diff: {report.a.label} vs {report.b.label}"
-    return Report("diff", title, summary, rows)
+    return Report("diff", title, jsonable(summary), rows)

@@ -81,7 +81,9 @@ def _environment() -> Environment:
 
 
 def format_duration(seconds: float | None) -> str:
-    seconds = max(0, round(seconds or 0))
+    if (seconds or 0) < 10:
+        return f"{max(seconds or 0, 0):.1f}s"
+    seconds = round(seconds or 0)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

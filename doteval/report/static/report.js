@@ -51,6 +51,13 @@
     return longText(v).replace(/\s+/g, " ");
   }
 
+  function duration(s) {
+    if (s === null || s === undefined) return "-";
+    if (s < 0.001) return "under 1 ms";
+    if (s < 1) return Math.round(s * 1000) + " ms";
+    return fmt(s) + " s";
+  }
+
   function count(n) {
     return n.toLocaleString("en-US");
   }
@@ -153,13 +160,17 @@
     function parts(all, middle, keep) {
       var out = [];
       function push(t, changed) {
-        if (changed && /^\s+$/.test(t)) changed = false;
         var last = out[out.length - 1];
         if (last && last[1] === changed) last[0] += t;
         else out.push([t, changed]);
       }
       for (var k = 0; k < p; k++) push(all[k], false);
-      for (k = 0; k < middle.length; k++) push(middle[k], !keep[k]);
+      for (k = 0; k < middle.length; k++) {
+        var changed = !keep[k];
+        // Spaces are marked only between two marked words, so a changed phrase reads as one.
+        if (changed && /^\s+$/.test(middle[k])) changed = k > 0 && !keep[k - 1] && k + 1 < middle.length && !keep[k + 1];
+        push(middle[k], changed);
+      }
       for (k = all.length - s; k < all.length; k++) push(all[k], false);
       return out;
     }
@@ -249,7 +260,7 @@
         kvTable(body, [
           ["Evaluation", ev.node_id],
           ["Status", STATUS[R.status[i]], function (td, v) { td.appendChild(el("span", "chip " + v, v)); }],
-          ["Duration", R.duration[i] === null ? "-" : fmt(R.duration[i]) + " s"]
+          ["Duration", duration(R.duration[i])]
         ]);
         section(body, "Item");
         kvTable(body, itemPairs(ev.columns, R.item[i]));
@@ -307,7 +318,7 @@
     }
 
     var cols = [];
-    cols.push({ title: "Change", width: "6.5em", key: function (i) { return R.direction[i]; },
+    cols.push({ title: "Change", width: "7.5em", key: function (i) { return R.direction[i]; },
       cell: function (d, i) { var t = DIR[R.direction[i]]; d.appendChild(el("span", "chip " + t, t)); } });
     if (several) {
       cols.push({ title: "Evaluation", width: "minmax(6em, 1fr)", key: function (i) { return R.ev[i]; },
@@ -446,6 +457,7 @@
     this.order = order;
     this.selected = -1;
     this.spacer.style.height = order.length * ROW + "px";
+    this.body.style.height = Math.max(order.length, 3) * ROW + "px"; // at most max-height (stylesheet)
     this.body.scrollTop = 0;
     this.draw();
   };
@@ -539,7 +551,7 @@
       table.setOrder(order);
       countOut.textContent = m === view.n ? count(view.n) + " rows" : count(m) + " of " + count(view.n) + " rows";
       countOut.dataset.shown = String(m);
-      if (!drawer.hidden) close();
+      drawer.hidden = true; // its row may be filtered out; the focus stays where the person is typing
     }
 
     var timer = 0;
@@ -577,8 +589,7 @@
       if (table.selected < table.order.length - 1) open(table.selected + 1);
     });
     drawer.addEventListener("keydown", function (e) {
-      if (e.key === "Escape") close();
-      else if (e.key === "j" || e.key === "ArrowDown" && e.altKey) $("detail-next").click();
+      if (e.key === "j" || e.key === "ArrowDown" && e.altKey) $("detail-next").click();
       else if (e.key === "k" || e.key === "ArrowUp" && e.altKey) $("detail-prev").click();
     });
     document.addEventListener("keydown", function (e) {
@@ -596,8 +607,12 @@
       });
     });
 
-    // Printing: the virtual table shows only what is in view, so print a plain table of the first rows.
+    // Printing: the virtual table shows only what is in view, so print a plain table of the first rows;
+    // folded sections are printed open.
+    var folded = [];
     window.addEventListener("beforeprint", function () {
+      folded = Array.prototype.filter.call(document.querySelectorAll("details"), function (d) { return !d.open; });
+      folded.forEach(function (d) { d.open = true; });
       var old = $("print-rows");
       if (old) old.remove();
       var t = el("table", "grid print-rows");
@@ -625,6 +640,8 @@
       $("table").after(t);
     });
     window.addEventListener("afterprint", function () {
+      folded.forEach(function (d) { d.open = false; });
+      folded = [];
       var old = $("print-rows");
       if (old) old.remove();
     });

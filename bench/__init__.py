@@ -1,0 +1,1 @@
+"""doteval benchmark suite: run with `python -m bench` (full) or `python -m bench --quick`."""

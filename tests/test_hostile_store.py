@@ -1,0 +1,386 @@
+"""A shared store is untrusted input: hostile entries are refused in one line or ignored.
+
+Each case copies a store built by a real ``python -m pytest`` run, plants one
+hostile entry, and runs ``list``, ``show``, ``fsck`` and ``gc --prune now``
+(plus the commands the case is about). Every command must either succeed
+(ignoring the entry) or refuse with one ``Error:`` line and exit 1 or 2 - never
+a traceback. Files outside the store (a sentinel, a folder of copied records,
+a FIFO that would block whoever opened it) must not be read, written or removed.
+Cases with a FIFO run the CLI as ``python -m doteval`` under a timeout; the
+others call the same entry point in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from doteval.manifest import load_manifest
+from doteval.objects import Store
+from doteval.objects.encoding import encode
+from doteval.objects.hashing import hash_bytes
+
+PY = sys.executable
+
+CONFTEST = '''
+import pytest
+
+
+class Model:
+    def __doteval_params__(self):
+        return {"name": "test-model", "version": 1}
+
+    def generate(self, prompt):
+        return prompt.upper()
+
+
+@pytest.fixture
+def model():
+    return Model()
+'''
+
+EVAL = '''
+from doteval import Result, foreach
+
+
+@foreach("prompt,expected", [(f"q{i}", f"Q{i}") for i in range(10)])
+def eval_x(prompt, expected, model):
+    response = model.generate(prompt)
+    return Result(response == expected, prompt=prompt, response=response)
+'''
+
+BASIC = [("list",), ("show", "X"), ("show", "X", "--full"), ("fsck",), ("gc", "--prune", "now")]
+
+
+class Done:
+    def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+    @property
+    def refused(self) -> bool:
+        return self.returncode != 0
+
+
+def cli(store: Path, *args: str) -> Done:
+    from doteval.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([*args, "--store", str(store)])
+        except SystemExit as e:
+            code = e.code
+    return Done(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
+def run_cli(store: Path, *args: str) -> Done:
+    """In a subprocess with a timeout: opening a FIFO outside the store would block forever."""
+    try:
+        proc = subprocess.run(
+            [PY, "-m", "doteval", *args, "--store", str(store)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, COLUMNS="200"),
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`doteval {' '.join(args)}` hung: it opened a FIFO it should not have")
+    return Done(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_refused_or_ignored(done: Done) -> None:
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text, text
+    if done.returncode == 0:
+        return
+    assert done.returncode in (1, 2), (done.args, done.returncode, text)
+    if done.args[0] == "fsck" and not done.stderr:  # fsck's refusal is its report
+        assert "error(s)" in done.stdout, done.stdout
+        return
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, (done.args, done.stderr)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every entry under ``root`` (not following links): kind, mtime, content."""
+    out = {}
+    for path in sorted([root, *root.rglob("*")]):
+        st = path.lstat()
+        if path.is_symlink():
+            data = os.readlink(path).encode()
+        elif path.is_file():
+            data = path.read_bytes()
+        else:
+            data = b""
+        out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, data)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile-base")
+    project = root / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(CONFTEST)
+    (project / "eval_x.py").write_text(EVAL)
+    store = root / "store"
+    done = subprocess.run(
+        [PY, "-m", "pytest", "eval_x.py", "--experiment", "X", f"--store={store}", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return store
+
+
+class Case:
+    """A copied store, a folder outside it, and what a case planted."""
+
+    def __init__(self, base: Path, tmp_path: Path) -> None:
+        self.store = Path(shutil.copytree(base, tmp_path / "store"))
+        self.outside = tmp_path / "outside"
+        self.outside.mkdir()
+        self.sentinel = self.outside / "sentinel.txt"
+        self.sentinel.write_text("precious data outside the store\n")
+        st = Store(self.store)
+        self.record = st.refs.read("X").head.id
+        self.manifest = st.refs.read("X").head.manifest
+        self.entries = load_manifest(st, self.manifest).evaluations[0].entries
+
+    def loose(self, oid: str) -> Path:
+        return self.store / "objects" / oid[:2] / oid[2:]
+
+    def fifo(self) -> Path:
+        path = self.outside / "fifo"
+        os.mkfifo(path)
+        return path
+
+    def ref_record(self, name: str, **fields: object) -> Path:
+        """A well-formed (correctly hashed) ref record with hostile fields."""
+        record = {"type": "ref", "v": 1, "experiment": name, "manifest": self.manifest, "parent": None,
+                  "time": 1.0, "op": "run", "host": "h", "note": ""}  # fmt: skip
+        record.update(fields)
+        raw = encode(record)
+        folder = self.store / "refs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / hash_bytes(raw)
+        path.write_bytes(b"".join(Store(self.store).objects.file_chunks(raw)))
+        return path
+
+
+def _run_all(case: Case, commands: list[tuple[str, ...]], *, subprocess_cli: bool) -> dict[tuple[str, ...], Done]:
+    outside_before = snapshot(case.outside)
+    results = {}
+    for args in commands:
+        done = (run_cli if subprocess_cli else cli)(case.store, *args)
+        assert_refused_or_ignored(done)
+        results[args] = done
+    assert snapshot(case.outside) == outside_before  # nothing outside read-modified, created or removed
+    assert case.sentinel.read_text() == "precious data outside the store\n"
+    return results
+
+
+# -- names that look like paths -----------------------------------------------------------------
+
+
+def test_names_that_look_like_paths_are_refused_in_one_line(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    before = snapshot(case.store)
+    hostile = ["..", "../X", "../../etc/passwd", "X/../X", ".X", "~root", "a\\b", ""]
+    commands = [(cmd, name) for name in hostile for cmd in ("show", "export", "log", "delete")]
+    commands.remove(("log", ""))  # an empty name: the log of every experiment
+    commands += [("rename", "X", ".."), ("rename", "..", "X"), ("show", "..@abcd"), ("show", "../X~1")]
+    results = _run_all(case, commands, subprocess_cli=False)
+    assert all(done.refused for done in results.values()), [a for a, d in results.items() if not d.refused]
+    assert snapshot(case.store) == before
+
+
+def test_ref_folders_with_names_that_are_not_experiment_names_are_ignored(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    for odd in ("...", ".hidden", "-rf", "a b", "x" * 201):
+        shutil.copytree(case.store / "refs" / "X", case.store / "refs" / odd)
+    results = _run_all(case, BASIC, subprocess_cli=False)
+    assert [line.split()[0] for line in results[("list",)].stdout.splitlines()[2:]] == ["X"]
+    assert not results[("show", "X", "--full")].refused
+    fsck = results[("fsck",)]
+    assert fsck.refused and fsck.stdout.count("not an experiment name") == 5, fsck.stdout
+    assert not results[("gc", "--prune", "now")].refused
+
+
+def test_a_ref_folder_linked_outside_the_store_is_never_read_or_written(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    shutil.copytree(case.store / "refs" / "X", case.outside / "records")
+    os.mkfifo(case.outside / "records" / ("ab" * 32))  # whoever reads the records would block
+    (case.store / "refs" / "evil").symlink_to(case.outside / "records")
+    commands = [*BASIC, ("show", "evil"), ("delete", "evil"), ("log", "evil"), ("rename", "evil", "mine"), ("log",)]
+    results = _run_all(case, commands, subprocess_cli=True)
+    assert "evil" not in results[("list",)].stdout
+    for args in (("show", "evil"), ("delete", "evil"), ("log", "evil"), ("rename", "evil", "mine")):
+        assert results[args].refused and "symbolic link" in results[args].stderr, results[args].stderr
+    assert "ref folder is not a plain folder" in results[("fsck",)].stdout
+    assert not results[("gc", "--prune", "now")].refused
+    assert (case.store / "refs" / "evil").is_symlink()
+
+
+def test_ref_records_naming_paths_or_invalid_ids_are_refused(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    case.ref_record("evil1", manifest="../../etc/passwd")
+    case.ref_record("evil2", manifest="zz")
+    case.ref_record("evil3", parent="../" + "a" * 62)
+    case.ref_record("evil4", manifest="A" * 64)
+    case.ref_record("evil5", merged=["../x"])
+    commands = [*BASIC, *[("show", f"evil{i}") for i in range(1, 6)]]
+    results = _run_all(case, commands, subprocess_cli=False)
+    for i in range(1, 6):
+        done = results[("show", f"evil{i}")]
+        assert done.refused and "invalid object id" in done.stderr, done.stderr
+    assert not results[("show", "X", "--full")].refused
+    assert results[("fsck",)].stdout.count("invalid object id") == 5
+
+
+# -- objects ---------------------------------------------------------------------------------------
+
+
+def test_an_unreferenced_object_linked_outside_is_never_followed(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    link = case.store / "objects" / "ab" / ("cd" * 31)
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(case.sentinel)
+    results = _run_all(case, [*BASIC[:4], ("gc", "--prune", "1h")], subprocess_cli=False)
+    assert not results[("show", "X", "--full")].refused
+    assert "unexpected file among objects" in results[("fsck",)].stdout
+    # Removing garbage removes the link, never what it points to.
+    _run_all(case, [("gc", "--prune", "now")], subprocess_cli=False)
+    assert not link.is_symlink() and case.sentinel.exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink-to-fifo", "fifo"])
+def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    case = Case(base, tmp_path)
+    path = case.loose(case.manifest)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(case.fifo())
+    results = _run_all(case, BASIC, subprocess_cli=True)
+    for args in (("list",), ("show", "X"), ("gc", "--prune", "now")):
+        assert results[args].refused, args
+        assert "symbolic link" in results[args].stderr or "not a regular file" in results[args].stderr
+    assert results[("fsck",)].refused
+
+
+@pytest.mark.parametrize("claim", [2**40, 2**64 - 1, (1 << 30) + 1])
+def test_a_loose_object_claiming_a_huge_size_is_refused(base: Path, tmp_path: Path, claim: int) -> None:
+    case = Case(base, tmp_path)
+    case.loose(case.entries).write_bytes(b"DVOBJ\x01" + struct.pack(">BQ", 1, claim) + b"\x28\xb5\x2f\xfd" * 8)
+    results = _run_all(case, [*BASIC, ("export", "X")], subprocess_cli=False)
+    for args in (("show", "X", "--full"), ("export", "X"), ("gc", "--prune", "now")):
+        assert results[args].refused and "over the limit" in results[args].stderr, results[args].stderr
+    assert not results[("show", "X")].refused  # the manifest alone reads fine
+    assert "over the limit" in results[("fsck",)].stdout
+
+
+# -- store files ----------------------------------------------------------------------------------
+
+
+def test_a_store_of_a_newer_format_is_refused_by_every_command(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    (case.store / "VERSION").write_text("doteval-store 99\n")
+    before = snapshot(case.store)
+    commands = [*BASIC, ("export", "X"), ("delete", "X"), ("log",), ("push", str(tmp_path / "copy"))]
+    results = _run_all(case, commands, subprocess_cli=False)
+    for args, done in results.items():
+        assert done.refused and "store format 99 is newer" in done.stderr, (args, done.stderr)
+    assert snapshot(case.store) == before
+    assert not (tmp_path / "copy").exists()
+
+
+def test_a_pack_index_claiming_a_huge_count_is_refused(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    (idx,) = (case.store / "packs").glob("*.idx")
+    data = bytearray(idx.read_bytes())
+    data[8:12] = struct.pack(">I", 2**32 - 1)
+    idx.write_bytes(bytes(data))
+    results = _run_all(case, BASIC, subprocess_cli=False)
+    for args in (("show", "X", "--full"), ("gc", "--prune", "now")):
+        assert results[args].refused and "pack index" in results[args].stderr, results[args].stderr
+    assert results[("fsck",)].refused and idx.name in results[("fsck",)].stdout
+
+
+def test_a_pack_index_linked_to_a_fifo_outside_is_refused_without_blocking(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    (case.store / "packs" / f"pack-{'e' * 64}.idx").symlink_to(case.fifo())
+    results = _run_all(case, BASIC, subprocess_cli=True)
+    assert results[("fsck",)].refused and "symbolic link" in results[("fsck",)].stdout
+
+
+# -- locks and journals ------------------------------------------------------------------------------
+
+
+def test_a_lock_file_linked_outside_is_never_truncated(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    lock = case.store / "locks" / "X.lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(case.sentinel)
+    (case.store / "locks" / "Y.lock").symlink_to(case.outside / "created-by-a-lock")
+    commands = [*BASIC, ("delete", "X"), ("show", "Y"), ("rename", "X", "Y")]
+    results = _run_all(case, commands, subprocess_cli=False)
+    assert results[("delete", "X")].refused and "lock file" in results[("delete", "X")].stderr
+    assert not (case.outside / "created-by-a-lock").exists()
+
+
+def test_a_journal_folder_linked_outside_is_never_sealed_or_removed(base: Path, tmp_path: Path) -> None:
+    case = Case(base, tmp_path)
+    journals = case.outside / "journals"
+    journals.mkdir()
+    (journals / "victim.journal").write_bytes(b"")  # an empty journal is removed when "recovered"
+    (journals / "run.journal").write_bytes(b"DVJOURNAL\x00\x01\n")
+    (case.store / "journals").mkdir(exist_ok=True)
+    (case.store / "journals" / "Z").symlink_to(journals)
+    (case.store / "journals" / "X").mkdir(exist_ok=True)
+    (case.store / "journals" / "X" / "linked.journal").symlink_to(journals / "victim.journal")
+    results = _run_all(case, [*BASIC, ("show", "Z"), ("log",), ("list", "--deleted")], subprocess_cli=False)
+    assert "Z" not in results[("list",)].stdout
+    assert results[("show", "Z")].refused
+    fsck = results[("fsck",)]
+    assert "journal folder is not a plain folder" in fsck.stdout and "journal is a symbolic link" in fsck.stdout
+    assert (journals / "victim.journal").exists() and (journals / "run.journal").exists()
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        lambda case: (case.store / "objects" / "zz").mkdir(),
+        lambda case: (case.store / "objects" / "ab").mkdir(exist_ok=True) or (case.store / "objects" / "ab" / "x").write_text("x"),
+        lambda case: (case.store / "packs" / "notes.txt").write_text("x"),
+        lambda case: (case.store / "packs" / f"pack-{'f' * 64}.idx").mkdir(),
+        lambda case: (case.store / "refs" / "X" / "notes.txt").write_text("x"),
+        lambda case: (case.store / "refs" / "Q").write_text("a file, not a folder"),
+        lambda case: (case.store / "locks" / "X.lock").unlink() or (case.store / "locks" / "X.lock").mkdir(),
+    ],
+    ids=["objects-dir", "objects-file", "packs-file", "idx-dir", "refs-junk", "refs-file", "lock-dir"],
+)
+def test_junk_entries_are_refused_or_ignored(base: Path, tmp_path: Path, plant: Callable[[Case], object]) -> None:
+    case = Case(base, tmp_path)
+    plant(case)
+    _run_all(case, [*BASIC, ("delete", "X")], subprocess_cli=False)
