@@ -41,6 +41,7 @@ from doteval.runs import (
     read_head,
     recover,
 )
+from doteval.text import parse_fraction
 
 KEY_VERSION = 1
 _KEY_PREFIX = b"t6:" + encode("doteval-sample") + encode(KEY_VERSION)
@@ -138,13 +139,7 @@ def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard takes I/N, such as 1/4, not {text!r}") from None
-    if not 1 <= i <= n:
-        raise UsageError(f"--shard {text}: I must be between 1 and N")
-    return i, n
+    return parse_fraction(text, "--shard")
 
 
 def normalize_item(item: Any, columns: tuple[str, ...], position: int) -> tuple[Any, ...]:

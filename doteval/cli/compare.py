@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval.cli.render import format_value, short_node_id
+from doteval.cli.render import short_node_id
 from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
+from doteval.text import format_value
 
 
 def _signed(x: float | None) -> str:

@@ -7,7 +7,6 @@ returns data; here it becomes progress bars, tables and lines.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from doteval.manifest import EvaluationRecord, Manifest
+from doteval.text import format_value, percent
 
 if TYPE_CHECKING:
     from doteval.runner import EvaluationOutcome, Plan
@@ -27,46 +27,6 @@ STATUS_LABELS = {
     "running": "Running",
 }
 STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-    return str(value)
-
-
-def format_param(value: Any) -> str:
-    """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
-    if isinstance(value, dict) and "__type__" in value:
-        name = str(value["__type__"]).rsplit(".", 1)[-1]
-        fields = ", ".join(f"{k}={format_param(v)}" for k, v in value.items() if k != "__type__")
-        return f"{name}({fields})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {format_param(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, str):
-        return repr(value)
-    return format_value(value)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
-def format_time(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def percent(done: int, total: int) -> str:
-    return f"{100.0 * done / total:.1f}%" if total else "0.0%"
 
 
 def short_node_id(node_id: str) -> str:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval.errors import UsageError
 from doteval.fsck import fsck as check_store
 from doteval.gc import DEFAULT_EXPIRE_DELETED, DEFAULT_PRUNE, collect_garbage, parse_age
 from doteval.sync import SyncStats, rsync_commands
 from doteval.sync import pull as pull_store
 from doteval.sync import push as push_store
+from doteval.text import parse_fraction
 
 
 def _size(n: int) -> str:
@@ -87,15 +88,7 @@ def gc(
 
 
 def _parse_subset(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        n, t = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--subset takes N/T, such as 1/7, not {text!r}") from None
-    if not 1 <= n <= t:
-        raise UsageError(f"--subset {text}: N must be between 1 and T")
-    return n, t
+    return None if text is None else parse_fraction(text, "--subset", "N/T")
 
 
 @app.command()
@@ -149,47 +142,44 @@ def _print_sync(stats: SyncStats, verb: str) -> None:
         )
 
 
+Other = Annotated[str, typer.Argument(help="Another store: a path to a .doteval folder, or host:path.")]
+NoRsync = Annotated[bool, typer.Option("--no-rsync", help="Copy files directly (local paths only).")]
+PrintCommands = Annotated[bool, typer.Option("--print", help="Print the equivalent rsync commands and exit.")]
+
+
+def _sync(
+    store: Path | None, other: str, *, pushing: bool, no_rsync: bool, print_commands: bool, as_json: bool
+) -> None:
+    st = open_store(store)
+    if print_commands:
+        src, dst = (str(st.root), other) if pushing else (other, str(st.root))
+        for args in rsync_commands(src, dst):
+            print(shlex.join(["rsync", *args]))
+        return
+    run = push_store if pushing else pull_store
+    stats = run(st, other, use_rsync=False if no_rsync else None)
+    print_json(stats.to_json()) if as_json else _print_sync(stats, "Pushed" if pushing else "Pulled")
+
+
 @app.command()
 def push(
-    destination: Annotated[
-        str, typer.Argument(help="Another store: a path to a .doteval folder, or host:path.")
-    ],
-    no_rsync: Annotated[
-        bool, typer.Option("--no-rsync", help="Copy files directly (local paths only).")
-    ] = False,
-    print_commands: Annotated[
-        bool, typer.Option("--print", help="Print the equivalent rsync commands and exit.")
-    ] = False,
+    destination: Other,
+    no_rsync: NoRsync = False,
+    print_commands: PrintCommands = False,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
     """Copy this store's new immutable files to another store (objects, packs, then refs)."""
-    st = open_store(store)
-    if print_commands:
-        for args in rsync_commands(str(st.root), destination):
-            print(shlex.join(["rsync", *args]))
-        return
-    stats = push_store(st, destination, use_rsync=False if no_rsync else None)
-    print_json(stats.to_json()) if as_json else _print_sync(stats, "Pushed")
+    _sync(store, destination, pushing=True, no_rsync=no_rsync, print_commands=print_commands, as_json=as_json)
 
 
 @app.command()
 def pull(
-    source: Annotated[str, typer.Argument(help="Another store: a path to a .doteval folder, or host:path.")],
-    no_rsync: Annotated[
-        bool, typer.Option("--no-rsync", help="Copy files directly (local paths only).")
-    ] = False,
-    print_commands: Annotated[
-        bool, typer.Option("--print", help="Print the equivalent rsync commands and exit.")
-    ] = False,
+    source: Other,
+    no_rsync: NoRsync = False,
+    print_commands: PrintCommands = False,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
     """Copy another store's new immutable files into this one, then join lines that can be joined."""
-    st = open_store(store)
-    if print_commands:
-        for args in rsync_commands(source, str(st.root)):
-            print(shlex.join(["rsync", *args]))
-        return
-    stats = pull_store(st, source, use_rsync=False if no_rsync else None)
-    print_json(stats.to_json()) if as_json else _print_sync(stats, "Pulled")
+    _sync(store, source, pushing=False, no_rsync=no_rsync, print_commands=print_commands, as_json=as_json)

@@ -12,24 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval.cli.render import (
-    STATUS_LABELS,
-    STATUS_STYLES,
-    format_duration,
-    format_param,
-    format_time,
-    format_value,
-    metrics_table,
-    percent,
-    short_node_id,
-    without_option,
-)
+from doteval.cli.render import STATUS_LABELS, STATUS_STYLES, metrics_table, short_node_id, without_option
 from doteval.errors import ExperimentNotFoundError
 from doteval.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval.history import Revision, duration, log, resolve
 from doteval.manifest import EvaluationRecord, Manifest
 from doteval.objects import Store
 from doteval.samples import errors_by_type, find_sample, sample_record, why
+from doteval.text import format_duration, format_param, format_time, format_value, percent
 
 
 def _label(status: str) -> str:

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from doteval.report import charts
 from doteval.report.charts import fmt, signed
 from doteval.report.data import Report, short_node_id
+from doteval.text import format_duration
 
 COMPRESS_ABOVE = 64 * 1024  # rows JSON larger than this is gzipped (bytes)
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -75,22 +76,9 @@ def _environment() -> Environment:
     env.filters["signed"] = signed
     env.filters["short"] = short_node_id
     env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else fmt(v)
-    env.filters["duration"] = format_duration
+    env.filters["duration"] = lambda seconds: format_duration(seconds, tenths_below=10)
     env.filters["px"] = lambda v: f"{v:.1f}".rstrip("0").rstrip(".") if isinstance(v, float) else v
     return env
-
-
-def format_duration(seconds: float | None) -> str:
-    if (seconds or 0) < 10:
-        return f"{max(seconds or 0, 0):.1f}s"
-    seconds = round(seconds or 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
 
 
 @lru_cache(maxsize=4)

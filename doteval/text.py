@@ -1,0 +1,68 @@
+"""Text for people: how values, durations and times are written, and ``I/N`` options read.
+
+Shared by the CLI, the pytest plugin and the HTML report, so every view says a
+number the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from doteval.errors import UsageError
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def format_param(value: Any) -> str:
+    """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
+    if isinstance(value, dict) and "__type__" in value:
+        name = str(value["__type__"]).rsplit(".", 1)[-1]
+        fields = ", ".join(f"{k}={format_param(v)}" for k, v in value.items() if k != "__type__")
+        return f"{name}({fields})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_param(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return repr(value)
+    return format_value(value)
+
+
+def format_duration(seconds: float | None, *, tenths_below: float = 0.0) -> str:
+    """``2h 15m``, ``3m 5s``, ``12s``; under ``tenths_below`` seconds, ``1.5s``."""
+    seconds = max(seconds or 0.0, 0.0)
+    if seconds < tenths_below:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def format_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def percent(done: int, total: int) -> str:
+    return f"{100.0 * done / total:.1f}%" if total else "0.0%"
+
+
+def parse_fraction(text: str, option: str, names: str = "I/N") -> tuple[int, int]:
+    """``"2/4"`` → (2, 4) for options like ``--shard I/N``; 1-based, part ≤ whole."""
+    part, whole = names.split("/")
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"{option} takes {names}, such as 1/4, not {text!r}") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"{option} {text}: {part} must be between 1 and {whole}")
+    return i, n
