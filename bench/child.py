@@ -156,6 +156,36 @@ def export_jsonl(store: str, out: str) -> dict[str, Any]:
     return {"lines": lines, "bytes": os.path.getsize(out)}
 
 
+def store_objects(store: str) -> dict[str, Any]:
+    """Stored bytes per kind of packed object (result, entries, manifest...) and of pack indexes."""
+    from doteval.objects import Store
+    from doteval.objects.encoding import decode
+
+    st = Store(Path(store))
+    kinds: dict[str, dict[str, int]] = {}
+    for pack in st.objects.packs():
+        for pos in range(pack.count):
+            entry = pack.entry(pos)
+            raw = st.objects.decompress(
+                entry.codec,
+                entry.raw_len,
+                entry.payload,
+                where=str(pack.pack_path),
+                dictionary=entry.dictionary,
+            )
+            value = decode(raw)
+            kind = str(value.get("type", "?")) if isinstance(value, dict) else "?"
+            k = kinds.setdefault(kind, {"objects": 0, "stored": 0, "raw": 0})
+            k["objects"] += 1
+            k["stored"] += len(entry.payload) + 9  # + the entry header
+            k["raw"] += entry.raw_len
+    k = kinds.setdefault("pack index", {"objects": 0, "stored": 0, "raw": 0})
+    for pack in st.objects.packs():
+        k["objects"] += pack.count
+        k["stored"] += pack.idx_path.stat().st_size
+    return kinds
+
+
 # -- measurement 6: the peer ------------------------------------------------------------
 
 
@@ -218,6 +248,7 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "resume_baseline": resume_baseline,
     "drive_runs": drive_runs,
     "export_jsonl": export_jsonl,
+    "store_objects": store_objects,
     "peer_inspect": peer_inspect,
 }
 

@@ -216,9 +216,10 @@ class Cache:
         if marker.exists():
             return path / "data", json.loads(marker.read_text()), True
         self.root.mkdir(parents=True, exist_ok=True)
-        # One build per kind and parameters: drop builds of older code.
-        for old in self.root.glob(f"{kind}-{key}-*"):
-            shutil.rmtree(old, ignore_errors=True)
+        # Builds of older code are stale whatever their parameters: drop them.
+        for old in self.root.iterdir():
+            if old.is_dir() and not old.name.endswith(f"-{self._digest}"):
+                shutil.rmtree(old, ignore_errors=True)
         path.mkdir(parents=True)
         started = time.perf_counter()
         info = build(path / "data")

@@ -9,6 +9,7 @@ pytest) run in a fresh process each time.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -231,9 +232,14 @@ def pytest_run(
     store = store or ctx.fresh(f"store-pytest-{n}")
     timing = ctx.fresh("timing.txt")
     env = base_env(BENCH_N=str(n), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", BENCH_TIMING_FILE=str(timing))
-    elapsed, _ = run(_pytest_argv(store, profile=profile), cwd=proj, env=env)
+    elapsed, done = run(_pytest_argv(store, profile=profile), cwd=proj, env=env)
     ctx.shared["inner"] = float(timing.read_text()) if timing.exists() else None
     timing.unlink(missing_ok=True)
+    # doteval's summary line: "this run evaluated X, reused Y"
+    found = re.search(r"evaluated (\d+), reused (\d+)", done.stdout)
+    ctx.shared["counts"] = (int(found.group(1)), int(found.group(2))) if found else None
+    if n and found is None:
+        raise BenchError(f"no doteval summary in the pytest output:\n{done.stdout[-1500:]}")
     return elapsed, store
 
 
@@ -287,12 +293,15 @@ def measure_record(ctx: Context) -> list[Row]:
             return elapsed
 
         best, times = best_of(repeat, once)
+        if ctx.shared["counts"] != (n, 0):
+            raise BenchError(f"the N={n} run evaluated/reused {ctx.shared['counts']}, expected ({n}, 0)")
         store = stores[-1]
         value = min(inner) - startup_inner
         cpu = min(cpus) - ctx.shared["startup_cpu"]
         store_bytes = allocated(store)
         resume_wall, _ = pytest_run(ctx, n, store)  # the same command again: nothing left to run
         resume_inner = ctx.shared["inner"]
+        resume_counts = ctx.shared["counts"]
         for s in stores:
             shutil.rmtree(s, ignore_errors=True)
         base = child("record_baseline", n=n, path=str(ctx.fresh(f"baseline-{n}.jsonl")), repeat=repeat)
@@ -312,8 +321,8 @@ def measure_record(ctx: Context) -> list[Row]:
                     f"whole-process wall instead: {best:.3f} s - {startup:.3f} s (N=0) = {best - startup:.3f} s"
                     f" = {(best - startup) / base_best:.2f}x",
                     f"CPU time instead: {cpu:.3f} s vs {min(base['cpu']):.3f} s = {cpu / min(base['cpu']):.2f}x",
-                    f"the same command again (resume, nothing to run): {resume_inner - startup_inner:.3f} s "
-                    "beyond N=0",
+                    f"the same command again (a resume: evaluated {resume_counts[0]}, reused "
+                    f"{resume_counts[1]}): {resume_inner - startup_inner:.3f} s beyond N=0",
                 ],
                 details={
                     "n": n,
@@ -334,6 +343,7 @@ def measure_record(ctx: Context) -> list[Row]:
                     "jsonl_bytes": base["bytes"],
                     "pytest_resume_wall": resume_wall,
                     "pytest_resume_inner_minus_n0": resume_inner - startup_inner,
+                    "pytest_resume_evaluated_reused": resume_counts,
                 },
             )
         )
@@ -470,6 +480,7 @@ def measure_disk(ctx: Context) -> list[Row]:
         gc_json = json.loads(done.stdout)
         after = allocated(store)
         layout_after = breakdown(store)
+        objects_after = child("store_objects", store=str(store))
         jsonl, z19 = info["jsonl_bytes"], info["zstd19_bytes"]
         common = {
             "n": n,
@@ -485,6 +496,7 @@ def measure_disk(ctx: Context) -> list[Row]:
             "gc": gc_json,
             "layout_before": layout_before,
             "layout_after": layout_after,
+            "objects_after": objects_after,
         }
         avg = f"{jsonl / info['lines']:.0f} B/line"
         rows.append(
@@ -511,6 +523,14 @@ def measure_disk(ctx: Context) -> list[Row]:
                 baseline_label="JSON lines",
                 target=f"≤ {after_limit}x",
                 limit=after_limit,
+                notes=[
+                    "after gc, stored: "
+                    + ", ".join(
+                        f"{kind} {v['objects']:,} = {v['stored'] / (1 << 20):.1f} MiB"
+                        for kind, v in sorted(objects_after.items(), key=lambda kv: -kv[1]["stored"])
+                        if v["stored"] >= 64 << 10
+                    )
+                ],
                 details=common,
             )
         )
@@ -791,19 +811,23 @@ def measure_peer(ctx: Context) -> list[Row]:
     n = ctx.sizes.peer
     startup = pytest_startup(ctx)
     repeat = ctx.sizes.repeat
-    ctx.log(f"[peer] doteval: pytest run of N={n} (best of {repeat})")
+    ctx.log(f"[peer] doteval: pytest runs of N={n}, each next to one of N=0 ({repeat} pairs)")
     stores: list[Path] = []
-
     inner: list[float] = []
-
-    def once() -> float:
+    zero: list[float] = []
+    times: list[float] = []
+    for _ in range(max(3, repeat)):
+        # in pairs, so that a change of the machine's load hits both
+        zero_store = pytest_run(ctx, 0)[1]
+        zero.append(ctx.shared["inner"])
+        shutil.rmtree(zero_store, ignore_errors=True)
         elapsed, store = pytest_run(ctx, n)
         stores.append(store)
         inner.append(ctx.shared["inner"])
-        return elapsed
-
-    best, times = best_of(repeat, once)
-    dot_time = (min(inner) - ctx.shared["startup_inner"]) / n
+        times.append(elapsed)
+    best = min(times)
+    differences = sorted(a - b for a, b in zip(inner, zero))
+    dot_time = differences[len(differences) // 2] / n
     dot_bytes = allocated(stores[-1]) / n
     for s in stores:
         shutil.rmtree(s, ignore_errors=True)
@@ -837,7 +861,7 @@ def measure_peer(ctx: Context) -> list[Row]:
     details = {
         "doteval_pytest_wall": times,
         "doteval_inner": inner,
-        "startup_inner": ctx.shared["startup_inner"],
+        "doteval_inner_n0": zero,
         "doteval_wall_minus_startup_per_sample": (best - startup) / n,
         "inspect": peer,
     }
@@ -852,7 +876,7 @@ def measure_peer(ctx: Context) -> list[Row]:
             target="info",
             check="info",
             notes=[
-                "doteval: time inside pytest minus that of N=0; inspect_ai: its eval() call, after a 5-sample warm-up"
+                "doteval: median over 3 pairs of (time inside pytest) - (the same at N=0); inspect_ai: its eval() call after a 5-sample warm-up"
             ],
             details=details,
         ),

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning
-from doteval.fingerprint import params_fingerprint
+from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
 from doteval.retry import RetryPolicy
@@ -135,6 +135,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     config.stash[_SESSION].summary(terminalreporter)
 
 
+def evaluation_id(item: pytest.Function) -> str:
+    """The evaluation's name in the store: its file relative to the project root, then pytest's
+    ``::function[params]``.
+
+    Not pytest's node id as such: that is relative to the rootdir, which pytest picks from
+    the command line (``--store PATH`` given as two words can move it), and a changed name
+    would look like a new evaluation.
+    """
+    root = find_project_root(item.path)
+    try:
+        relative = item.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return item.nodeid
+    _, sep, rest = item.nodeid.partition("::")
+    return relative + sep + rest
+
+
 # pytest's own fixtures are plumbing, not parameters of a result.
 def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
     defs = item._fixtureinfo.name2fixturedefs.get(name)
@@ -207,7 +224,7 @@ class DotevalSession:
             for item in evals:
                 spec = get_spec(item.obj)
                 assert spec is not None
-                self.prepared[item.nodeid] = run.prepare(item.nodeid, spec)
+                self.prepared[item.nodeid] = run.prepare(evaluation_id(item), spec)
         except DotevalError as e:
             self.abort(e)
 

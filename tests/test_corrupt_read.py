@@ -216,12 +216,6 @@ def test_every_flipped_byte_is_exact_or_refused(project: pytest.Pytester) -> Non
     _sweep(positions_per_file=None, seed=0)
 
 
-@pytest.mark.xfail(
-    reason="library: many CorruptStoreError messages do not say the store is damaged "
-    "('unknown codec 65', 'pack entry out of range', 'not a pack index', "
-    "'compressed frame declares N bytes, expected M'); only the hint does",
-    strict=False,
-)
 def test_every_refusal_message_says_the_store_is_damaged(project: pytest.Pytester) -> None:
     assert run(project, "wording").ret == 0
     REFUSALS.clear()

@@ -481,7 +481,7 @@ def _gc_beside_a_run(base: dict, tmp_path: Path, n: int) -> None:
     while proc.poll() is None:
         cli(store, "gc", "--prune", "now")
         gcs += 1
-        time.sleep(0.01)
+        time.sleep(0.02)
     out = proc.communicate()[0]
     assert proc.returncode == 0, out
     assert gcs >= 1

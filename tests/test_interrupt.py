@@ -192,12 +192,6 @@ def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytest
     resume_to_completion(project, "twice", len(calls), max_repeats=1)
 
 
-@pytest.mark.xfail(
-    reason="library: the Ctrl+C handler is restored when the evaluation loop ends, so the "
-    "second Ctrl+C the user was invited to press lands in pytest's reporting: a KeyboardInterrupt "
-    "traceback through _pytest internals, exit by signal (-2), run left for journal recovery",
-    strict=False,
-)
 def test_second_sigint_after_the_run_stopped_exits_cleanly(pytester: pytest.Pytester) -> None:
     project = Project(pytester, n=200)
     proc = project.start("late", sleep=0.02)

@@ -198,7 +198,7 @@ def test_two_stores_pushed_into_a_third_have_both_and_a_second_push_copies_nothi
         assert read_export(dest, name) == text
     before = tree(dest)
     for source in (two_stores["A"], two_stores["B"]):
-        assert run_cli(source, "push", str(dest), *flags).stdout.startswith("Pushed 0 file(s), 0 B")
+        assert cli(source, "push", str(dest), *flags).stdout.startswith("Pushed 0 file(s), 0 B")
         stats = json.loads(cli(source, "push", str(dest), *flags, "--json").stdout)
         assert (stats["files"], stats["bytes"], stats["method"]) == (0, 0, method)
         assert stats["diverged"] == stats["merged"] == []
@@ -240,10 +240,10 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
     stats = json.loads(cli(b, "pull", str(a), "--json").stdout)
     assert stats["files"] == 0 and stats["diverged"] == ["X"] and stats["merged"] == []
 
-    log = json.loads(run_cli(b, "log", "X", "--json").stdout)["entries"]
+    log = json.loads(cli(b, "log", "X", "--json").stdout)["entries"]
     ids = [e["id"] for e in log if e["op"] == "run"]
     assert head_a in ids and head_b in ids and len(ids) == 3  # base, laptop, server
-    check = run_cli(b, "fsck")
+    check = cli(b, "fsck")
     assert "no errors" in check.stdout and "has 2 heads" in check.stdout, check.stdout
     shown = cli(b, "show", "X").stdout
     assert "two heads" in shown, shown
@@ -266,13 +266,13 @@ def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: P
     assert len(calls) == len(set(calls)) == n  # every item on exactly one machine
 
     merged = tmp_path / "merged"
-    outputs = [run_cli(merged, "pull", str(store)).stdout for store in shards]
+    outputs = [(run_cli if i == 0 else cli)(merged, "pull", str(store)).stdout for i, store in enumerate(shards)]
     assert "Merged the two lines of sh" in outputs[1] and "Merged the two lines of sh" in outputs[2], outputs
 
     session = get_session("sh", merged)
     assert session is not None
     assert (session.status, session.completed_count, session.total_count) == (SessionStatus.COMPLETED, n, n)
-    shown = run_cli(merged, "show", "sh").stdout
+    shown = cli(merged, "show", "sh").stdout
     assert "Status: Completed" in shown and f"Samples: {n}/{n}" in shown, shown
     rows = [json.loads(line) for line in read_export(merged, "sh").splitlines()]
     assert len(rows) == len({r["sample_key"] for r in rows}) == n
@@ -327,7 +327,7 @@ def _killed_pushes(many_files: dict, tmp_path: Path, method: str, trials: int, s
         for problem in report.problems:
             assert any(word in problem.message for word in PARTIAL), (trial, problem.to_json())
 
-        out = run_cli(source, "push", str(dest), *flags).stdout
+        out = cli(source, "push", str(dest), *flags).stdout
         assert out.startswith("Pushed "), out
         assert_clean(dest)
         assert read_export(dest, "many") == many_files["export"]
@@ -368,14 +368,6 @@ def test_printed_rsync_commands_make_the_same_store_as_push(two_stores: dict, tm
 # -- the --store option and pytest's rootdir ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: `pytest eval_x.py --store PATH` (two arguments) with PATH outside the project: pytest takes "
-        "an existing PATH for a test path when it picks its rootdir (plugin options are not known yet), "
-        "so node ids change once the store exists and the second run evaluates everything again"
-    ),
-)
 def test_store_option_spelling_keeps_node_ids(tmp_path: Path) -> None:
     project = Project(tmp_path / "project", 5)
     store = tmp_path / "store"  # beside the project, not inside it
