@@ -259,6 +259,8 @@ class ExperimentRun:
                     status = STATUS_FAILED
                 self.manifest = self.recorder.finish(status)
                 self.recorder = None
+            elif self.outcomes:
+                self.manifest = self.head.manifest  # nothing changed: the experiment as it was
         finally:
             self._lock.release()
             if self._held is not None:
@@ -371,12 +373,35 @@ class ExperimentRun:
         self, prepared: PreparedEvaluation, fixtures: dict[str, Any], params: ParamsFingerprint
     ) -> EvaluationOutcome:
         self.check_params(prepared, params)
-        self.start()
-        assert self.recorder is not None
         spec = prepared.spec
-        index = next(self._index)
         outcome = EvaluationOutcome(prepared.node_id)
         self.outcomes.append(outcome)
+        items, keys, complete = self._read_dataset(spec, prepared.code.digest, params.digest)
+        dataset_total = None if complete else self._dataset_total
+        if self.options.shard is not None:
+            dataset_total = self._dataset_total
+            picked = [(k, item) for k, item in zip(keys, items) if in_shard(k, self.options.shard)]
+            keys, items = [k for k, _ in picked], [item for _, item in picked]
+            complete = False
+        old = self._previous(prepared.node_id)
+        done: set[bytes] = set()
+        old_rows = -1
+        if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
+            table = load_entries(self.store, old.entries)
+            done, old_rows = table.ok_keys(), len(table)
+        pending = [(k, item) for k, item in zip(keys, items) if k not in done]
+        outcome.total = len(keys)
+        outcome.reused = len(keys) - len(pending)
+        settled = self.head.manifest is not None and self.head.manifest.status != STATUS_INTERRUPTED
+        unchanged = old is not None and old_rows == len(keys) and old.total == (dataset_total or len(keys))
+        if not pending and unchanged and settled:
+            # Nothing to evaluate and nothing to change: no journal, no new manifest.
+            self.listener.evaluation_started(prepared.node_id, len(keys), outcome.reused, 0)
+            self.listener.evaluation_finished(prepared.node_id, outcome)
+            return outcome
+        self.start()
+        assert self.recorder is not None
+        index = next(self._index)
         code_id = self.store.objects.put({"type": "code", "v": 1, "sources": prepared.code.sources})
         self.recorder.begin_evaluation(
             index,
@@ -391,21 +416,7 @@ class ExperimentRun:
                 "line": prepared.line,
             },
         )
-        items, keys, complete = self._read_dataset(spec, prepared.code.digest, params.digest)
-        dataset_total = None if complete else self._dataset_total
-        if self.options.shard is not None:
-            dataset_total = self._dataset_total
-            picked = [(k, item) for k, item in zip(keys, items) if in_shard(k, self.options.shard)]
-            keys, items = [k for k, _ in picked], [item for _, item in picked]
-            complete = False
         self.recorder.record_keys(index, b"".join(keys), complete, dataset_total)
-        old = self._previous(prepared.node_id)
-        done: set[bytes] = set()
-        if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            done = load_entries(self.store, old.entries).ok_keys()
-        pending = [(k, item) for k, item in zip(keys, items) if k not in done]
-        outcome.total = len(keys)
-        outcome.reused = len(keys) - len(pending)
         self.listener.evaluation_started(prepared.node_id, len(keys), outcome.reused, len(pending))
         status = STATUS_COMPLETED
         execution = Execution(

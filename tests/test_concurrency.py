@@ -27,7 +27,7 @@ from doteval.session import SessionStatus, get_session
 PY = sys.executable
 PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
-CONFTEST = '''
+CONFTEST = """
 import os
 import time
 from pathlib import Path
@@ -56,9 +56,9 @@ class Model:
 @pytest.fixture
 def model():
     return Model()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
@@ -68,7 +68,7 @@ DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
 def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     return Result(response == expected, prompt=prompt, response=response)
-'''
+"""
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -86,7 +86,14 @@ class Project:
         (path / "eval_x.py").write_text(EVAL.format(n=n))
 
     def popen(
-        self, name: str, store: Path, calls: Path, *, sleep: float = 0.0, gate: Path | None = None, umask: int = -1
+        self,
+        name: str,
+        store: Path,
+        calls: Path,
+        *,
+        sleep: float = 0.0,
+        gate: Path | None = None,
+        umask: int = -1,
     ) -> subprocess.Popen[str]:
         env = _env(DOTEVAL_TEST_CALLS=str(calls), DOTEVAL_TEST_SLEEP=str(sleep))
         if gate is not None:
@@ -180,11 +187,11 @@ def test_two_experiments_at_once_beside_a_gc_loop(tmp_path: Path) -> None:
     while any(p.poll() is None for p in procs.values()):
         code, _out, err = cli(store, "gc", "--prune", "now")
         gcs += 1
-        if code != 0:  # only "another gc is running" would be acceptable; there is none
+        if code != 0:
             failed_gcs += 1
             pytest.fail(f"gc failed beside the runs: {err}")
         time.sleep(0.01)
-    for name, proc in procs.items():
+    for proc in procs.values():
         code, out = finish(proc)
         assert code == 0, out
     assert gcs >= 1 and failed_gcs == 0

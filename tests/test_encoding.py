@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
+from doteval.objects import encoding
 from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import hash_bytes
 from doteval.runner import sample_key
@@ -400,3 +401,18 @@ def test_flipped_bytes_never_raise_anything_else(value: Any, data: Any) -> None:
         decode(bytes(encoded))
     except CorruptStoreError:
         pass
+
+
+def _general(value: object) -> bytes:
+    out: list[bytes] = []
+    encoding._encode_into(value, out, "")
+    return b"".join(out)
+
+
+@given(values)
+@settings(max_examples=300)
+def test_the_fast_path_writes_the_same_bytes_as_the_general_encoder(value: object) -> None:
+    # encode() takes a fast path for exact built-in types; it is an optimisation, never a format.
+    assert encoding._fast(value) == _general(value)
+    record = {"scores": [{"name": "s", "value": value, "metrics": []}], "item": (value, "x"), "v": 1}
+    assert encoding._fast(record) == _general(record)

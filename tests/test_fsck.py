@@ -33,7 +33,7 @@ from doteval.objects.packs import PackIndex
 PY = sys.executable
 PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
-CONFTEST = '''
+CONFTEST = """
 import os
 import time
 
@@ -56,9 +56,9 @@ class Model:
 @pytest.fixture
 def model():
     return Model()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
@@ -68,7 +68,7 @@ DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
 def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     return Result(expected in response, prompt=prompt, response=response)
-'''
+"""
 
 N = 20
 
@@ -90,7 +90,17 @@ class Project:
     def popen(self, name: str, store: Path, *extra: str, sleep: float = 0.0) -> subprocess.Popen[str]:
         return subprocess.Popen(
             # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
-            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, f"--store={store}", *PYTEST_FLAGS, *extra],
+            [
+                PY,
+                "-m",
+                "pytest",
+                "eval_x.py",
+                "--experiment",
+                name,
+                f"--store={store}",
+                *PYTEST_FLAGS,
+                *extra,
+            ],
             cwd=self.path,
             env=_env(DOTEVAL_TEST_CALLS=str(self.calls_path), DOTEVAL_TEST_SLEEP=str(sleep)),
             stdout=subprocess.PIPE,
@@ -125,7 +135,11 @@ def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
 def run_cli(store: Path, *args: str, ok: bool | None = True) -> Done:
     """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either."""
     proc = subprocess.run(
-        [PY, "-m", "doteval", *args, "--store", str(store)], capture_output=True, text=True, env=_env(), timeout=300
+        [PY, "-m", "doteval", *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
     )
     return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
 
@@ -375,7 +389,9 @@ def test_missing_manifest_is_reported(base: dict, store: Path) -> None:
     manifest = base["ids"]["Y"]["manifest"]
     loose_path(store, manifest).unlink()
     report = json.loads(cli(store, "fsck", "--json", ok=False).stdout)
-    assert any(p["message"] == "manifest is missing" and manifest[:12] in p["path"] for p in report["problems"])
+    assert any(
+        p["message"] == "manifest is missing" and manifest[:12] in p["path"] for p in report["problems"]
+    )
     assert "missing" in one_error_line(cli(store, "show", "Y", ok=False))
     assert read_export(store, "X") == base["exports"]["X"]
 

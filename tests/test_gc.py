@@ -36,7 +36,7 @@ from doteval.session import SessionStatus, get_session
 PY = sys.executable
 PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
-CONFTEST = '''
+CONFTEST = """
 import hashlib
 import os
 import time
@@ -71,9 +71,9 @@ class Model:
 @pytest.fixture
 def model():
     return Model()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
@@ -84,7 +84,7 @@ def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     tag = "{tag}"
     return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
-'''
+"""
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -115,7 +115,17 @@ class Project:
         )
         return subprocess.Popen(
             # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
-            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, f"--store={store}", *PYTEST_FLAGS, *extra],
+            [
+                PY,
+                "-m",
+                "pytest",
+                "eval_x.py",
+                "--experiment",
+                name,
+                f"--store={store}",
+                *PYTEST_FLAGS,
+                *extra,
+            ],
             cwd=self.path,
             env=env,
             stdout=subprocess.PIPE,
@@ -308,7 +318,9 @@ def test_gc_keeps_everything_reachable(base: dict, tmp_path: Path) -> None:
 def test_gc_removes_an_expired_deleted_experiment_and_keeps_a_recent_one(base: dict, tmp_path: Path) -> None:
     store = copy_store(base["store"], tmp_path / "store")
     y_id = cli_json(store, "show", "Y")["id"]
-    y_only = sorted(result_ids(base["exports"]["Y"]) - result_ids(base["exports"]["X"] + base["exports"]["X~1"]))
+    y_only = sorted(
+        result_ids(base["exports"]["Y"]) - result_ids(base["exports"]["X"] + base["exports"]["X~1"])
+    )
     assert len(y_only) >= 5  # results equal to X's (same item, response, rounded duration) are shared
     run_cli(store, "delete", "Y")
 
@@ -445,7 +457,9 @@ def _kill_trials(chat: dict, tmp_path: Path, trials: int, seed: int) -> None:
     length = time.monotonic() - started
     rng = random.Random(seed)
     for trial in range(trials):
-        proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(rng.uniform(0.2, 1.0) * length)
         proc.send_signal(signal.SIGKILL)
         _out, err = proc.communicate(timeout=120)

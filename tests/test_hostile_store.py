@@ -34,7 +34,7 @@ from doteval.objects.hashing import hash_bytes
 
 PY = sys.executable
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 
 
@@ -49,9 +49,9 @@ class Model:
 @pytest.fixture
 def model():
     return Model()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 
@@ -59,7 +59,7 @@ from doteval import Result, foreach
 def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     return Result(response == expected, prompt=prompt, response=response)
-'''
+"""
 
 BASIC = [("list",), ("show", "X"), ("show", "X", "--full"), ("fsck",), ("gc", "--prune", "now")]
 
@@ -173,7 +173,18 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (project / "eval_x.py").write_text(EVAL)
     store = root / "store"
     done = subprocess.run(
-        [PY, "-m", "pytest", "eval_x.py", "--experiment", "X", f"--store={store}", "-q", "-p", "no:cacheprovider"],
+        [
+            PY,
+            "-m",
+            "pytest",
+            "eval_x.py",
+            "--experiment",
+            "X",
+            f"--store={store}",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -218,7 +229,9 @@ class Case:
         return path
 
 
-def _run_all(case: Case, commands: list[tuple[str, ...]], *, subprocess_cli: bool = False) -> dict[tuple[str, ...], Done]:
+def _run_all(
+    case: Case, commands: list[tuple[str, ...]], *, subprocess_cli: bool = False
+) -> dict[tuple[str, ...], Done]:
     outside_before = snapshot(case.outside)
     results = {}
     outside = [p for p in case.outside.rglob("*") if p.is_fifo()]
@@ -269,7 +282,14 @@ def test_a_ref_folder_linked_outside_the_store_is_never_read_or_written(base: Pa
     shutil.copytree(case.store / "refs" / "X", case.outside / "records")
     os.mkfifo(case.outside / "records" / ("ab" * 32))  # whoever reads the records would block
     (case.store / "refs" / "evil").symlink_to(case.outside / "records")
-    commands = [*BASIC, ("show", "evil"), ("delete", "evil"), ("log", "evil"), ("rename", "evil", "mine"), ("log",)]
+    commands = [
+        *BASIC,
+        ("show", "evil"),
+        ("delete", "evil"),
+        ("log", "evil"),
+        ("rename", "evil", "mine"),
+        ("log",),
+    ]
     results = _run_all(case, commands)
     assert "evil" not in results[("list",)].stdout
     for args in (("show", "evil"), ("delete", "evil"), ("log", "evil"), ("rename", "evil", "mine")):
@@ -332,7 +352,9 @@ def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
 @pytest.mark.parametrize("claim", [2**40, 2**64 - 1, (1 << 30) + 1])
 def test_a_loose_object_claiming_a_huge_size_is_refused(base: Path, tmp_path: Path, claim: int) -> None:
     case = Case(base, tmp_path)
-    case.loose(case.entries).write_bytes(b"DVOBJ\x01" + struct.pack(">BQ", 1, claim) + b"\x28\xb5\x2f\xfd" * 8)
+    case.loose(case.entries).write_bytes(
+        b"DVOBJ\x01" + struct.pack(">BQ", 1, claim) + b"\x28\xb5\x2f\xfd" * 8
+    )
     results = _run_all(case, [*BASIC, ("export", "X")])
     for args in (("show", "X", "--full"), ("export", "X"), ("gc", "--prune", "now")):
         assert results[args].refused and "over the limit" in results[args].stderr, results[args].stderr
@@ -367,7 +389,9 @@ def test_a_pack_index_claiming_a_huge_count_is_refused(base: Path, tmp_path: Pat
     assert results[("fsck",)].refused and idx.name in results[("fsck",)].stdout
 
 
-def test_a_pack_index_linked_to_a_fifo_outside_is_refused_without_blocking(base: Path, tmp_path: Path) -> None:
+def test_a_pack_index_linked_to_a_fifo_outside_is_refused_without_blocking(
+    base: Path, tmp_path: Path
+) -> None:
     case = Case(base, tmp_path)
     (case.store / "packs" / f"pack-{'e' * 64}.idx").symlink_to(case.fifo())
     results = _run_all(case, BASIC)
@@ -403,7 +427,9 @@ def test_a_journal_folder_linked_outside_is_never_sealed_or_removed(base: Path, 
     assert "Z" not in results[("list",)].stdout
     assert results[("show", "Z")].refused
     fsck = results[("fsck",)]
-    assert "journal folder is not a plain folder" in fsck.stdout and "journal is a symbolic link" in fsck.stdout
+    assert (
+        "journal folder is not a plain folder" in fsck.stdout and "journal is a symbolic link" in fsck.stdout
+    )
     assert (journals / "victim.journal").exists() and (journals / "run.journal").exists()
 
 
@@ -411,7 +437,10 @@ def test_a_journal_folder_linked_outside_is_never_sealed_or_removed(base: Path, 
     "plant",
     [
         lambda case: (case.store / "objects" / "zz").mkdir(),
-        lambda case: (case.store / "objects" / "ab").mkdir(exist_ok=True) or (case.store / "objects" / "ab" / "x").write_text("x"),
+        lambda case: (
+            (case.store / "objects" / "ab").mkdir(exist_ok=True)
+            or (case.store / "objects" / "ab" / "x").write_text("x")
+        ),
         lambda case: (case.store / "packs" / "notes.txt").write_text("x"),
         lambda case: (case.store / "packs" / f"pack-{'f' * 64}.idx").mkdir(),
         lambda case: (case.store / "refs" / "X" / "notes.txt").write_text("x"),
@@ -420,7 +449,9 @@ def test_a_journal_folder_linked_outside_is_never_sealed_or_removed(base: Path, 
     ],
     ids=["objects-dir", "objects-file", "packs-file", "idx-dir", "refs-junk", "refs-file", "lock-dir"],
 )
-def test_junk_entries_are_refused_or_ignored(base: Path, tmp_path: Path, plant: Callable[[Case], object]) -> None:
+def test_junk_entries_are_refused_or_ignored(
+    base: Path, tmp_path: Path, plant: Callable[[Case], object]
+) -> None:
     case = Case(base, tmp_path)
     plant(case)
     _run_all(case, [*BASIC, ("delete", "X")])

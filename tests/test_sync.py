@@ -31,7 +31,7 @@ from doteval.session import SessionStatus, get_session
 PY = sys.executable
 PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
-CONFTEST = '''
+CONFTEST = """
 import os
 
 import pytest
@@ -50,9 +50,9 @@ class Model:
 @pytest.fixture
 def model():
     return Model()
-'''
+"""
 
-EVAL = '''
+EVAL = """
 from doteval import Result, foreach
 
 DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
@@ -63,7 +63,7 @@ def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     tag = "{tag}"
     return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
-'''
+"""
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -119,7 +119,11 @@ def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
 def run_cli(store: Path, *args: str, ok: bool | None = True) -> Done:
     """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either."""
     proc = subprocess.run(
-        [PY, "-m", "doteval", *args, "--store", str(store)], capture_output=True, text=True, env=_env(), timeout=300
+        [PY, "-m", "doteval", *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
     )
     return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
 
@@ -250,7 +254,9 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
     # Nothing lost: each line reads as it was in its own store.
     assert read_export(b, f"X@{head_a[:12]}") == export_a
     assert read_export(b, f"X@{head_b[:12]}") == export_b
-    assert {json.loads(line)["item"]["prompt"] for line in export_a.splitlines()} == {f"q{i}" for i in range(15)}
+    assert {json.loads(line)["item"]["prompt"] for line in export_a.splitlines()} == {
+        f"q{i}" for i in range(15)
+    }
 
 
 # -- shards run on three machines -------------------------------------------------------------
@@ -266,7 +272,9 @@ def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: P
     assert len(calls) == len(set(calls)) == n  # every item on exactly one machine
 
     merged = tmp_path / "merged"
-    outputs = [(run_cli if i == 0 else cli)(merged, "pull", str(store)).stdout for i, store in enumerate(shards)]
+    outputs = [
+        (run_cli if i == 0 else cli)(merged, "pull", str(store)).stdout for i, store in enumerate(shards)
+    ]
     assert "Merged the two lines of sh" in outputs[1] and "Merged the two lines of sh" in outputs[2], outputs
 
     session = get_session("sh", merged)

@@ -49,34 +49,67 @@ def encode(value: Any) -> bytes:
     return b"".join(out)
 
 
+# Records of one kind share their keys: the sorted order of a key tuple is
+# computed once. Only dicts whose keys are all str get a layout.
+_LAYOUTS: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
+_MAX_LAYOUTS = 4096
+
+
+def _layout(v: dict[Any, Any]) -> tuple[tuple[str, bytes], ...]:
+    if not all(type(k) is str for k in v):
+        return ()
+    encoded = []
+    for k in v:
+        d = k.encode("utf-8", "surrogatepass")
+        encoded.append((k, b"s%d:%s" % (len(d), d)))
+    encoded.sort(key=lambda pair: pair[1])
+    layout = tuple(encoded)
+    if layout and len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[tuple(v)] = layout
+    return layout
+
+
 class _NotPlain(Exception):
     """Raised by the fast encoder for anything but exact plain types."""
 
 
 def _fast(v: Any) -> bytes:
     # The hot path (every result of every run): exact built-in types only, no
-    # path bookkeeping. It must produce the same bytes as ``_encode_into``.
+    # path bookkeeping, strings handled inline (calls are what costs here).
+    # It must produce the same bytes as ``_encode_into``.
     t = type(v)
     if t is str:
         d = v.encode("utf-8", "surrogatepass")
         return b"s%d:%s" % (len(d), d)
     if t is dict:
-        pairs = []
-        for k, x in v.items():
-            if type(k) is str:
-                d = k.encode("utf-8", "surrogatepass")
-                pairs.append((b"s%d:%s" % (len(d), d), _fast(x)))
-            else:
-                pairs.append((_fast(k), _fast(x)))
+        layout = _LAYOUTS.get(tuple(v))
+        if layout is None:
+            layout = _layout(v)
+        if layout:
+            parts = [b"d%d:" % len(v)]
+            for k, kb in layout:
+                x = v[k]
+                if type(x) is str:
+                    d = x.encode("utf-8", "surrogatepass")
+                    parts.append(b"%ss%d:%s" % (kb, len(d), d))
+                else:
+                    parts.append(kb + _fast(x))
+            return b"".join(parts)
+        pairs = [(_fast(k), _fast(x)) for k, x in v.items()]
         pairs.sort()
         for i in range(1, len(pairs)):
             if pairs[i][0] == pairs[i - 1][0]:
                 raise _NotPlain  # let the general encoder name the clash
         return b"d%d:" % len(pairs) + b"".join([kb + vb for kb, vb in pairs])
-    if t is list:
-        return b"l%d:" % len(v) + b"".join([_fast(x) for x in v])
-    if t is tuple:
-        return b"t%d:" % len(v) + b"".join([_fast(x) for x in v])
+    if t is list or t is tuple:
+        parts = [(b"l%d:" if t is list else b"t%d:") % len(v)]
+        for x in v:
+            if type(x) is str:
+                d = x.encode("utf-8", "surrogatepass")
+                parts.append(b"s%d:%s" % (len(d), d))
+            else:
+                parts.append(_fast(x))
+        return b"".join(parts)
     if t is int:
         return b"i%d;" % v
     if v is None:
