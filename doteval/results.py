@@ -47,6 +47,8 @@ def _as_metric(m: Any) -> Metric:
 
 def normalize_metrics(metrics: MetricsLike) -> tuple[Metric, ...]:
     """Turn a metric, a metric name, or a list of them into a tuple of ``Metric``."""
+    if type(metrics) is tuple and all(type(m) is Metric for m in metrics):
+        return metrics  # already normal: the common case, once per sample
     if metrics is None:
         return ()
     if isinstance(metrics, (Metric, str)):

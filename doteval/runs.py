@@ -184,6 +184,7 @@ class _EvalLog:
     keys: bytes | None = None
     complete: bool = False
     dataset_total: int | None = None
+    ids: dict[bytes, bytes] = field(default_factory=dict)  # key -> raw result id, filled by seal
     results: dict[bytes, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> flag, raw, item
     status: str = STATUS_INTERRUPTED
 
@@ -237,15 +238,20 @@ def seal(
     head = read_head(store, name)
     base = head.manifest
 
-    new_results = [raw for log in evals.values() for _flag, raw, _item in log.results.values()]
-    store.objects.write_pack(new_results)
+    raws, ids = [], []
+    for log in evals.values():
+        for key, (_flag, raw, _item) in log.results.items():
+            log.ids[key] = digest(raw)
+            raws.append(raw)
+            ids.append(log.ids[key])
+    store.objects.write_pack(raws, ids)
 
     by_node = {log.header["node_id"]: log for log in evals.values()}
     evaluations: list[EvaluationRecord] = []
     seen = set()
     for old in base.evaluations if base else []:
-        log = by_node.get(old.node_id)
-        evaluations.append(_seal_eval(store, log, old, scores or {}) if log else replace(old, run={}))
+        ran = by_node.get(old.node_id)
+        evaluations.append(_seal_eval(store, ran, old, scores or {}) if ran else replace(old, run={}))
         seen.add(old.node_id)
     for log in evals.values():
         if log.header["node_id"] not in seen:
@@ -297,7 +303,9 @@ def _seal_eval(
         values, named = known.get(key) or scores_of(decode(raw))
         for name, names in named.items():
             metrics.setdefault(name, names)
-        new_rows[key] = Row(digest(raw), flag, item if any(item) else _item_digest_of(raw), values)
+        new_rows[key] = Row(
+            log.ids.get(key) or digest(raw), flag, item if any(item) else _item_digest_of(raw), values
+        )
     current: list[bytes] = []
     if log.keys is not None:
         current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]

@@ -61,6 +61,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_WRITE_BUFFER = 1 << 20
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
     """Write ``data`` to a fresh temporary file inside ``directory``."""
     ensure_dir(directory)
@@ -69,11 +78,13 @@ def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = Tr
     share_like_parent(tmp)
     try:
         chunks = [data] if isinstance(data, bytes) else data
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+        buffer = bytearray()
+        for chunk in chunks:  # few large writes, not one per chunk
+            buffer += chunk
+            if len(buffer) >= _WRITE_BUFFER:
+                _write_all(fd, buffer)
+                buffer.clear()
+        _write_all(fd, buffer)
         if durable:
             os.fsync(fd)
     except BaseException:

@@ -48,6 +48,7 @@ _COMPRESS_ABOVE = 64
 class _Codecs(threading.local):
     def __init__(self) -> None:
         self.compressor = zstandard.ZstdCompressor(level=3)
+        self.fast_compressor = zstandard.ZstdCompressor(level=1)
         self.decompressor = zstandard.ZstdDecompressor()
         self.dict_decompressors: dict[bytes, zstandard.ZstdDecompressor] = {}
 
@@ -216,20 +217,26 @@ class ObjectStore:
         except DotevalError:
             return None
 
-    def write_pack(self, raws: Iterable[bytes]) -> list[ObjectId]:
-        """Pack ``raws``, compressed with the store's current dictionary if it has one."""
+    def write_pack(self, raws: Iterable[bytes], raw_ids: list[bytes] | None = None) -> list[ObjectId]:
+        """Pack ``raws`` (whose raw ids the caller may know already), compressed with the
+        store's current dictionary if it has one."""
         current = self.current_dictionary()
-        compressor = zstandard.ZstdCompressor(level=3, dict_data=current[1]) if current is not None else None
+        # Level 1: sealing is on the path of every run; gc recompresses harder later.
+        compressor = (
+            zstandard.ZstdCompressor(level=1, dict_data=current[1])
+            if current is not None
+            else self._codecs.fast_compressor
+        )
         entries = []
         ids = []
-        for raw in raws:
-            object_id = hash_bytes(raw)
+        for n, raw in enumerate(raws):
+            object_id = ObjectId(raw_ids[n].hex()) if raw_ids is not None else hash_bytes(raw)
             ids.append(object_id)
-            codec, payload = self.compress(raw)
-            if compressor is not None and len(raw) > _COMPRESS_ABOVE:
+            codec, payload = CODEC_RAW, raw
+            if len(raw) > _COMPRESS_ABOVE:
                 packed = compressor.compress(raw)
-                if len(packed) < len(payload):
-                    codec, payload = CODEC_ZSTD_DICT, packed
+                if len(packed) < len(raw):
+                    codec, payload = (CODEC_ZSTD_DICT if current is not None else CODEC_ZSTD), packed
             entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
         if entries:
             ensure_dir(self.packs_dir)
