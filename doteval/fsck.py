@@ -71,7 +71,10 @@ class FsckReport:
         }
 
 
-REFETCH = "copy the store again from where it came from (doteval pull), or restore this file from a backup"
+REFETCH = (
+    "move the damaged file out of the store, then `doteval pull` from a good copy "
+    "(pull never overwrites a file that exists), or restore it from a backup"
+)
 
 
 def _in_subset(oid: str, subset: tuple[int, int] | None) -> bool:
@@ -142,7 +145,11 @@ def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | Non
         if path.name.startswith("."):
             _temp(report, path, now)
         elif path.suffix == ".pack" and path.stem not in idx_names:
-            report.warn(path, "pack without an index (a seal or gc was cut short)", "`doteval gc` removes it")
+            report.warn(
+                path,
+                "pack without an index (a seal or gc was cut short)",
+                "`doteval gc` removes it once it is a day old",
+            )
         elif path.suffix not in (".pack", ".idx"):
             report.error(path, "unexpected file among packs", "move it out of the store")
     for n, stem in enumerate(sorted(idx_names)):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
@@ -227,6 +227,8 @@ class DotevalSession:
                 self.prepared[item.nodeid] = run.prepare(evaluation_id(item), spec)
         except DotevalError as e:
             self.abort(e)
+        except PermissionError as e:
+            self.abort(permission_error(e))
 
     def abort(self, error: DotevalError) -> None:
         self.error = error
@@ -286,6 +288,8 @@ class DotevalSession:
                 outcome = run.run_evaluation(prepared, fixtures, params)
         except DotevalError as e:
             self.abort(e)
+        except PermissionError as e:
+            self.abort(permission_error(e))
         if run.interrupted:
             item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
         elif outcome.errors:
@@ -314,7 +318,8 @@ class DotevalSession:
         if self.plans:
             from doteval.cli.render import plan_lines
 
-            for line in plan_lines(self.plans, self.command_text()):
+            command = self.command_text() + (" --rerun-changed" if self._opt("rerun_changed") else "")
+            for line in plan_lines(self.plans, command):
                 reporter.write_line(line)
             return
         run = getattr(self, "finished_run", None)

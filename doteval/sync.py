@@ -141,9 +141,9 @@ def _rsync(args: list[str], stats: SyncStats) -> None:
     except OSError as e:
         raise StoreError(f"cannot run rsync: {e}") from None
     if done.returncode != 0:
-        message = (
-            done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit code {done.returncode}"
-        )
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        # the first line says why (ssh: could not resolve...), the last what rsync gave up on
+        message = "; ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else f"exit code {done.returncode}"
         raise StoreError(f"rsync failed: {message}", hint="check the path, and ssh access for host:path")
     for line in done.stdout.splitlines():
         m = re.match(r"Number of regular files transferred: ([\d,]+)", line)
@@ -160,6 +160,7 @@ def rsync_commands(src: str, dst: str) -> list[list[str]]:
     dst = dst.rstrip("/") + "/"
     common = [
         "-rt",  # not -l: a store holds no symbolic links, and one from an untrusted store is not copied
+        "--omit-dir-times",  # folders of a shared store belong to other users: leave their times alone
         "--ignore-existing",
         "--stats",
         "--filter=- /journals/",

@@ -99,8 +99,7 @@ class Project:
         if gate is not None:
             env["DOTEVAL_TEST_GATE"] = str(gate)
         return subprocess.Popen(
-            # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
-            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, f"--store={store}", *PYTEST_FLAGS],
+            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, "--store", str(store), *PYTEST_FLAGS],
             cwd=self.path,
             env=env,
             stdout=subprocess.PIPE,

@@ -82,7 +82,8 @@ def command_words(line: str) -> list[str]:
 
 
 def _commands() -> dict[str, Any]:
-    return dict(typer.main.get_command(app).commands)
+    root: Any = typer.main.get_command(app)  # a click Group
+    return dict(root.commands)
 
 
 def _option_names(command: Any) -> set[str]:
@@ -99,7 +100,7 @@ def _all_shown() -> list[tuple[str, str]]:
 
 
 def test_the_pages_exist_and_show_commands() -> None:
-    for key, page in PAGES.items():
+    for page in PAGES.values():
         assert page.is_file(), page
         assert len(shown_commands(page)) >= 5, f"{page.name} shows almost no doteval command"
 
@@ -123,7 +124,13 @@ def test_shown_command_is_real(page: str, line: str) -> None:
 def test_command_words_stop_at_shell_operators() -> None:
     line = 'doteval diff a b --fail-on-regression > /dev/null; echo "exit code: $?"'
     assert command_words(line) == ["doteval", "diff", "a", "b", "--fail-on-regression"]
-    assert command_words("doteval diff a b --json | python3 -c 'x'") == ["doteval", "diff", "a", "b", "--json"]
+    assert command_words("doteval diff a b --json | python3 -c 'x'") == [
+        "doteval",
+        "diff",
+        "a",
+        "b",
+        "--json",
+    ]
     assert command_words("doteval gc   # a comment --nope") == ["doteval", "gc"]
 
 
@@ -132,13 +139,15 @@ def test_command_words_stop_at_shell_operators() -> None:
 
 def test_share_results_quotes_the_rsync_commands_and_filter() -> None:
     text = PAGES["share"].read_text(encoding="utf-8")
-    shown = [line for line in text.splitlines() if line.startswith("rsync -rt --ignore-existing --stats ")]
+    shown = [line for line in text.splitlines() if line.startswith("rsync -rt ") and "--stats" in line]
     expected = [
         shlex.join(["rsync", *args])
         for args in rsync_commands("/tmp/demo/bob/.doteval", "/tmp/demo/team/.doteval")
     ]
     assert shown == expected
-    filter_blocks = [body for lang, body in fenced_blocks(PAGES["share"]) if body.startswith("# doteval store")]
+    filter_blocks = [
+        body for lang, body in fenced_blocks(PAGES["share"]) if body.startswith("# doteval store")
+    ]
     assert filter_blocks == [RSYNC_FILTER]
     assert "chmod 2775" in text
 
@@ -265,12 +274,16 @@ def test_compare_experiments_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert metric["significant_regression"] and metric["p_value"] < 0.05
     assert cli(capsys, "diff", "baseline", "candidate", "--fail-on-regression", "--store", store)[0] == 1
     assert cli(capsys, "diff", "candidate", "baseline", "--fail-on-regression", "--store", store)[0] == 0
-    same_seed = [cli_json(capsys, "diff", "baseline", "candidate", "--seed", "7", "--store", store) for _ in "ab"]
+    same_seed = [
+        cli_json(capsys, "diff", "baseline", "candidate", "--seed", "7", "--store", store) for _ in "ab"
+    ]
     assert same_seed[0] == same_seed[1]
 
     worse = cli_json(capsys, "diff", "baseline", "candidate", "--regressions", "--store", store)["samples"]
     assert len(worse) == 8 and {s["direction"] for s in worse} == {"regressed"}
-    code, out = cli(capsys, "show", "candidate", "--sample", worse[0]["b"]["key"][:12], "--why", "--store", store)
+    code, out = cli(
+        capsys, "show", "candidate", "--sample", worse[0]["b"]["key"][:12], "--why", "--store", store
+    )
     assert code == 0 and "Why:" in out
 
     # a new line of results in one experiment, compared by revision
@@ -280,9 +293,14 @@ def test_compare_experiments_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     by_id = cli_json(capsys, "diff", f"baseline@{head[:8]}", "baseline", "--store", store)
     assert by_steps["evaluations"] == by_id["evaluations"]
     assert by_steps["significant_regressions"]
-    assert cli(capsys, "export", "baseline~1", "-f", "csv", "-o", str(tmp_path / "a.csv"), "--store", store)[0] == 0
+    assert (
+        cli(capsys, "export", "baseline~1", "-f", "csv", "-o", str(tmp_path / "a.csv"), "--store", store)[0]
+        == 0
+    )
     assert len((tmp_path / "a.csv").read_text().splitlines()) == ITEMS + 1
-    code, out = cli(capsys, "report", "baseline", "--vs", "candidate", "-o", str(tmp_path / "d.html"), "--store", store)
+    code, out = cli(
+        capsys, "report", "baseline", "--vs", "candidate", "-o", str(tmp_path / "d.html"), "--store", store
+    )
     assert code == 0 and (tmp_path / "d.html").stat().st_size > 0
 
 
@@ -365,7 +383,12 @@ def test_run_across_machines_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     merged = [cli_json(capsys, "pull", str(s), "--store", laptop)["merged"] for s in shards]
     assert merged == [[], ["big"], ["big"]]
     info = cli_json(capsys, "show", "big", "--store", laptop)
-    assert (info["status"], info["done"], info["total"], info["diverged"]) == ("completed", ITEMS, ITEMS, False)
+    assert (info["status"], info["done"], info["total"], info["diverged"]) == (
+        "completed",
+        ITEMS,
+        ITEMS,
+        False,
+    )
     rows = [json.loads(line) for line in _export(capsys, laptop, "big")]
     assert len(rows) == ITEMS and len({r["sample_key"] for r in rows}) == ITEMS
 

@@ -89,7 +89,6 @@ class Project:
 
     def popen(self, name: str, store: Path, *extra: str, sleep: float = 0.0) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
             [
                 PY,
                 "-m",
@@ -97,7 +96,8 @@ class Project:
                 "eval_x.py",
                 "--experiment",
                 name,
-                f"--store={store}",
+                "--store",
+                str(store),
                 *PYTEST_FLAGS,
                 *extra,
             ],

@@ -114,7 +114,6 @@ class Project:
             DOTEVAL_TEST_CHAT="1" if self.chat else "0",
         )
         return subprocess.Popen(
-            # --store=PATH in one argument: see test_sync.py::test_store_option_spelling_keeps_node_ids
             [
                 PY,
                 "-m",
@@ -122,7 +121,8 @@ class Project:
                 "eval_x.py",
                 "--experiment",
                 name,
-                f"--store={store}",
+                "--store",
+                str(store),
                 *PYTEST_FLAGS,
                 *extra,
             ],
@@ -540,7 +540,7 @@ def test_gc_prune_now_while_a_run_is_being_sealed_keeps_what_it_wrote(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(RefStore, "append", append_after_a_gc)
-    result = pytester.runpytest("eval_x.py", "--experiment", "S", f"--store={store}", *PYTEST_FLAGS[1:])
+    result = pytester.runpytest("eval_x.py", "--experiment", "S", "--store", str(store), *PYTEST_FLAGS[1:])
     result.assert_outcomes(passed=1)
     assert len(stats) == 1
     assert (stats[0].removed_loose, stats[0].removed_packed) == (0, 0), stats[0]

@@ -272,10 +272,11 @@ def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: P
     assert len(calls) == len(set(calls)) == n  # every item on exactly one machine
 
     merged = tmp_path / "merged"
-    outputs = [
-        (run_cli if i == 0 else cli)(merged, "pull", str(store)).stdout for i, store in enumerate(shards)
-    ]
-    assert "Merged the two lines of sh" in outputs[1] and "Merged the two lines of sh" in outputs[2], outputs
+    first = run_cli(merged, "pull", str(shards[0])).stdout
+    assert first.startswith("Pulled "), first
+    for store in shards[1:]:  # each later shard joins the line it meets
+        stats = json.loads(cli(merged, "pull", str(store), "--json").stdout)
+        assert stats["merged"] == ["sh"] and stats["diverged"] == [], stats
 
     session = get_session("sh", merged)
     assert session is not None
@@ -377,8 +378,14 @@ def test_printed_rsync_commands_make_the_same_store_as_push(two_stores: dict, tm
 
 
 def test_store_option_spelling_keeps_node_ids(tmp_path: Path) -> None:
+    """``--store PATH`` once named an existing PATH beside the project a test path for pytest's
+    rootdir, so evaluation ids changed once the store existed and everything ran again."""
     project = Project(tmp_path / "project", 5)
     store = tmp_path / "store"  # beside the project, not inside it
     project.run("X", store, store_arg="split")  # the store does not exist yet
     project.run("X", store, store_arg="split")  # now it does
+    project.run("X", store, store_arg="joined")  # --store=PATH
     assert len(project.calls()) == 5, project.calls()
+    log = json.loads(cli(store, "log", "X", "--json").stdout)["entries"]
+    assert [e["evaluated"] for e in log if e["op"] == "run"][-1] == 5  # later runs: nothing to evaluate
+    assert sum(e["evaluated"] for e in log) == 5

@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     except DotevalError as e:
         _print_error(e)
         sys.exit(1)
+    except PermissionError as e:
+        from doteval.errors import permission_error
+
+        _print_error(permission_error(e))
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         sys.exit(130)

@@ -37,7 +37,9 @@ JsonOption = Annotated[
 
 
 def console() -> Console:
-    return Console(highlight=False, no_color="NO_COLOR" in os.environ or None)
+    # Piped into a file or a CI log, rich would cut tables at 80 columns.
+    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    return Console(highlight=False, no_color="NO_COLOR" in os.environ or None, width=wide)
 
 
 def open_store(path: Path | None) -> Store:

@@ -147,5 +147,11 @@ def plan_lines(plans: Sequence[Plan], command: str) -> list[str]:
                 "to start a new line of results"
             )
     total = sum(p.evaluate for p in plans)
-    lines.append(f"Would evaluate {total} sample(s). Run it: {command}")
+    if any(p.blocked for p in plans):
+        lines.append(
+            f"Would evaluate {total} sample(s) under --rerun-changed: {command} --rerun-changed "
+            f"(or keep results apart with a new --experiment name)"
+        )
+    else:
+        lines.append(f"Would evaluate {total} sample(s). Run it: {command}")
     return lines

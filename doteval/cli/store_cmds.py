@@ -134,7 +134,7 @@ def _print_sync(stats: SyncStats, verb: str) -> None:
         f"({escape(stats.source)} -> {escape(stats.destination)}, {stats.method})."
     )
     for name in stats.merged:
-        out.print(f"Merged the two lines of {escape(name)} (same code and params).")
+        out.print(f"Joined the lines of {escape(name)} (same code and params).")
     for name in stats.diverged:
         out.print(
             f"[yellow]{escape(name)} moved on both sides with different code or params: both lines are kept[/]; "

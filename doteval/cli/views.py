@@ -245,7 +245,10 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
                 f"This run so far: {info.live.ok + info.live.errors} evaluated, {info.live.errors} errors"
             )
     if info.diverged:
-        lines.append("Warning: this experiment has two heads (it moved in two stores); showing the newest")
+        lines.append(
+            "Warning: this experiment has two heads (it moved in two stores); "
+            + ("showing the newest" if rev.is_head else "showing the revision asked for")
+        )
     out = console()
     for line in lines:
         out.print(escape(line), soft_wrap=True)
@@ -419,6 +422,6 @@ def log_(
             out.print(f"Commit:  {e.git_commit[:12]}")
         for change in e.changes:
             out.print(f"    {escape(change)}")
-        if e.note and e.op != "run":
+        if e.note and e.op != "run" and e.note not in e.changes:
             out.print(f"    {escape(e.note)}")
         out.print()
