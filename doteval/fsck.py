@@ -232,7 +232,10 @@ def _check_refs(store: Store, report: FsckReport, tell: Progress) -> None:
                 )
             if record.manifest and record.manifest not in checked_manifests:
                 checked_manifests.add(record.manifest)
-                _check_manifest(store, report, directory.name, record.manifest, checked_entries)
+                try:
+                    _check_manifest(store, report, directory.name, record.manifest, checked_entries)
+                except DotevalError as e:  # a damaged pack index met while looking objects up
+                    report.error(getattr(e, "path", "") or directory, str(e), REFETCH)
     report.checked_manifests = len(checked_manifests)
 
 

@@ -27,6 +27,7 @@ import zstandard
 from doteval.errors import CorruptObjectError, DotevalError, UsageError
 from doteval.manifest import load_entries, load_manifest
 from doteval.objects import Store
+from doteval.objects.encoding import decode
 from doteval.objects.files import ensure_dir
 from doteval.objects.hashing import hash_bytes
 from doteval.objects.journal import read_journal
@@ -302,16 +303,16 @@ def _collect(
         pack.idx_path.unlink(missing_ok=True)
         pack.pack_path.unlink(missing_ok=True)
         stats.removed_packs += 1
-    for oid in [*moving, *loose_garbage]:
+    for oid, (source, _pos) in moving.items():
+        if source is None:  # packed now: the loose copy can go
+            store.objects.loose_path(oid).unlink(missing_ok=True)
+    for oid in loose_garbage:
         path = store.objects.loose_path(oid)
-        if oid in moving and not path.exists():
-            continue
-        if oid not in moving:
-            try:
-                if age_of(path, now) <= prune:  # touched since: a writer wants it
-                    continue
-            except FileNotFoundError:
+        try:
+            if age_of(path, now) <= prune:  # touched since: a writer wants it
                 continue
+        except FileNotFoundError:
+            continue
         path.unlink(missing_ok=True)
     stats.removed_temp = _remove_stale_temp(store, now, prune)
     store.objects.packs()
@@ -322,8 +323,8 @@ def _collect(
 def _is_dictionary_object(store: Store, oid: str) -> bool:
     # Dictionaries stay loose: a pack names its dictionary and must not hold it.
     try:
-        value = store.objects.get(oid)
-    except DotevalError:
+        value = decode(store.objects.read_loose(store.objects.loose_path(oid)))
+    except (DotevalError, OSError):
         return False
     return isinstance(value, dict) and value.get("type") == "zstd-dictionary"
 
@@ -369,7 +370,7 @@ def _train(
     if len(samples) < 200:
         return None
     try:
-        trained = zstandard.train_dictionary(DICTIONARY_SIZE, samples, level=19)
+        trained = zstandard.train_dictionary(DICTIONARY_SIZE, samples, level=3, threads=-1)
     except zstandard.ZstdError:
         return None
     dict_id = store.objects.put({"type": "zstd-dictionary", "v": 1, "data": trained.as_bytes()})
@@ -384,9 +385,20 @@ def _write_repack(
 ) -> str:
     plain = zstandard.ZstdCompressor(level=9)
     with_dict = zstandard.ZstdCompressor(level=12, dict_data=dictionary[1]) if dictionary else None
+    target = dictionary[0] if dictionary else NO_DICTIONARY
     entries = []
     total = len(moving)
+    verified: dict[str, bool] = {}
     for n, (oid, (source, pos)) in enumerate(sorted(moving.items())):
+        if source is not None and _whole_pack_ok(source, verified):
+            entry = source.entry(pos)
+            # Already compressed the way the new pack wants it: copy it as it is (the
+            # source pack's checksum vouched for these bytes).
+            if (entry.codec in (CODEC_RAW, CODEC_ZSTD) and with_dict is None) or (
+                entry.codec == CODEC_ZSTD_DICT and entry.dictionary == target
+            ):
+                entries.append((bytes.fromhex(oid), entry.codec, entry.raw_len, entry.payload))
+                continue
         raw = _read_raw(store, oid, source, pos)
         codec, payload = CODEC_RAW, raw
         if len(raw) > 64:
@@ -404,6 +416,19 @@ def _write_repack(
     name = write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
     report("repacking", total, total)
     return name
+
+
+def _whole_pack_ok(pack: PackIndex, verified: dict[str, bool]) -> bool:
+    """Whether the pack's checksum holds (read once per pack per gc)."""
+    name = pack.idx_path.name
+    if name not in verified:
+        try:
+            pack.verify()
+            pack.verify_pack()
+            verified[name] = True
+        except DotevalError:
+            verified[name] = False  # read object by object: each is checked, the bad one refused
+    return verified[name]
 
 
 def _remove_stale_temp(store: Store, now: float, prune: float) -> int:

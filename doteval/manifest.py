@@ -116,7 +116,9 @@ def save_manifest(store: Store, manifest: Manifest) -> ObjectId:
 
 
 def load_manifest(store: Store, manifest_id: str) -> Manifest:
-    return Manifest.from_value(store.objects.get(manifest_id), where=f"manifest {manifest_id[:12]}")
+    return Manifest.from_value(
+        store.objects.get(manifest_id, loose_first=True), where=f"manifest {manifest_id[:12]}"
+    )
 
 
 # -- entries tables -------------------------------------------------------
@@ -243,7 +245,7 @@ def save_entries(store: Store, table: EntriesTable) -> ObjectId:
 def load_entries(store: Store, entries_id: str | None) -> EntriesTable:
     if entries_id is None:
         return EntriesTable()
-    data = store.objects.get(entries_id)
+    data = store.objects.get(entries_id, loose_first=True)
     try:
         if data["type"] != "entries":
             raise ValueError("not an entries table")

@@ -69,6 +69,7 @@ class ObjectStore:
         self._codecs = _Codecs()
         self._packs: dict[str, PackIndex] = {}
         self._packs_lock = threading.Lock()
+        self._packs_mtime = -2
         self._dictionaries: dict[bytes, zstandard.ZstdCompressionDict] = {}
 
     # -- encoding ---------------------------------------------------------
@@ -183,12 +184,23 @@ class ObjectStore:
     # -- packs ------------------------------------------------------------
 
     def packs(self) -> list[PackIndex]:
-        """Every pack index, opened once and kept; new packs are picked up."""
+        """Every pack index, opened once and kept; new packs are picked up.
+
+        The folder is listed again only when its mtime moved (a pack was added
+        or removed), so a miss costs a stat, not a listing.
+        """
         with self._packs_lock:
             try:
-                names = sorted(p.name for p in self.packs_dir.iterdir() if p.suffix == ".idx")
+                mtime = self.packs_dir.stat().st_mtime_ns
+            except FileNotFoundError:
+                mtime = -1
+            if mtime == self._packs_mtime and mtime != -1:
+                return list(self._packs.values())
+            try:
+                names = sorted(p.name for p in self.packs_dir.iterdir() if p.name.endswith(".idx"))
             except FileNotFoundError:
                 names = []
+            self._packs_mtime = mtime
             for name in names:
                 if name not in self._packs and not name.startswith("."):
                     try:
@@ -260,9 +272,26 @@ class ObjectStore:
                     return pack, pos
         return None
 
-    def get_bytes(self, object_id: str) -> bytes:
+    def get_bytes(self, object_id: str, *, loose_first: bool = False) -> bytes:
+        """The verified bytes of an object.
+
+        Results live in packs, manifests and tables mostly loose (until a gc
+        packs them): ``loose_first`` says which to try first, to spare a
+        search of every pack index for an object that is a file.
+        """
         check_object_id(object_id)
         raw: bytes | None = None
+        if loose_first:
+            path = self.loose_path(object_id)
+            try:
+                raw = self.read_loose(path)
+            except FileNotFoundError:
+                pass
+            else:
+                actual = hash_bytes(raw)
+                if actual != object_id:
+                    raise CorruptObjectError(object_id, actual, path=str(path))
+                return raw
         found = self._find_packed(bytes.fromhex(object_id))
         if found is not None:
             pack, pos = found
@@ -283,8 +312,8 @@ class ObjectStore:
             raise CorruptObjectError(object_id, actual, path=where)
         return raw
 
-    def get(self, object_id: str) -> Any:
-        return decode(self.get_bytes(object_id))
+    def get(self, object_id: str, *, loose_first: bool = False) -> Any:
+        return decode(self.get_bytes(object_id, loose_first=loose_first))
 
     def has(self, object_id: str) -> bool:
         path = self.loose_path(object_id)
