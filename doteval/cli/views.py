@@ -395,33 +395,33 @@ def log_(
     if not entries:
         out.print("No history.")
         return
+    lines: list[str] = []  # printed at once: rich costs per call, a log has thousands of lines
     for e in entries:
         short = (e.manifest_id or e.record_id)[:10]
         counts = f"evaluated {e.evaluated}, reused {e.reused}, errors {e.errors}"
         if oneline:
             what = "; ".join(e.changes) if e.changes else (e.note or "")
             detail = counts if e.op == "run" else e.op
-            out.print(
+            lines.append(
                 f"[yellow]{short}[/] {format_time(e.time)} {escape(e.experiment)} {_styled(e.status)} "
-                f"{detail}{escape(' · ' + what) if what else ''}",
-                soft_wrap=True,
+                f"{detail}{escape(' · ' + what) if what else ''}"
             )
             continue
-        out.print(
+        lines.append(
             f"[yellow]run {short}[/] ({escape(e.experiment)})"
             if e.op == "run"
             else f"[yellow]{e.op} {short}[/] ({escape(e.experiment)})"
         )
-        out.print(f"Date:    {format_time(e.time)}")
-        out.print(f"Status:  {_styled(e.status)}")
+        lines.append(f"Date:    {format_time(e.time)}")
+        lines.append(f"Status:  {_styled(e.status)}")
         if e.op == "run":
-            out.print(f"Samples: {e.done}/{e.total}; this run {counts}")
+            lines.append(f"Samples: {e.done}/{e.total}; this run {counts}")
         if e.host:
-            out.print(f"Host:    {escape(e.host)}")
+            lines.append(f"Host:    {escape(e.host)}")
         if e.git_commit:
-            out.print(f"Commit:  {e.git_commit[:12]}")
-        for change in e.changes:
-            out.print(f"    {escape(change)}")
+            lines.append(f"Commit:  {e.git_commit[:12]}")
+        lines.extend(f"    {escape(change)}" for change in e.changes)
         if e.note and e.op != "run" and e.note not in e.changes:
-            out.print(f"    {escape(e.note)}")
-        out.print()
+            lines.append(f"    {escape(e.note)}")
+        lines.append("")
+    out.print("\n".join(lines).rstrip("\n") + ("" if oneline else "\n"), soft_wrap=True)
