@@ -331,7 +331,7 @@ class DotevalSession:
             run.manifest,
             outcomes=run.outcomes,
             command=" ".join(shlex.quote(a) for a in run.options.command),
-            width=reporter._tw.fullwidth,
+            width=max(reporter._tw.fullwidth, 100),  # a CI log is not 80 columns wide
             color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)
