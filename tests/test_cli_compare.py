@@ -341,10 +341,10 @@ def test_export_streams_one_result_at_a_time(
     results_read: list[str] = []
     real_get = store.objects.get
 
-    def counting_get(object_id: str) -> Any:
+    def counting_get(object_id: str, **kwargs: Any) -> Any:
         if object_id in result_ids:
             results_read.append(object_id)
-        return real_get(object_id)
+        return real_get(object_id, **kwargs)
 
     monkeypatch.setattr(store.objects, "get", counting_get)
     rows = iter_rows(store, revision)

@@ -224,9 +224,9 @@ def test_the_diff_reads_no_result_and_changed_samples_reads_only_the_changed(
     reads: list[str] = []
     real_get = store.objects.get
 
-    def counting_get(object_id: str) -> Any:
+    def counting_get(object_id: str, **kwargs: Any) -> Any:
         reads.append(object_id)
-        return real_get(object_id)
+        return real_get(object_id, **kwargs)
 
     monkeypatch.setattr(store.objects, "get", counting_get)
     report = diff_experiments(store, "A", "B")

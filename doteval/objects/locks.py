@@ -48,7 +48,7 @@ class FileLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            info = read_holder(self.path) or {}
+            info = _holder_soon(self.path)
             raise LockedError(
                 self.what,
                 int(info.get("pid", 0)),
@@ -61,8 +61,9 @@ class FileLock:
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
             "purpose": purpose,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        data = json.dumps(info).encode()
+        os.pwrite(fd, data, 0)  # write, then cut: the file is never empty while held
+        os.ftruncate(fd, len(data))
         self._fd = fd
 
     def release(self) -> None:
@@ -105,6 +106,16 @@ def _open_lock_file(path: Path, flags: int) -> int:
 def store_lock(root: Path, purpose: str) -> FileLock:
     """A store-wide lock (gc); its file name cannot clash with an experiment's."""
     return FileLock(root / "locks" / f".{purpose}.lock", f"doteval {purpose} of this store")
+
+
+def _holder_soon(path: Path) -> dict[str, Any]:
+    """The holder's details; a lock taken a moment ago may not have them written yet."""
+    for _ in range(20):
+        info = read_holder(path)
+        if info and "pid" in info:
+            return info
+        time.sleep(0.01)
+    return read_holder(path) or {}
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:
