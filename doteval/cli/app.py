@@ -100,5 +100,10 @@ def _root(
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
 
 
-# Register the other commands (imported for their side effect on `app`).
-from doteval.cli import compare, manage, report_cmd, store_cmds, views  # noqa: E402, F401
+# Register the other commands (imported for their side effect on `app`), in the
+# order `doteval --help` lists them: look, compare, manage, keep the store.
+from doteval.cli import views  # noqa: E402, F401, I001
+from doteval.cli import compare  # noqa: E402, F401
+from doteval.cli import report_cmd  # noqa: E402, F401
+from doteval.cli import manage  # noqa: E402, F401
+from doteval.cli import store_cmds  # noqa: E402, F401
