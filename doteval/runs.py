@@ -338,7 +338,12 @@ def _seal_eval(
         "evaluated": len(new_rows),
         "reused": sum(1 for k in reused_from if k in base_index and k not in new_rows),
         "errors": sum(1 for r in new_rows.values() if r.flag == FLAG_ERROR),
-        "added": len(view_keys - set(base_index)) if continuing else len(view_keys),
+        # items new to the dataset; a view that only grew into what --samples left out is no change
+        "added": (
+            max(0, len(view_keys - set(base_index)) - max(0, old.total - len(base_index)))
+            if continuing and old is not None
+            else len(view_keys)
+        ),
         "removed": len(set(base_index) - view_keys),
     }
     record.status = log.status
