@@ -167,24 +167,6 @@ def list_experiments(store: Store, *, include_deleted: bool = False) -> list[Exp
     return out
 
 
-def history(store: Store, name: str) -> list[Manifest]:
-    """Every manifest of the experiment, newest first."""
-    state = store.refs.read(check_name(name))
-    if state is None:
-        raise ExperimentNotFoundError(name)
-    out = []
-    seen = set()
-    for record in state.history():
-        if record.manifest and record.manifest not in seen:
-            seen.add(record.manifest)
-            out.append(load_manifest(store, record.manifest))
-    return out
-
-
-def total_duration(store: Store, name: str) -> float:
-    return sum(max(m.finished - m.started, 0.0) for m in history(store, name))
-
-
 def iter_samples(
     store: Store, evaluation: EvaluationRecord, *, with_records: bool = True
 ) -> Iterator[Sample]:

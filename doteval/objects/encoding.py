@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import decimal
-import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -450,7 +449,3 @@ def _decode_at(buf: bytes, pos: int) -> tuple[Any, int]:
         data, pos = _decode_at(buf, pos)
         return {"__ndarray__": dtype, "shape": list(shape), "data": data}, pos
     raise ValueError(f"unknown tag {bytes([tag])!r} at byte {pos - 1}")
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
