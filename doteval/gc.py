@@ -25,7 +25,7 @@ from typing import Any
 import zstandard
 
 from doteval.errors import CorruptObjectError, DotevalError, UsageError
-from doteval.manifest import load_entries, load_manifest
+from doteval.manifest import load_manifest, load_table
 from doteval.objects import Store
 from doteval.objects.encoding import decode
 from doteval.objects.files import ensure_dir
@@ -187,10 +187,13 @@ def _mark_manifest(store: Store, manifest_id: str, reachable: set[str]) -> None:
     for ev in manifest.evaluations:
         if ev.code:
             reachable.add(ev.code)
-        if ev.entries and ev.entries not in reachable:
-            reachable.add(ev.entries)
-            results = load_entries(store, ev.entries).results
+        current = ev.entries
+        while current and current not in reachable:  # a delta table, then its base, ...
+            reachable.add(current)
+            table = load_table(store, current)
+            results = table.results
             reachable.update(results[i : i + 32].hex() for i in range(0, len(results), 32))
+            current = table.base
 
 
 def collect_garbage(

@@ -157,6 +157,10 @@ class EntriesTable:
         self.keys, self.results, self.flags, self.items = keys, results, flags, items
         self.scores = scores or {}
         self.metrics = metrics or {}
+        # A delta: these rows over the view of ``base``, minus the ``removed`` keys.
+        self.base: str | None = None
+        self.removed = b""
+        self.depth = 0
         if any(len(col) != n for col in self.scores.values()):
             raise ValueError("score column of the wrong length")
 
@@ -207,7 +211,7 @@ class EntriesTable:
         )
 
     def to_value(self) -> dict[str, Any]:
-        return {
+        value = {
             "type": "entries",
             "v": 1,
             "keys": self.keys,
@@ -217,6 +221,9 @@ class EntriesTable:
             "scores": self.scores,
             "metrics": self.metrics,
         }
+        if self.base is not None:
+            value.update(base=self.base, removed=self.removed, depth=self.depth)
+        return value
 
     def summary(self) -> list[dict[str, Any]]:
         """One value per (score, metric), over the samples without error."""
@@ -242,14 +249,27 @@ def save_entries(store: Store, table: EntriesTable) -> ObjectId:
     return store.objects.put(table.to_value())
 
 
-def load_entries(store: Store, entries_id: str | None) -> EntriesTable:
-    if entries_id is None:
-        return EntriesTable()
+MAX_DELTA_DEPTH = 8
+
+
+def delta_table(
+    base_id: str, base_depth: int, rows: dict[bytes, Row], removed: set[bytes], metrics: dict[str, list[str]]
+) -> EntriesTable:
+    """The table of a run that changed ``rows`` and dropped ``removed`` from its parent's view."""
+    table = EntriesTable.build(rows, metrics)
+    table.base = base_id
+    table.removed = b"".join(sorted(removed))
+    table.depth = base_depth + 1
+    return table
+
+
+def load_table(store: Store, entries_id: str) -> EntriesTable:
+    """One stored table as it is (a delta stays a delta)."""
     data = store.objects.get(entries_id, loose_first=True)
     try:
         if data["type"] != "entries":
             raise ValueError("not an entries table")
-        return EntriesTable(
+        table = EntriesTable(
             data["keys"],
             data["results"],
             data["flags"],
@@ -257,5 +277,71 @@ def load_entries(store: Store, entries_id: str | None) -> EntriesTable:
             dict(data["scores"]),
             dict(data["metrics"]),
         )
+        base = data.get("base")
+        if base is not None:
+            table.base = check_object_id(base, where=f"entries table {entries_id[:12]}")
+            table.removed = data["removed"]
+            table.depth = int(data["depth"])
+            if not isinstance(table.removed, bytes) or len(table.removed) % 32 or table.depth > 64:
+                raise ValueError("bad delta fields")
+        return table
     except (KeyError, TypeError, ValueError) as e:
         raise CorruptStoreError(f"malformed entries table {entries_id[:12]}: {e}") from None
+
+
+def table_chain(store: Store, entries_id: str | None) -> list[tuple[str, EntriesTable]]:
+    """The stored tables a view is made of, newest first, ending with a full table."""
+    chain: list[tuple[str, EntriesTable]] = []
+    current = entries_id
+    while current is not None:
+        if len(chain) > 64:
+            raise CorruptStoreError(
+                f"entries table {entries_id and entries_id[:12]} has a base chain too long"
+            )
+        table = load_table(store, current)
+        chain.append((current, table))
+        current = table.base
+    return chain
+
+
+def load_entries(store: Store, entries_id: str | None) -> EntriesTable:
+    """The full view (sample key -> result) of an evaluation, deltas applied."""
+    if entries_id is None:
+        return EntriesTable()
+    chain = table_chain(store, entries_id)
+    if len(chain) == 1:
+        return chain[0][1]
+    rows: dict[bytes, Row] = chain[-1][1].rows()
+    metrics: dict[str, list[str]] = dict(chain[-1][1].metrics)
+    for _id, delta in reversed(chain[:-1]):
+        removed = delta.removed
+        for at in range(0, len(removed), 32):
+            rows.pop(removed[at : at + 32], None)
+        rows.update(delta.rows())
+        for name, names in delta.metrics.items():
+            metrics.setdefault(name, names)
+    view = EntriesTable.build(rows, metrics)
+    view.depth = chain[0][1].depth
+    return view
+
+
+def load_key_sets(store: Store, entries_id: str | None) -> tuple[set[bytes], set[bytes]]:
+    """Every key of the view and those with an ok result, without building rows (resume)."""
+    if entries_id is None:
+        return set(), set()
+    chain = table_chain(store, entries_id)
+    full = chain[-1][1]
+    keys = full.keys
+    every = {keys[i : i + 32] for i in range(0, len(keys), 32)}
+    ok = full.ok_keys()
+    for _id, delta in reversed(chain[:-1]):
+        removed = delta.removed
+        gone = {removed[i : i + 32] for i in range(0, len(removed), 32)}
+        dk = delta.keys
+        changed = {dk[i : i + 32] for i in range(0, len(dk), 32)}
+        every -= gone
+        ok -= gone
+        ok -= changed
+        every |= changed
+        ok |= delta.ok_keys()
+    return every, ok

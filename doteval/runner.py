@@ -27,7 +27,7 @@ from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, 
 from doteval.execute import Execution, execute
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
-from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, item_digest, load_entries
+from doteval.manifest import EvaluationRecord, Manifest, item_digest, load_key_sets
 from doteval.objects import Store, check_name
 from doteval.objects.encoding import encode
 from doteval.results import Result
@@ -309,20 +309,14 @@ class ExperimentRun:
             keys = [k for k in keys if in_shard(k, self.options.shard)]
             complete = False
         old = self._previous(prepared.node_id)
-        table = None
+        every: set[bytes] = set()
+        ok: set[bytes] = set()
         if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            table = load_entries(self.store, old.entries)
-        index = table.index() if table is not None else {}
-        reuse = retry = 0
-        for key in keys:
-            i = index.get(key)
-            if i is not None and table is not None:
-                if table.flags[i] == FLAG_OK:
-                    reuse += 1
-                else:
-                    retry += 1
+            every, ok = load_key_sets(self.store, old.entries)
+        reuse = sum(1 for key in keys if key in ok)
+        retry = sum(1 for key in keys if key in every and key not in ok)
         current = set(keys)
-        dropped = sum(1 for k in index if k not in current) if complete else 0
+        dropped = len(every - current) if complete else 0
         return Plan(
             node_id=prepared.node_id,
             total=len(keys),
@@ -387,8 +381,8 @@ class ExperimentRun:
         done: set[bytes] = set()
         old_rows = -1
         if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            table = load_entries(self.store, old.entries)
-            done, old_rows = table.ok_keys(), len(table)
+            every, done = load_key_sets(self.store, old.entries)
+            old_rows = len(every)
         pending = [(k, item) for k, item in zip(keys, items) if k not in done]
         outcome.total = len(keys)
         outcome.reused = len(keys) - len(pending)

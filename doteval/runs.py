@@ -30,10 +30,12 @@ from doteval.errors import CorruptStoreError
 from doteval.manifest import (
     FLAG_ERROR,
     FLAG_OK,
+    MAX_DELTA_DEPTH,
     EntriesTable,
     EvaluationRecord,
     Manifest,
     Row,
+    delta_table,
     item_digest,
     load_entries,
     load_manifest,
@@ -329,9 +331,14 @@ def _seal_eval(
         done, errors = old.done, old.errors
     else:
         table = EntriesTable.build(rows, metrics)
-        record.entries = save_entries(store, table)
         record.metrics = table.summary()
         done, errors = table.done, table.errors
+        if continuing and old is not None and old.entries and base.depth < MAX_DELTA_DEPTH:
+            # Store what this run changed over the view before it, not the whole view again.
+            changed = {k: r for k, r in rows.items() if k in new_rows}
+            dropped = set(base_index) - set(rows)
+            table = delta_table(old.entries, base.depth, changed, dropped, metrics)
+        record.entries = save_entries(store, table)
     record.total, record.done, record.errors = total, done, errors
     reused_from = current if log.keys is not None else list(rows)
     record.run = {
