@@ -13,19 +13,16 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from storekit import PY, PYTEST_FLAGS, _env
 
 from doteval.export import export as export_rows
 from doteval.history import resolve
 from doteval.objects import Store
 from doteval.session import SessionStatus, get_session
-
-PY = sys.executable
-PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
 CONFTEST = """
 import os
@@ -69,12 +66,6 @@ def eval_x(prompt, expected, model):
     response = model.generate(prompt)
     return Result(response == expected, prompt=prompt, response=response)
 """
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", PYTHONDONTWRITEBYTECODE="1")
-    env.update(extra)
-    return env
 
 
 class Project:

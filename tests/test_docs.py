@@ -169,9 +169,7 @@ def test_tutorial_code_runs_as_written(pytester: pytest.Pytester, store_path: Pa
     # A subprocess, as a reader would run it; it inherits DOTEVAL_STORE from conftest.py.
     result = pytester.runpytest_subprocess("eval_first.py", "--experiment", "tutorial")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    result.stdout.fnmatch_lines(
-        [f"*'tutorial': Completed, {TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES} samples*"]
-    )
+    result.stdout.fnmatch_lines([f"*'tutorial': Completed, {TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES} samples*"])
     assert "DotevalWarning" not in result.stdout.str()
 
     assert store_path.is_dir()

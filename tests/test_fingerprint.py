@@ -240,9 +240,7 @@ def test_a_wrapping_decorator_is_seen_through(project: Project) -> None:
 
 
 def test_the_checkout_directory_does_not_matter_even_through_dunders(project: Project) -> None:
-    text = edit(
-        EVAL, "    answer = clean(", "    here = __file__ and __name__\n    answer = clean("
-    )
+    text = edit(EVAL, "    answer = clean(", "    here = __file__ and __name__\n    answer = clean(")
     # Every variant lives in its own directory under its own module name.
     assert project.fingerprint(text).digest == project.fingerprint(text).digest
 
@@ -376,9 +374,7 @@ def test_recursion_between_helpers_terminates(project: Project) -> None:
     """
     before = project.fingerprint(text, helpers, func="eval_parity")
     assert {"helpers.is_even", "helpers.is_odd", "helpers.walk"} <= set(before.sources)
-    after = project.fingerprint(
-        text, edit(helpers, "return False if", "return None if"), func="eval_parity"
-    )
+    after = project.fingerprint(text, edit(helpers, "return False if", "return None if"), func="eval_parity")
     assert after.digest != before.digest
 
 
@@ -536,9 +532,7 @@ def test_plain_params_are_their_own_form_and_order_does_not_matter() -> None:
     assert first.values == {"k": 3, "model": "gpt", "seed": None, "stop": ["\n"]}
     assert first.unfingerprintable == ()
     assert first.digest == second.digest == params_fingerprint(dict(first.values)).digest
-    assert params_fingerprint({"model": "gpt", "k": 4, "stop": ["\n"], "seed": None}).digest != (
-        first.digest
-    )
+    assert params_fingerprint({"model": "gpt", "k": 4, "stop": ["\n"], "seed": None}).digest != (first.digest)
     assert params_fingerprint({}).digest != params_fingerprint({"k": None}).digest
 
 

@@ -9,32 +9,25 @@ but gets new ctimes, like an rsync).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from storekit import PY, PYTEST_FLAGS, _env, cli, read_export, run_cli
 
-from doteval.export import export as export_rows
 from doteval.fsck import fsck
 from doteval.gc import allocated_bytes, collect_garbage
-from doteval.history import resolve
 from doteval.objects import Store
 from doteval.objects.encoding import encode
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex
 from doteval.objects.refs import RefStore
 from doteval.session import SessionStatus, get_session
-
-PY = sys.executable
-PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
 CONFTEST = """
 import hashlib
@@ -85,12 +78,6 @@ def eval_x(prompt, expected, model):
     tag = "{tag}"
     return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
 """
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", PYTHONDONTWRITEBYTECODE="1")
-    env.update(extra)
-    return env
 
 
 class Project:
@@ -146,44 +133,6 @@ class Project:
             return []
 
 
-class Done:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
-    assert "Traceback" not in done.stderr + done.stdout, done.stderr + done.stdout
-    if ok is not None:
-        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
-    return done
-
-
-def run_cli(store: Path, *args: str, ok: bool | None = True, timeout: float = 300) -> Done:
-    """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either (None)."""
-    proc = subprocess.run(
-        [PY, "-m", "doteval", *args, "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=timeout,
-    )
-    return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
-
-
-def cli(store: Path, *args: str, ok: bool | None = True) -> Done:
-    """The same command line through ``doteval.cli.main`` in this process (faster, for checks)."""
-    from doteval.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([*args, "--store", str(store)])
-        except SystemExit as e:
-            code = e.code
-    return _check(args, Done(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue()), ok)
-
-
 def cli_json(store: Path, *args: str) -> dict:
     return json.loads(cli(store, *args, "--json").stdout)
 
@@ -194,14 +143,6 @@ def run_cli_json(store: Path, *args: str) -> dict:
 
 def cli_export(store: Path, spec: str) -> str:
     return cli(store, "export", spec, "-f", "jsonl").stdout
-
-
-def read_export(store: Path, spec: str) -> str:
-    """The same rows as ``doteval export SPEC -f jsonl``, read in this process."""
-    st = Store(store)
-    out = io.StringIO()
-    export_rows(st, resolve(st, spec), "jsonl", out)
-    return out.getvalue()
 
 
 def copy_store(src: Path, dst: Path) -> Path:

@@ -277,11 +277,7 @@ def test_nan_score_roundtrips() -> None:
 # Integers kept to 64 bits: the decoder does not read longer ones back yet
 # (encoding.py's length-field limit; reported to the lead).
 plain = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=10,
 )

@@ -8,7 +8,6 @@ Pushes go through rsync (installed) and through plain copies (``--no-rsync``).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -16,20 +15,15 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from storekit import PY, PYTEST_FLAGS, _env, cli, read_export, run_cli
 
-from doteval.export import export as export_rows
 from doteval.fsck import fsck
-from doteval.history import resolve
 from doteval.objects import Store
 from doteval.session import SessionStatus, get_session
-
-PY = sys.executable
-PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
 CONFTEST = """
 import os
@@ -66,12 +60,6 @@ def eval_x(prompt, expected, model):
 """
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", PYTHONDONTWRITEBYTECODE="1")
-    env.update(extra)
-    return env
-
-
 class Project:
     def __init__(self, path: Path, n: int, *, tag: str = "v1") -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -102,51 +90,6 @@ class Project:
             return self.calls_path.read_text().splitlines()
         except FileNotFoundError:
             return []
-
-
-class Done:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def _check(args: tuple[str, ...], done: Done, ok: bool | None) -> Done:
-    assert "Traceback" not in done.stderr + done.stdout, done.stderr + done.stdout
-    if ok is not None:
-        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
-    return done
-
-
-def run_cli(store: Path, *args: str, ok: bool | None = True) -> Done:
-    """``python -m doteval ARGS --store STORE`` in a subprocess; ``ok``: expect exit 0, non-zero, or either."""
-    proc = subprocess.run(
-        [PY, "-m", "doteval", *args, "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
-    return _check(args, Done(proc.returncode, proc.stdout, proc.stderr), ok)
-
-
-def cli(store: Path, *args: str, ok: bool | None = True) -> Done:
-    """The same command line through ``doteval.cli.main`` in this process."""
-    from doteval.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([*args, "--store", str(store)])
-        except SystemExit as e:
-            code = e.code
-    return _check(args, Done(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue()), ok)
-
-
-def read_export(store: Path, spec: str) -> str:
-    st = Store(store)
-    out = io.StringIO()
-    export_rows(st, resolve(st, spec), "jsonl", out)
-    return out.getvalue()
 
 
 def names(store: Path) -> list[str]:
