@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from doteval.gc import allocated_bytes
+
 ROOT = Path(__file__).resolve().parent.parent  # the repository (holds bench/ and doteval/)
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
@@ -147,14 +149,7 @@ def allocated(path: Path) -> int:
     """Bytes allocated on disk (st_blocks * 512) under ``path``, a file or a folder."""
     if path.is_file():
         return path.stat().st_blocks * 512
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total
+    return allocated_bytes(path)  # what `doteval gc` reports, counted the same way
 
 
 def file_count(path: Path) -> int:

@@ -56,6 +56,11 @@ def _value_diff(path: str, old: Any, new: Any) -> list[str]:
     return [f"{path}: {_short(old)} -> {_short(new)}"]
 
 
+def changed_params(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Names of the params whose stored values differ, sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

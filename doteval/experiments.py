@@ -119,7 +119,6 @@ def recover_if_idle(store: Store, name: str) -> None:
     try:
         from doteval.merge import settle_locked
 
-        recover(store, name)
         settle_locked(store, name)
     finally:
         lock.release()

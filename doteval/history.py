@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from doteval.changes import changed_params
 from doteval.errors import ExperimentNotFoundError, NotFoundError, UsageError
 from doteval.experiments import recover_if_idle
 from doteval.manifest import EvaluationRecord, Manifest, load_manifest
@@ -178,7 +179,7 @@ def evaluation_changes(ev: EvaluationRecord, old: EvaluationRecord | None) -> li
     if old.fingerprint != ev.fingerprint:
         out.append(f"{short}: code changed")
     if old.params_digest != ev.params_digest:
-        names = sorted(k for k in set(old.params) | set(ev.params) if old.params.get(k) != ev.params.get(k))
+        names = changed_params(old.params, ev.params)
         out.append(f"{short}: params changed ({', '.join(names) or 'values'})")
     if ev.line != old.line:
         out.append(f"{short}: new line of results (--rerun-changed)")

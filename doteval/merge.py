@@ -111,14 +111,14 @@ def settle(store: Store, name: str) -> bool:
     except LockedError:
         return False
     try:
-        recover(store, name)
         return settle_locked(store, name)
     finally:
         lock.release()
 
 
 def settle_locked(store: Store, name: str) -> bool:
-    """``settle`` for a caller that holds the experiment's lock."""
+    """``settle`` for a caller that holds the experiment's lock; seals dead runs first."""
+    recover(store, name)
     state = store.refs.read(name)
     if state is None or not state.diverged:
         return True

@@ -39,7 +39,6 @@ from doteval.runs import (
     Head,
     RunRecorder,
     read_head,
-    recover,
 )
 from doteval.text import parse_fraction
 
@@ -123,11 +122,17 @@ class Plan:
         }
 
 
-def sample_key(fingerprint: str, params_digest: str, item_bytes: bytes, occurrence: int) -> bytes:
-    """blake3 of the canonical encoding of the key tuple (see store-format.md)."""
+def key_prefix(fingerprint: str, params_digest: str) -> Any:
+    """A blake3 hasher fed the key tuple up to the item; ``.copy()`` it per item."""
     h = blake3(_KEY_PREFIX)
     h.update(encode(fingerprint))
     h.update(encode(params_digest))
+    return h
+
+
+def sample_key(fingerprint: str, params_digest: str, item_bytes: bytes, occurrence: int) -> bytes:
+    """blake3 of the canonical encoding of the key tuple (see store-format.md)."""
+    h = key_prefix(fingerprint, params_digest)
     h.update(item_bytes)
     h.update(b"i%d;" % occurrence)
     return h.digest()
@@ -211,7 +216,6 @@ class ExperimentRun:
         try:
             from doteval.merge import settle_locked
 
-            recover(self.store, self.name)
             settle_locked(self.store, self.name)
             self.head = read_head(self.store, self.name)
         except BaseException:
@@ -455,9 +459,7 @@ class ExperimentRun:
         source = itertools.islice(iterator, limit) if limit is not None else iterator
         items, keys = [], []
         seen: dict[bytes, int] = {}
-        prefix = blake3(_KEY_PREFIX)
-        prefix.update(encode(fingerprint))
-        prefix.update(encode(params_digest))
+        prefix = key_prefix(fingerprint, params_digest)
         for position, raw in enumerate(source):
             item = normalize_item(raw, spec.columns, position)
             item_bytes = encode_item(item, spec.columns, position)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from doteval.changes import changed_params
 from doteval.errors import NotFoundError, UsageError
 from doteval.history import run_records
 from doteval.manifest import (
@@ -124,9 +125,7 @@ def why(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict
             if old_ev.fingerprint != ev.fingerprint:
                 parts.append(f"code: fingerprint {old_ev.fingerprint[:12]} -> {ev.fingerprint[:12]}")
             if old_ev.params_digest != ev.params_digest:
-                names = sorted(
-                    k for k in set(old_ev.params) | set(ev.params) if old_ev.params.get(k) != ev.params.get(k)
-                )
+                names = changed_params(old_ev.params, ev.params)
                 parts.append(f"params: {', '.join(names) or 'values'} changed")
             if old_key == ref.key:
                 summary = "same key: this result was reused from (or equals) the earlier run"
