@@ -1,12 +1,12 @@
 """Comparing two experiments sample by sample.
 
-Samples of A and B are paired by their dataset item (the item digest of the
-entries table: the item's canonical encoding and occurrence), so a comparison
+Samples of A and B are paired by their dataset item (the item's canonical
+encoding and its occurrence among equal items, read from the sample tables), so a comparison
 works across code versions and params. For each evaluation and each score that
 a mean summarises (``accuracy``, ``mean``), it reports A, B and the delta over
 the paired samples with a paired-bootstrap confidence interval, and for binary
 scores the improved / regressed / unchanged counts and an exact McNemar
-p-value. Reading a diff touches manifests and entries tables; results are read
+p-value. Reading a diff touches manifests and sample tables; results are read
 only for the changed samples a caller asks to see.
 """
 
@@ -19,9 +19,10 @@ from typing import Any
 
 from doteval.changes import code_diff, params_diff
 from doteval.history import Revision, resolve
-from doteval.manifest import FLAG_OK, ITEM_DIGEST, EntriesTable, EvaluationRecord, load_entries
+from doteval.manifest import FLAG_OK, EvaluationRecord
 from doteval.objects import Store
 from doteval.stats import PairedComparison, compare_paired
+from doteval.tables import View, load_view
 
 MEAN_METRICS = ("accuracy", "mean")
 ALPHA = 0.05
@@ -78,8 +79,8 @@ class EvaluationDiff:
     metrics: list[MetricDiff] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
     params: list[str] = field(default_factory=list)
-    table_a: EntriesTable = field(default_factory=EntriesTable, repr=False)
-    table_b: EntriesTable = field(default_factory=EntriesTable, repr=False)
+    table_a: View | None = field(default=None, repr=False)
+    table_b: View | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -156,12 +157,13 @@ def pair_evaluations(
     return pairs, only_a, only_b
 
 
-def pair_samples(ta: EntriesTable, tb: EntriesTable) -> list[tuple[int, int]]:
-    index_a = {ta.items[i : i + ITEM_DIGEST]: n for n, i in enumerate(range(0, len(ta.items), ITEM_DIGEST))}
+def pair_samples(ta: View, tb: View) -> list[tuple[int, int]]:
+    """Positions of the same item (and occurrence) in both views: the same sample, whatever
+    code or params computed it."""
+    index_a = {t: n for n, t in enumerate(ta.tokens())}
     pairs = []
-    items_b = tb.items
-    for n, i in enumerate(range(0, len(items_b), ITEM_DIGEST)):
-        ia = index_a.get(items_b[i : i + ITEM_DIGEST])
+    for n, t in enumerate(tb.tokens()):
+        ia = index_a.get(t)
         if ia is not None:
             pairs.append((ia, n))
     return pairs
@@ -180,7 +182,7 @@ def diff_experiments(store: Store, a_spec: str, b_spec: str, *, seed: int = 0) -
     pairs, only_a, only_b = pair_evaluations(ra.manifest.evaluations, rb.manifest.evaluations)
     out = []
     for ea, eb in pairs:
-        ta, tb = load_entries(store, ea.entries), load_entries(store, eb.entries)
+        ta, tb = load_view(store, ea), load_view(store, eb)
         sample_pairs = pair_samples(ta, tb)
         d = EvaluationDiff(
             ea,
@@ -226,6 +228,7 @@ def changed_samples(
     """Paired samples whose compared scores differ (or got worse), with both results."""
     for d in report.evaluations:
         names = [m.score for m in d.metrics]
+        assert d.table_a is not None and d.table_b is not None
         for ia, ib in d.pairs:
             ok_a, ok_b = d.table_a.flags[ia] == FLAG_OK, d.table_b.flags[ib] == FLAG_OK
             direction = 0
@@ -243,8 +246,7 @@ def changed_samples(
                 direction = direction or 1
             if not changed or (regressions_only and direction >= 0):
                 continue
-            rec_a = store.objects.get(d.table_a.row(ia).result.hex())
-            rec_b = store.objects.get(d.table_b.row(ib).result.hex())
+            rec_a, rec_b = d.table_a.result(ia), d.table_b.result(ib)
             yield {
                 "evaluation": d.name,
                 "item": dict(zip(d.b.columns, rec_b.get("item") or ())),
@@ -254,7 +256,7 @@ def changed_samples(
             }
 
 
-def _side(table: EntriesTable, i: int, record: dict[str, Any]) -> dict[str, Any]:
+def _side(table: View, i: int, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": table.key(i).hex(),
         "response": record.get("response"),

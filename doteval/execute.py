@@ -23,7 +23,7 @@ from doteval.foreach import EvaluationSpec
 from doteval.results import Result, to_result
 from doteval.retry import RetryPolicy, acall_with_retries, call_with_retries
 
-Pending = list[tuple[bytes, tuple[Any, ...]]]  # (sample key, item)
+Pending = list[tuple[Any, tuple[Any, ...]]]  # (what the record callback needs of a sample, item)
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Execution:
     retry: RetryPolicy
     concurrency: int
     stop: threading.Event
-    record: Callable[[bytes, tuple[Any, ...], Result, float], None]
+    record: Callable[[Any, tuple[Any, ...], Result, float], None]
     on_retry: Callable[[int, BaseException, float], None]
     on_interrupt: Callable[[int], None]
 

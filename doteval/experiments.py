@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, UsageError
-from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_entries, load_manifest
+from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
 from doteval.runs import read_head, recover
+from doteval.tables import load_view
 
 STATUS_RUNNING = "running"
 
@@ -63,7 +64,7 @@ class LiveProgress:
 
     started: float = 0.0
     updated: float = 0.0
-    total: int = 0  # sample keys of the evaluations begun
+    total: int = 0  # samples of the evaluations begun
     ok: int = 0
     errors: int = 0
 
@@ -82,12 +83,12 @@ def live_progress(store: Store, name: str) -> LiveProgress | None:
         for rec in records:
             kind = rec[0]
             if kind == "r":
-                if rec[3] == FLAG_OK:
+                if rec[2] == FLAG_OK:
                     live.ok += 1
                 else:
                     live.errors += 1
-            elif kind == "keys":
-                live.total += len(rec[2]) // 32
+            elif kind == "view":
+                live.total += int(rec[2].get("total") or 0)
             elif kind == "start":
                 live.started = float(rec[1].get("started") or 0.0)
     return live
@@ -98,7 +99,6 @@ class Sample:
     evaluation: str
     key: str
     ok: bool
-    result_id: str
     record: dict[str, Any]
 
 
@@ -169,11 +169,10 @@ def list_experiments(store: Store, *, include_deleted: bool = False) -> list[Exp
 def iter_samples(
     store: Store, evaluation: EvaluationRecord, *, with_records: bool = True
 ) -> Iterator[Sample]:
-    table = load_entries(store, evaluation.entries)
-    for i in range(len(table)):
-        row = table.row(i)
-        record = store.objects.get(row.result.hex()) if with_records else {}
-        yield Sample(evaluation.node_id, table.key(i).hex(), row.flag == FLAG_OK, row.result.hex(), record)
+    view = load_view(store, evaluation)
+    for i in range(len(view)):
+        record = view.result(i) if with_records else {}
+        yield Sample(evaluation.node_id, view.key(i).hex(), view.flags[i] == FLAG_OK, record)
 
 
 def delete_experiment(store: Store, name: str) -> Manifest | None:

@@ -19,8 +19,9 @@ from typing import IO, Any
 
 from doteval.errors import UsageError
 from doteval.history import Revision
-from doteval.manifest import FLAG_OK, load_entries
+from doteval.manifest import FLAG_OK
 from doteval.objects import Store
+from doteval.tables import load_view
 
 FORMATS = ("jsonl", "csv", "json")
 
@@ -48,15 +49,15 @@ def jsonable(value: Any) -> Any:
 def iter_rows(store: Store, revision: Revision) -> Iterator[dict[str, Any]]:
     """One dict per sample: evaluation, key, status, item columns, scores, response, error."""
     for ev in revision.manifest.evaluations:
-        table = load_entries(store, ev.entries)
+        table = load_view(store, ev)
+        keys = table.keys
         for i in range(len(table)):
-            row = table.row(i)
-            record = store.objects.get(row.result.hex())
+            record = table.result(i)
             error = record.get("error") or None
             yield {
                 "evaluation": ev.node_id,
-                "sample_key": table.key(i).hex(),
-                "status": "ok" if row.flag == FLAG_OK else "error",
+                "sample_key": keys[i].hex(),
+                "status": "ok" if table.flags[i] == FLAG_OK else "error",
                 "item": dict(zip(ev.columns, record.get("item") or ())),
                 "prompt": record.get("prompt"),
                 "response": record.get("response"),
@@ -64,19 +65,18 @@ def iter_rows(store: Store, revision: Revision) -> Iterator[dict[str, Any]]:
                 "error": error,
                 "metadata": record.get("metadata") or {},
                 "duration": record.get("duration"),
-                "result_id": row.result.hex(),
             }
 
 
 def csv_columns(store: Store, revision: Revision) -> tuple[list[str], list[str]]:
-    """Item columns and score names of every evaluation, read from entries tables only."""
+    """Item columns and score names of every evaluation, read from sample tables only."""
     columns: list[str] = []
     scores: list[str] = []
     for ev in revision.manifest.evaluations:
         for c in ev.columns:
             if c not in columns:
                 columns.append(c)
-        for name in load_entries(store, ev.entries).scores:
+        for name in load_view(store, ev).scores:
             if name not in scores:
                 scores.append(name)
     return columns, scores
@@ -98,7 +98,7 @@ def export(store: Store, revision: Revision, fmt: str, out: IO[str]) -> int:
         columns, scores = csv_columns(store, revision)
         header = ["evaluation", "sample_key", "status"]
         header += [f"item.{c}" for c in columns] + ["prompt", "response"]
-        header += [f"score.{s}" for s in scores] + ["error_type", "error_message", "duration", "result_id"]
+        header += [f"score.{s}" for s in scores] + ["error_type", "error_message", "duration"]
         writer = csv.writer(out)
         writer.writerow(header)
         for row in iter_rows(store, revision):
@@ -108,7 +108,7 @@ def export(store: Store, revision: Revision, fmt: str, out: IO[str]) -> int:
                 + [_cell(row["item"].get(c)) for c in columns]
                 + [_cell(row["prompt"]), _cell(row["response"])]
                 + [_cell(row["scores"].get(s)) for s in scores]
-                + [error.get("type", ""), error.get("message", ""), _cell(row["duration"]), row["result_id"]]
+                + [error.get("type", ""), error.get("message", ""), _cell(row["duration"])]
             )
             count += 1
         return count

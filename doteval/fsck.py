@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
-from doteval.manifest import load_entries, load_manifest
+from doteval.manifest import load_manifest
 from doteval.objects import Store
 from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.packs import PackIndex
 from doteval.objects.store import check_store_version
+from doteval.tables import SampleTable, load_details, load_parts
 
 STALE_TEMP = 3600.0
 Progress = Callable[[str, int, int], None]
@@ -256,20 +257,31 @@ def _check_manifest(store: Store, report: FsckReport, name: str, manifest_id: st
             continue
         checked.add(ev.entries)
         try:
-            table = load_entries(store, ev.entries)
+            parts = load_parts(store, ev.entries)
         except ObjectNotFoundError:
-            report.error(where, f"entries table {ev.entries[:12]} of {ev.node_id} is missing", REFETCH)
+            report.error(where, f"entries {ev.entries[:12]} of {ev.node_id} is missing", REFETCH)
             continue
         except (DotevalError, StoreError) as e:
-            report.error(where, f"entries table of {ev.node_id}: {e}", REFETCH)
+            report.error(where, f"entries of {ev.node_id}: {e}", REFETCH)
             continue
-        missing = 0
-        results = table.results
-        for i in range(0, len(results), 32):
-            if not store.objects.has(results[i : i + 32].hex()):
-                missing += 1
-        if missing:
-            report.error(where, f"{missing} result(s) of {ev.node_id} are missing", REFETCH)
+        for part in parts:
+            for kind, object_id, read in (
+                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id)),
+                ("results", part.details_id, lambda p=part: load_details(store, p.details_id, p.length)),
+            ):
+                if object_id in checked:
+                    continue
+                checked.add(object_id)
+                try:
+                    read()
+                except ObjectNotFoundError:
+                    report.error(
+                        where,
+                        f"{kind} {object_id[:12]} of {ev.node_id} ({part.length} samples) is missing",
+                        REFETCH,
+                    )
+                except (DotevalError, StoreError) as e:
+                    report.error(where, f"{kind} of {ev.node_id}: {e}", REFETCH)
 
 
 def _check_journals(store: Store, report: FsckReport) -> None:

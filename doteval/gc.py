@@ -25,15 +25,16 @@ from typing import Any
 import zstandard
 
 from doteval.errors import CorruptObjectError, DotevalError, UsageError
-from doteval.manifest import load_manifest, load_table
+from doteval.manifest import load_manifest
 from doteval.objects import Store
-from doteval.objects.encoding import decode
+from doteval.objects.encoding import decode, encode
 from doteval.objects.files import ensure_dir
 from doteval.objects.hashing import hash_bytes
 from doteval.objects.journal import read_journal
 from doteval.objects.locks import store_lock
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 from doteval.objects.store import CODEC_RAW, CODEC_ZSTD
+from doteval.tables import details_bytes, load_parts, object_ids
 
 DAY = 86400.0
 DEFAULT_PRUNE = 14 * DAY
@@ -41,6 +42,8 @@ DEFAULT_EXPIRE_DELETED = 30 * DAY
 SMALL_PACK = 50_000
 DICTIONARY_SIZE = 112 * 1024
 TRAINING_SAMPLES = 20_000
+BIG_OBJECT = 64 * 1024  # sample tables and results; smaller objects get the dictionary
+DETAILS_HEAD = details_bytes([])[:18]
 JOURNAL_MARGIN = 60.0  # clock skew between a run's host and this one (a store shared over NFS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
 
@@ -187,13 +190,9 @@ def _mark_manifest(store: Store, manifest_id: str, reachable: set[str]) -> None:
     for ev in manifest.evaluations:
         if ev.code:
             reachable.add(ev.code)
-        current = ev.entries
-        while current and current not in reachable:  # a delta table, then its base, ...
-            reachable.add(current)
-            table = load_table(store, current)
-            results = table.results
-            reachable.update(results[i : i + 32].hex() for i in range(0, len(results), 32))
-            current = table.base
+        if ev.entries and ev.entries not in reachable:
+            reachable.add(ev.entries)
+            reachable.update(object_ids(load_parts(store, ev.entries)))
 
 
 def collect_garbage(
@@ -296,7 +295,7 @@ def _collect(
         stats.dictionary = dictionary[0].hex()
     new_pack = None
     if moving:
-        new_pack = _write_repack(store, moving, dictionary, report)
+        new_pack = _write_repack(store, moving, dictionary, report, aggressive=aggressive)
         stats.new_packs = 1
     # The new pack is durable: now the old copies can go, indexes before packs.
     for pack in plan:
@@ -361,15 +360,26 @@ def _read_raw(store: Store, oid: str, source: PackIndex | None, pos: int) -> byt
 def _train(
     store: Store, moving: dict[str, tuple[PackIndex | None, int]], report: Progress
 ) -> tuple[bytes, zstandard.ZstdCompressionDict] | None:
-    ids = sorted(moving)
-    step = max(1, len(ids) // TRAINING_SAMPLES)
+    """A dictionary for the small objects of later runs, trained on the stored results
+    (rows of the details objects) and on the small objects themselves."""
     samples: list[bytes | bytearray | memoryview] = []
-    for i, oid in enumerate(ids[::step]):
-        raw = _read_raw(store, oid, *moving[oid])
-        if len(raw) < 16 * 1024:
+    ids = sorted(moving)
+    for i, oid in enumerate(ids):
+        source, pos = moving[oid]
+        size = source.entry(pos).raw_len if source is not None else 0
+        if source is not None and size < BIG_OBJECT and len(ids) > TRAINING_SAMPLES and i % 8:
+            continue  # many small objects: a sample of them is enough
+        raw = _read_raw(store, oid, source, pos)
+        if len(raw) < BIG_OBJECT:
             samples.append(raw)
+        elif raw.startswith(DETAILS_HEAD):
+            rows = decode(raw)["rows"]
+            step = max(1, len(rows) // 2000)
+            samples.extend(encode(r) for r in rows[::step])
         if i % 1000 == 0:
-            report("training", i, len(ids) // step)
+            report("training", i, len(ids))
+    if len(samples) > TRAINING_SAMPLES:
+        samples = samples[:: len(samples) // TRAINING_SAMPLES + 1]
     if len(samples) < 200:
         return None
     try:
@@ -385,8 +395,12 @@ def _write_repack(
     moving: dict[str, tuple[PackIndex | None, int]],
     dictionary: tuple[bytes, zstandard.ZstdCompressionDict] | None,
     report: Progress,
+    *,
+    aggressive: bool = False,
 ) -> str:
     plain = zstandard.ZstdCompressor(level=9)
+    # --aggressive: sample tables and results (large objects) at zstd's strongest level
+    strongest = zstandard.ZstdCompressor(level=19) if aggressive else plain
     with_dict = zstandard.ZstdCompressor(level=12, dict_data=dictionary[1]) if dictionary else None
     target = dictionary[0] if dictionary else NO_DICTIONARY
     entries = []
@@ -397,14 +411,20 @@ def _write_repack(
             entry = source.entry(pos)
             # Already compressed the way the new pack wants it: copy it as it is (the
             # source pack's checksum vouched for these bytes).
-            if (entry.codec in (CODEC_RAW, CODEC_ZSTD) and with_dict is None) or (
-                entry.codec == CODEC_ZSTD_DICT and entry.dictionary == target
+            recompress = aggressive and entry.raw_len >= BIG_OBJECT
+            if not recompress and (
+                (entry.codec in (CODEC_RAW, CODEC_ZSTD) and with_dict is None)
+                or (entry.codec == CODEC_ZSTD_DICT and entry.dictionary == target)
             ):
                 entries.append((bytes.fromhex(oid), entry.codec, entry.raw_len, entry.payload))
                 continue
         raw = _read_raw(store, oid, source, pos)
         codec, payload = CODEC_RAW, raw
-        if len(raw) > 64:
+        if len(raw) >= BIG_OBJECT:
+            packed = strongest.compress(raw)
+            if len(packed) < len(payload):
+                codec, payload = CODEC_ZSTD, packed
+        elif len(raw) > 64:
             packed = plain.compress(raw)
             if len(packed) < len(payload):
                 codec, payload = CODEC_ZSTD, packed
@@ -413,7 +433,7 @@ def _write_repack(
                 if len(packed) < len(payload):
                     codec, payload = CODEC_ZSTD_DICT, packed
         entries.append((bytes.fromhex(oid), codec, len(raw), payload))
-        if n % 10000 == 0:
+        if n % 1000 == 0:
             report("repacking", n, total)
     ensure_dir(store.objects.packs_dir)
     name = write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)

@@ -4,7 +4,7 @@ When the same experiment ran in two stores (shards on several machines, or a
 laptop and a server) and the stores were copied together, the experiment has
 two heads. If every evaluation they share has the same code, params and line
 of results, their samples can be joined without mixing anything: the union of
-their entries, each sample once (an ok result wins over an error). ``settle``
+their samples, each item once (an ok result wins over an error). ``settle``
 then writes a merged manifest and a merge record naming both heads. If the
 code or params differ, nothing is joined: both lines stay, and are reported.
 """
@@ -14,19 +14,10 @@ from __future__ import annotations
 import time
 
 from doteval.errors import LockedError
-from doteval.manifest import (
-    FLAG_OK,
-    EntriesTable,
-    EvaluationRecord,
-    Manifest,
-    Row,
-    load_entries,
-    load_manifest,
-    save_entries,
-    save_manifest,
-)
+from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import Store
 from doteval.runs import STATUS_FAILED, final_status, recover
+from doteval.tables import FLAG_OK, Part, SampleTable, load_view, merge_parts, open_view, save_view
 
 
 def mergeable(manifests: list[Manifest]) -> bool:
@@ -51,18 +42,21 @@ def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> 
     evaluations = []
     for node in order:
         evs = groups[node]
-        rows: dict[bytes, Row] = {}
-        metrics: dict[str, list[str]] = {}
-        for ev in evs:  # newest first: the first ok result of a key wins
-            table = load_entries(store, ev.entries)
-            for name, names in table.metrics.items():
-                metrics.setdefault(name, names)
-            for i in range(len(table)):
-                key = table.key(i)
-                have = rows.get(key)
-                if have is None or (have.flag != FLAG_OK and table.flags[i] == FLAG_OK):
-                    rows[key] = table.row(i)
-        merged = EntriesTable.build(rows, metrics)
+        chosen: dict[bytes, tuple[int, int, bool]] = {}  # token -> (line, view position, ok)
+        views = [load_view(store, ev) for ev in evs]
+        for n, view in enumerate(views):  # newest first: the first ok result of an item wins
+            for i, (t, flag) in enumerate(zip(view.tokens(), view.flags)):
+                have = chosen.get(t)
+                if have is None or (not have[2] and flag == FLAG_OK):
+                    chosen[t] = (n, i, flag == FLAG_OK)
+        picks: list[list[int]] = [[] for _ in views]
+        for n, i, _ok in chosen.values():
+            picks[n].append(i)
+        parts: list[Part] = merge_parts(view.select(p) for view, p in zip(views, picks))
+        known: dict[str, SampleTable] = {}
+        for view in views:
+            known.update({p.table_id: t for p, t in zip(view.parts, view.tables)})
+        merged = open_view(store, parts, (evs[0].fingerprint, evs[0].params_digest), known)
         first = evs[0]
         record = EvaluationRecord(
             node_id=node,
@@ -73,7 +67,7 @@ def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> 
             columns=first.columns,
             code=first.code,
             line=first.line,
-            entries=save_entries(store, merged),
+            entries=save_view(store, parts),
             total=max(max(ev.total for ev in evs), len(merged)),
             done=merged.done,
             errors=merged.errors,

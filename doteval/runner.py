@@ -3,8 +3,9 @@
 ``ExperimentRun`` is one run of one experiment, from taking its lock to sealing
 its journal. For each evaluation it computes the code fingerprint and params,
 refuses to mix results of changed code or params with old ones, computes every
-item's sample key, skips the keys the experiment already holds with a non-error
-result, and evaluates the rest (sync, threads or async with a bound), retrying
+item's canonical encoding, skips the items (with their occurrence among equal
+items: the input of the sample key) the experiment already holds with a
+non-error result, and evaluates the rest (sync, threads or async with a bound), retrying
 transient errors. Every result is journaled as soon as it exists.
 
 Progress goes to a ``RunListener``; this module never prints.
@@ -20,14 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from blake3 import blake3
-
 from doteval.changes import code_diff, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, UsageError
 from doteval.execute import Execution, execute
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
-from doteval.manifest import EvaluationRecord, Manifest, item_digest, load_key_sets
+from doteval.manifest import EvaluationRecord, Manifest
 from doteval.objects import Store, check_name
 from doteval.objects.encoding import encode
 from doteval.results import Result
@@ -40,10 +39,10 @@ from doteval.runs import (
     RunRecorder,
     read_head,
 )
+from doteval.tables import FLAG_OK, KEY_VERSION, key_prefix, load_view, sample_key
 from doteval.text import parse_fraction
 
-KEY_VERSION = 1
-_KEY_PREFIX = b"t6:" + encode("doteval-sample") + encode(KEY_VERSION)
+__all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_key"]
 
 
 class RunListener:
@@ -122,22 +121,6 @@ class Plan:
         }
 
 
-def key_prefix(fingerprint: str, params_digest: str) -> Any:
-    """A blake3 hasher fed the key tuple up to the item; ``.copy()`` it per item."""
-    h = blake3(_KEY_PREFIX)
-    h.update(encode(fingerprint))
-    h.update(encode(params_digest))
-    return h
-
-
-def sample_key(fingerprint: str, params_digest: str, item_bytes: bytes, occurrence: int) -> bytes:
-    """blake3 of the canonical encoding of the key tuple (see store-format.md)."""
-    h = key_prefix(fingerprint, params_digest)
-    h.update(item_bytes)
-    h.update(b"i%d;" % occurrence)
-    return h.digest()
-
-
 def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
     """Shard I of N (1-based) holds the keys whose first 8 bytes are I-1 modulo N."""
     return int.from_bytes(key[:8], "big") % shard[1] == shard[0] - 1
@@ -188,6 +171,30 @@ def generated_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
 
+@dataclass
+class Dataset:
+    """An evaluation's dataset as read for one run (``--samples`` and ``--shard`` applied)."""
+
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # canonical encoding of each item
+    occurrences: list[int] = field(default_factory=list)  # among equal items before it
+    complete: bool = True  # False when --samples or --shard left items out
+    total: int = 0  # items in the whole dataset
+
+
+@dataclass
+class Match:
+    """A dataset against the view the experiment holds (see ``ExperimentRun._match``)."""
+
+    total: int
+    base: str | None = None  # the view matched against
+    kept: bytes | None = None  # bitmap of its positions still in the dataset; None: all
+    pending: list[tuple[int, bytes, int, tuple[Any, ...]]] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    unchanged: bool = False
+
+
 class ExperimentRun:
     """One run of an experiment. Use ``open()``, then evaluations, then ``close()``."""
 
@@ -204,7 +211,6 @@ class ExperimentRun:
         self.manifest: Manifest | None = None
         self._lock = store.lock(self.name)
         self._index = itertools.count()
-        self._occurrences: dict[bytes, int] = {}  # sample key -> occurrence, when not 0
         self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
         self._dataset_total = 0  # items in the dataset last read, beyond --samples too
 
@@ -308,26 +314,18 @@ class ExperimentRun:
     def plan(self, prepared: PreparedEvaluation, params: ParamsFingerprint) -> Plan:
         """Count what ``run_evaluation`` would reuse and evaluate; evaluates nothing."""
         self.check_params(prepared, params)
-        _items, keys, complete = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
-        if self.options.shard is not None:
-            keys = [k for k in keys if in_shard(k, self.options.shard)]
-            complete = False
-        old = self._previous(prepared.node_id)
-        every: set[bytes] = set()
-        ok: set[bytes] = set()
-        if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            every, ok = load_key_sets(self.store, old.entries)
-        reuse = sum(1 for key in keys if key in ok)
-        retry = sum(1 for key in keys if key in every and key not in ok)
-        current = set(keys)
-        dropped = len(every - current) if complete else 0
+        data = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
+        match = self._match(prepared, data)
+        total = len(data.items)
+        reuse = total - len(match.pending)
+        retry = sum(1 for slot, *_ in match.pending if slot >= 0)
         return Plan(
             node_id=prepared.node_id,
-            total=len(keys),
+            total=total,
             reuse=reuse,
-            new=len(keys) - reuse - retry,
+            new=total - reuse - retry,
             retry=retry,
-            dropped=dropped,
+            dropped=match.removed,
             changed=list(prepared.changed),
             blocked=bool(prepared.changed) and not self.options.rerun_changed,
         )
@@ -374,27 +372,15 @@ class ExperimentRun:
         spec = prepared.spec
         outcome = EvaluationOutcome(prepared.node_id)
         self.outcomes.append(outcome)
-        items, keys, complete = self._read_dataset(spec, prepared.code.digest, params.digest)
-        dataset_total = None if complete else self._dataset_total
-        if self.options.shard is not None:
-            dataset_total = self._dataset_total
-            picked = [(k, item) for k, item in zip(keys, items) if in_shard(k, self.options.shard)]
-            keys, items = [k for k, _ in picked], [item for _, item in picked]
-            complete = False
-        old = self._previous(prepared.node_id)
-        done: set[bytes] = set()
-        old_rows = -1
-        if old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line:
-            every, done = load_key_sets(self.store, old.entries)
-            old_rows = len(every)
-        pending = [(k, item) for k, item in zip(keys, items) if k not in done]
-        outcome.total = len(keys)
-        outcome.reused = len(keys) - len(pending)
+        data = self._read_dataset(spec, prepared.code.digest, params.digest)
+        match = self._match(prepared, data)
+        pending = match.pending
+        outcome.total = len(data.items)
+        outcome.reused = outcome.total - len(pending)
         settled = self.head.manifest is not None and self.head.manifest.status != STATUS_INTERRUPTED
-        unchanged = old is not None and old_rows == len(keys) and old.total == (dataset_total or len(keys))
-        if not pending and unchanged and settled:
+        if not pending and match.unchanged and settled:
             # Nothing to evaluate and nothing to change: no journal, no new manifest.
-            self.listener.evaluation_started(prepared.node_id, len(keys), outcome.reused, 0)
+            self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, 0)
             self.listener.evaluation_finished(prepared.node_id, outcome)
             return outcome
         self.start()
@@ -414,8 +400,18 @@ class ExperimentRun:
                 "line": prepared.line,
             },
         )
-        self.recorder.record_keys(index, b"".join(keys), complete, dataset_total)
-        self.listener.evaluation_started(prepared.node_id, len(keys), outcome.reused, len(pending))
+        self.recorder.record_view(
+            index,
+            {
+                "base": match.base,
+                "kept": match.kept,
+                "total": match.total,
+                "reused": outcome.reused,
+                "added": match.added,
+                "removed": match.removed,
+            },
+        )
+        self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, len(pending))
         status = STATUS_COMPLETED
         execution = Execution(
             spec=spec,
@@ -423,8 +419,8 @@ class ExperimentRun:
             retry=self.options.retry,
             concurrency=self._concurrency(spec),
             stop=self.stop_requested,
-            record=lambda key, item, result, started: self._record(
-                index, prepared, key, item, result, started, outcome
+            record=lambda sample, item, result, started: self._record(
+                index, prepared, sample, result, started, outcome
             ),
             on_retry=lambda attempt, exc, delay: self.listener.retrying(
                 prepared.node_id, attempt, exc, delay
@@ -432,7 +428,7 @@ class ExperimentRun:
             on_interrupt=self.listener.interrupted,
         )
         try:
-            execute(execution, pending)
+            execute(execution, [(sample, sample[3]) for sample in pending])
             if self.interrupted:
                 self._hold_interrupts()
                 status = STATUS_INTERRUPTED
@@ -451,60 +447,104 @@ class ExperimentRun:
             return max(1, self.options.concurrency)
         return 16 if spec.is_async else 1
 
-    def _read_dataset(
-        self, spec: EvaluationSpec, fingerprint: str, params_digest: str
-    ) -> tuple[list[tuple[Any, ...]], list[bytes], bool]:
+    def _read_dataset(self, spec: EvaluationSpec, fingerprint: str, params_digest: str) -> Dataset:
         limit = self.options.samples
         iterator = iter(spec.dataset)
         source = itertools.islice(iterator, limit) if limit is not None else iterator
-        items, keys = [], []
+        data = Dataset()
+        items, encoded, occurrences = data.items, data.encoded, data.occurrences
         seen: dict[bytes, int] = {}
-        prefix = key_prefix(fingerprint, params_digest)
         for position, raw in enumerate(source):
             item = normalize_item(raw, spec.columns, position)
             item_bytes = encode_item(item, spec.columns, position)
             occurrence = seen.get(item_bytes, 0)
             seen[item_bytes] = occurrence + 1
-            h = prefix.copy()
-            h.update(item_bytes)
-            h.update(b"i%d;" % occurrence)
-            key = h.digest()
-            if occurrence:
-                self._occurrences[key] = occurrence
             items.append(item)
-            keys.append(key)
-        complete = True
+            encoded.append(item_bytes)
+            occurrences.append(occurrence)
         self._dataset_total = len(items)
         if limit is not None and len(items) == limit:
             # --samples: count what lies beyond (not encoded), so the experiment says N/total.
             rest = sum(1 for _ in iterator)
-            complete = rest == 0
+            data.complete = rest == 0
             self._dataset_total += rest
-        return items, keys, complete
+        data.total = self._dataset_total
+        if self.options.shard is not None:
+            prefix = key_prefix(fingerprint, params_digest)
+            picked = []
+            for n, (item_bytes, occurrence) in enumerate(zip(encoded, occurrences)):
+                h = prefix.copy()
+                h.update(item_bytes)
+                h.update(b"i%d;" % occurrence)
+                if in_shard(h.digest(), self.options.shard):
+                    picked.append(n)
+            data.items = [items[n] for n in picked]
+            data.encoded = [encoded[n] for n in picked]
+            data.occurrences = [occurrences[n] for n in picked]
+            data.complete = False
+        return data
+
+    def _match(self, prepared: PreparedEvaluation, data: Dataset) -> Match:
+        """What the experiment holds of ``data``: by item and occurrence, no key hashed."""
+        old = self._previous(prepared.node_id)
+        match = Match(total=data.total if not data.complete else len(data.items))
+        continuing = old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line
+        if old is None or not continuing or old.entries is None:
+            match.pending = [
+                (-1, b, o, item) for b, o, item in zip(data.encoded, data.occurrences, data.items)
+            ]
+            match.added = len(data.items)
+            match.unchanged = old is not None and continuing and not data.items
+            return match
+        view = load_view(self.store, old)
+        match.base = old.entries
+        position = {t: n for n, t in enumerate(view.tokens())}
+        flags = view.flags
+        matched = bytearray((len(view) + 7) // 8)
+        pending = match.pending
+        new = 0
+        for item_bytes, occurrence, item in zip(data.encoded, data.occurrences, data.items):
+            n = position.get(item_bytes + b"i%d;" % occurrence if occurrence else item_bytes, -1)
+            if n < 0:
+                new += 1
+                pending.append((-1, item_bytes, occurrence, item))
+                continue
+            matched[n >> 3] |= 1 << (n & 7)
+            if flags[n] != FLAG_OK:
+                pending.append((n, item_bytes, occurrence, item))
+        kept = sum(bin(b).count("1") for b in matched)
+        if data.complete:
+            match.kept = bytes(matched)
+            match.removed = len(view) - kept
+        else:  # --samples or --shard cut the dataset: keep what lies beyond
+            match.total = max(match.total, len(view) + new)
+        # items new to the dataset; a view that only grew into what --samples left out is no change
+        match.added = max(0, new - max(0, old.total - len(view)))
+        match.unchanged = kept == len(view) == len(data.items) and old.total == match.total and not new
+        return match
 
     def _record(
         self,
         index: int,
         prepared: PreparedEvaluation,
-        key: bytes,
-        item: tuple[Any, ...],
+        sample: tuple[int, bytes, int, tuple[Any, ...]],
         result: Result,
         started: float,
         outcome: EvaluationOutcome,
     ) -> None:
         assert self.recorder is not None
+        slot, item_bytes, occurrence, _item = sample
         record = result.to_record(check=False)
-        record["type"], record["v"], record["item"] = "result", 1, item
+        record["type"], record["v"] = "result", 1
         record["duration"] = round(time.time() - started, 6)
         try:
-            raw = encode(record)
+            details = encode(record)
         except EncodingError:
             try:
                 result.to_record()  # names the field that cannot be stored
                 raise
             except EncodingError as e:
                 raise EncodingError(f"{prepared.node_id}: the result cannot be stored: {e}") from None
-        item_id = item_digest(encode(item), self._occurrences.get(key, 0))
         scores: dict[str, Any] = {}
         metrics: dict[str, list[str]] = {}
         if result.ok:
@@ -512,7 +552,9 @@ class ExperimentRun:
                 scores[s.name] = s.value
                 if s.metrics:
                     metrics[s.name] = s.metric_names
-        self.recorder.record_result(index, key, result.ok, raw, item_id, (scores, metrics))
+        self.recorder.record_result(
+            index, result.ok, item_bytes, occurrence, details, slot=slot, scores=(scores, metrics)
+        )
         outcome.evaluated += 1
         if not result.ok:
             outcome.errors += 1

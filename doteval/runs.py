@@ -2,7 +2,7 @@
 
 A run appends every result to its journal the moment it exists. Sealing turns
 the journal into immutable store content in the order that keeps the store
-valid at every instant: the results pack, the entries tables and the manifest,
+valid at every instant: the pack of sample tables, the views and the manifest,
 then the ref record; only then is the journal removed. A run killed before
 sealing leaves its journal, which ``recover`` seals (as Interrupted, keeping its
 valid prefix) the next time any command takes the experiment's lock.
@@ -11,8 +11,9 @@ Journal records (canonical encoding, framed by ``doteval.objects.journal``):
 
     ("start", {...run header...})
     ("eval", i, {...evaluation header...})
-    ("keys", i, keys_blob, complete)   the dataset's sample keys, 32 bytes each
-    ("r", i, key, flag, result_bytes)  one sample's result
+    ("view", i, {...})                 what the run keeps of the view before it
+    R frame (``journal.result_frame``)  one sample's result: flag, the view
+                                       position it replaces, item, details
     ("eval_end", i, status)
     ("end", status, time)
 """
@@ -27,27 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import CorruptStoreError
-from doteval.manifest import (
-    FLAG_ERROR,
-    FLAG_OK,
-    MAX_DELTA_DEPTH,
-    EntriesTable,
-    EvaluationRecord,
-    Manifest,
-    Row,
-    delta_table,
-    item_digest,
-    load_entries,
-    load_manifest,
-    save_entries,
-    save_manifest,
-)
+from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import ObjectId, Store
-from doteval.objects.encoding import decode, encode
-from doteval.objects.hashing import digest
+from doteval.objects.encoding import decode
 from doteval.objects.journal import JournalWriter, read_journal, result_frame
 from doteval.objects.refs import RefState
 from doteval.summary import scores_of
+from doteval.tables import (
+    FLAG_ERROR,
+    FLAG_OK,
+    NewRow,
+    Part,
+    SampleTable,
+    View,
+    load_parts,
+    open_view,
+    save_view,
+    table_objects,
+    token,
+)
 
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
@@ -111,7 +110,7 @@ class RunRecorder:
     shard: str = ""
     journal: JournalWriter | None = None
     run_id: str = ""
-    scores: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]] = field(default_factory=dict)
+    scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] = field(default_factory=dict)
 
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
@@ -142,29 +141,33 @@ class RunRecorder:
     def begin_evaluation(self, index: int, header: dict[str, Any]) -> None:
         self._append(("eval", index, header))
 
-    def record_keys(self, index: int, keys: bytes, complete: bool, dataset_total: int | None = None) -> None:
-        """The sample keys this run covers; ``dataset_total`` when a shard covers only part."""
-        self._append(("keys", index, keys, complete, dataset_total))
+    def record_view(self, index: int, view: dict[str, Any]) -> None:
+        """What this run keeps of the view before it (see ``_seal_eval``)."""
+        self._append(("view", index, view))
 
     def record_result(
         self,
         index: int,
-        key: bytes,
         ok: bool,
-        result: bytes,
-        item: bytes = bytes(16),
+        item: bytes,
+        occurrence: int,
+        details: bytes,
+        *,
+        slot: int = -1,
         scores: tuple[dict[str, Any], dict[str, list[str]]] | None = None,
     ) -> None:
-        """Journal one result; ``item`` is its item digest (see ``manifest.item_digest``).
+        """Journal one result: its item (canonical encoding) and occurrence, the rest of
+        the result (``details``), and the position in the view before it that it
+        replaces (``slot``, -1 for none).
 
         ``scores`` (values and metric names, as ``summary.scores_of`` gives) spare
         this process's seal from decoding the result again.
         """
         assert self.journal is not None, "run not started"
         flag = FLAG_OK if ok else FLAG_ERROR
-        self.journal.append_encoded(result_frame(index, key, flag, item, result))
-        if scores is not None:
-            self.scores[key] = scores
+        self.journal.append_encoded(result_frame(index, flag, slot, occurrence, item, details))
+        if scores is not None:  # the seal uses them only if every result of ``index`` has them
+            self.scores.setdefault(index, []).append(scores)
 
     def end_evaluation(self, index: int, status: str) -> None:
         self._append(("eval_end", index, status))
@@ -183,12 +186,14 @@ class RunRecorder:
 @dataclass
 class _EvalLog:
     header: dict[str, Any]
-    keys: bytes | None = None
-    complete: bool = False
-    dataset_total: int | None = None
-    ids: dict[bytes, bytes] = field(default_factory=dict)  # key -> raw result id, filled by seal
-    results: dict[bytes, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> flag, raw, item
+    view: dict[str, Any] | None = None
+    results: list[tuple[int, int, int, bytes, bytes]] = field(
+        default_factory=list
+    )  # flag, slot, occ, item, details
     status: str = STATUS_INTERRUPTED
+    parts: list[Part] = field(default_factory=list)  # the tables sealed from ``results``
+    rows: list[NewRow] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
 
 
 def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _EvalLog], str, float]:
@@ -204,18 +209,16 @@ def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _E
             if kind == "r":
                 log = evals.get(rec[1])
                 if log is not None:
-                    log.results[rec[2]] = (rec[3], rec[4], rec[5] if len(rec) > 5 else b"")
+                    log.results.append(rec[2:])
             elif kind == "eval":
                 evals[rec[1]] = _EvalLog(rec[2])
-            elif kind == "keys":
-                evals[rec[1]].keys = rec[2]
-                evals[rec[1]].complete = bool(rec[3])
-                evals[rec[1]].dataset_total = rec[4] if len(rec) > 4 else None
+            elif kind == "view":
+                evals[rec[1]].view = dict(rec[2])
             elif kind == "eval_end":
                 evals[rec[1]].status = rec[2]
             elif kind == "end":
                 status, ended = rec[1], rec[2]
-    except (IndexError, KeyError, TypeError) as e:
+    except (IndexError, KeyError, TypeError, ValueError) as e:
         raise CorruptStoreError(f"malformed journal record ({e})", path=str(path)) from None
     return header, evals, status, ended
 
@@ -224,12 +227,13 @@ def seal(
     store: Store,
     path: Path,
     *,
-    scores: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]] | None = None,
+    scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] | None = None,
 ) -> Manifest | None:
     """Seal one journal into the store; the caller holds the experiment's lock.
 
     ``scores`` are the score values and metric names of the journal's results
-    when the process that wrote it still has them; others are decoded.
+    (per evaluation index, in journal order) when the process that wrote it
+    still has them; others are decoded.
     """
     records, _valid = read_journal(path)
     header, evals, status, ended = _parse(records, path)
@@ -240,12 +244,11 @@ def seal(
     head = read_head(store, name)
     base = head.manifest
 
-    raws, ids = [], []
-    for log in evals.values():
-        for key, (_flag, raw, _item) in log.results.items():
-            log.ids[key] = digest(raw)
-            raws.append(raw)
-            ids.append(log.ids[key])
+    raws: list[bytes] = []
+    ids: list[bytes] = []
+    for index, log in evals.items():
+        _new_rows(log, (scores or {}).get(index))
+        log.parts = table_objects(log.rows, raws, ids)
     store.objects.write_pack(raws, ids)
 
     by_node = {log.header["node_id"]: log for log in evals.values()}
@@ -253,11 +256,11 @@ def seal(
     seen = set()
     for old in base.evaluations if base else []:
         ran = by_node.get(old.node_id)
-        evaluations.append(_seal_eval(store, ran, old, scores or {}) if ran else replace(old, run={}))
+        evaluations.append(_seal_eval(store, ran, old) if ran else replace(old, run={}))
         seen.add(old.node_id)
     for log in evals.values():
         if log.header["node_id"] not in seen:
-            evaluations.append(_seal_eval(store, log, None, scores or {}))
+            evaluations.append(_seal_eval(store, log, None))
 
     final = final_status(status, evaluations)
     manifest = Manifest(
@@ -279,12 +282,21 @@ def seal(
     return manifest
 
 
-def _seal_eval(
-    store: Store,
-    log: _EvalLog,
-    old: EvaluationRecord | None,
-    known: dict[bytes, tuple[dict[str, Any], dict[str, list[str]]]],
-) -> EvaluationRecord:
+def _new_rows(log: _EvalLog, known: list[tuple[dict[str, Any], dict[str, list[str]]]] | None) -> None:
+    """The journal's results as table rows, one per item (the last result of an item wins)."""
+    if known is not None and len(known) != len(log.results):
+        known = None
+    latest: dict[bytes, int] = {}
+    for n, (_flag, _slot, occurrence, item, _details) in enumerate(log.results):
+        latest[token(item, occurrence)] = n
+    for n in sorted(latest.values()):
+        flag, slot, occurrence, item, details = log.results[n]
+        values, metrics = known[n] if known is not None else scores_of(decode(details))
+        log.rows.append(NewRow(flag, item, occurrence, details, values, metrics))
+        log.slots.append(slot)
+
+
+def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> EvaluationRecord:
     h = log.header
     record = EvaluationRecord(
         node_id=h["node_id"],
@@ -297,69 +309,76 @@ def _seal_eval(
         line=int(h.get("line", 1)),
     )
     continuing = old is not None and old.same_code_and_params(record) and old.line == record.line
-    base = load_entries(store, old.entries) if continuing and old else EntriesTable()
-    base_index = base.index()
-    metrics = dict(base.metrics)
-    new_rows: dict[bytes, Row] = {}
-    for key, (flag, raw, item) in log.results.items():
-        values, named = known.get(key) or scores_of(decode(raw))
-        for name, names in named.items():
-            metrics.setdefault(name, names)
-        new_rows[key] = Row(
-            log.ids.get(key) or digest(raw), flag, item if any(item) else _item_digest_of(raw), values
-        )
-    current: list[bytes] = []
-    if log.keys is not None:
-        current = [log.keys[i : i + 32] for i in range(0, len(log.keys), 32)]
-        view_keys = set(current)
-        if not log.complete:  # --samples or --shard cut the dataset: keep what lies beyond
-            view_keys.update(base_index)
-        total = max(len(view_keys), log.dataset_total or 0)
-    else:  # died before the dataset was read: keep the old view
-        view_keys = set(base_index) | set(new_rows)
-        total = max(old.total if continuing and old else 0, len(view_keys))
-    rows: dict[bytes, Row] = {}
-    for key in view_keys:
-        row = new_rows.get(key)
-        if row is None and key in base_index:
-            row = base.row(base_index[key])
-        if row is not None:
-            rows[key] = row
-    unchanged = continuing and old is not None and not new_rows and len(rows) == len(base)
+    base_id = old.entries if continuing and old is not None else None
+    base_parts = load_parts(store, base_id)
+    base_len = sum(len(p.rows) for p in base_parts)
+    view = log.view or {}
+    same_base = log.view is not None and view.get("base") == base_id
+    if same_base and view.get("kept") is not None:
+        bits = view["kept"]
+        kept = {i for i in range(base_len) if bits[i >> 3] >> (i & 7) & 1}
+    else:  # died before reading the dataset, or a --samples/--shard run: keep the whole view
+        kept = set(range(base_len))
+    base_view: View | None = None
+    if same_base:
+        kept -= {slot for slot in log.slots if slot >= 0}
+    elif log.rows and base_parts:  # a journal sealed over another view: replace by item
+        base_view = _view(store, base_parts, {}, record)
+        new_tokens = {token(r.item, r.occurrence) for r in log.rows}
+        kept -= {i for i, t in enumerate(base_view.tokens()) if t in new_tokens}
+
+    unchanged = continuing and old is not None and not log.rows and len(kept) == base_len
     if unchanged and old is not None:
         record.entries, record.metrics = old.entries, old.metrics
-        done, errors = old.done, old.errors
+        record.done, record.errors = old.done, old.errors
+        size = base_len
     else:
-        table = EntriesTable.build(rows, metrics)
-        record.metrics = table.summary()
-        done, errors = table.done, table.errors
-        if continuing and old is not None and old.entries and base.depth < MAX_DELTA_DEPTH:
-            # Store what this run changed over the view before it, not the whole view again.
-            changed = {k: r for k, r in rows.items() if k in new_rows}
-            dropped = set(base_index) - set(rows)
-            table = delta_table(old.entries, base.depth, changed, dropped, metrics)
-        record.entries = save_entries(store, table)
-    record.total, record.done, record.errors = total, done, errors
-    reused_from = current if log.keys is not None else list(rows)
-    record.run = {
-        "evaluated": len(new_rows),
-        "reused": sum(1 for k in reused_from if k in base_index and k not in new_rows),
-        "errors": sum(1 for r in new_rows.values() if r.flag == FLAG_ERROR),
-        # items new to the dataset; a view that only grew into what --samples left out is no change
-        "added": (
-            max(0, len(view_keys - set(base_index)) - max(0, old.total - len(base_index)))
-            if continuing and old is not None
-            else len(view_keys)
-        ),
-        "removed": len(set(base_index) - view_keys),
-    }
+        if base_view is None and base_parts:
+            base_view = _view(store, base_parts, {}, record)
+        kept_parts = base_view.select(kept) if base_view is not None else []
+        parts = kept_parts + log.parts
+        tables = _tables_of(log)
+        if base_view is not None:
+            tables.update({p.table_id: t for p, t in zip(base_view.parts, base_view.tables)})
+        current = _view(store, parts, tables, record)
+        record.entries = save_view(store, parts)
+        record.metrics = current.summary()
+        record.done, record.errors = current.done, current.errors
+        size = len(current)
+    new_errors = sum(1 for r in log.rows if r.flag == FLAG_ERROR)
+    if log.view is not None:
+        record.total = max(int(view.get("total", 0)), size)
+        record.run = {
+            "evaluated": len(log.rows),
+            "reused": int(view.get("reused", 0)),
+            "errors": new_errors,
+            "added": int(view.get("added", 0)),
+            "removed": int(view.get("removed", 0)),
+        }
+    else:
+        record.total = max(old.total if continuing and old is not None else 0, size)
+        record.run = {
+            "evaluated": len(log.rows),
+            "reused": len(kept),
+            "errors": new_errors,
+            "added": 0,
+            "removed": 0,
+        }
     record.status = log.status
     return record
 
 
-def _item_digest_of(raw: bytes) -> bytes:
-    item = decode(raw).get("item")
-    return item_digest(encode(item), 0)
+def _tables_of(log: _EvalLog) -> dict[str, SampleTable]:
+    out = {}
+    start = 0
+    for part in log.parts:
+        out[part.table_id] = SampleTable.of(log.rows[start : start + part.length])
+        start += part.length
+    return out
+
+
+def _view(store: Store, parts: list[Part], tables: dict[str, SampleTable], record: EvaluationRecord) -> View:
+    return open_view(store, parts, (record.fingerprint, record.params_digest), tables)
 
 
 def final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:

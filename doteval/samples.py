@@ -1,6 +1,6 @@
 """Looking at single samples: find by key prefix, group errors, explain a key.
 
-These read one evaluation's entries table and only the results they show.
+These read one evaluation's sample tables and only the results they show.
 """
 
 from __future__ import annotations
@@ -12,22 +12,15 @@ from typing import Any
 from doteval.changes import changed_params
 from doteval.errors import NotFoundError, UsageError
 from doteval.history import run_records
-from doteval.manifest import (
-    FLAG_ERROR,
-    ITEM_DIGEST,
-    EntriesTable,
-    EvaluationRecord,
-    Manifest,
-    load_entries,
-    load_manifest,
-)
+from doteval.manifest import FLAG_ERROR, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import Store
+from doteval.tables import View, load_view, token
 
 
 @dataclass
 class SampleRef:
     evaluation: EvaluationRecord
-    table: EntriesTable
+    table: View
     index: int
 
     @property
@@ -44,9 +37,8 @@ def find_sample(store: Store, manifest: Manifest, prefix: str) -> SampleRef:
     found: list[SampleRef] = []
     raw = bytes.fromhex(prefix[: len(prefix) // 2 * 2])
     for ev in manifest.evaluations:
-        table = load_entries(store, ev.entries)
-        for i in range(len(table)):
-            key = table.key(i)
+        table = load_view(store, ev)
+        for i, key in enumerate(table.keys):
             if key.startswith(raw) and key.hex().startswith(prefix):
                 found.append(SampleRef(ev, table, i))
     if not found:
@@ -57,13 +49,11 @@ def find_sample(store: Store, manifest: Manifest, prefix: str) -> SampleRef:
 
 
 def sample_record(store: Store, ref: SampleRef) -> dict[str, Any]:
-    row = ref.table.row(ref.index)
-    record = store.objects.get(row.result.hex())
+    record = ref.table.result(ref.index)
     return {
         "evaluation": ref.evaluation.node_id,
         "key": ref.key,
-        "result_id": row.result.hex(),
-        "ok": row.flag != FLAG_ERROR,
+        "ok": ref.table.flags[ref.index] != FLAG_ERROR,
         "item": dict(zip(ref.evaluation.columns, record.get("item") or ())),
         "prompt": record.get("prompt"),
         "response": record.get("response"),
@@ -79,10 +69,10 @@ def iter_errors(store: Store, manifest: Manifest) -> Iterator[tuple[EvaluationRe
     for ev in manifest.evaluations:
         if not ev.errors:
             continue
-        table = load_entries(store, ev.entries)
+        table = load_view(store, ev)
         for i in range(len(table)):
             if table.flags[i] == FLAG_ERROR:
-                record = store.objects.get(table.row(i).result.hex())
+                record = table.result(i)
                 yield ev, table.key(i).hex(), record.get("error") or {}
 
 
@@ -103,9 +93,8 @@ def errors_by_type(store: Store, manifest: Manifest) -> dict[str, list[dict[str,
 
 def why(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict[str, Any]:
     """Which part of this sample's key differs from the nearest earlier result of its item."""
-    row = ref.table.row(ref.index)
     ev = ref.evaluation
-    item = row.item
+    item = token(ref.table.items[ref.index], ref.table.occurrences[ref.index])
     seen_current = False
     for record in run_records(store, experiment):
         if not seen_current:
@@ -114,7 +103,7 @@ def why(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict
         assert record.manifest is not None
         older = load_manifest(store, record.manifest)
         for old_ev in older.evaluations:
-            table = load_entries(store, old_ev.entries)
+            table = load_view(store, old_ev)
             position = _find_item(table, item)
             if position is None:
                 continue
@@ -153,13 +142,8 @@ def why(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict
     }
 
 
-def _find_item(table: EntriesTable, item: bytes) -> int | None:
-    items = table.items
-    start = 0
-    while True:
-        at = items.find(item, start)
-        if at < 0:
-            return None
-        if at % ITEM_DIGEST == 0:
-            return at // ITEM_DIGEST
-        start = at + 1
+def _find_item(table: View, item: bytes) -> int | None:
+    for i, t in enumerate(table.tokens()):
+        if t == item:
+            return i
+    return None

@@ -15,9 +15,10 @@ from typing import Any
 
 from doteval.errors import ExperimentNotFoundError, UsageError
 from doteval.experiments import iter_samples, open_experiment
-from doteval.manifest import EntriesTable, load_entries, save_entries, save_manifest
+from doteval.manifest import save_manifest
 from doteval.objects import Store, check_name
 from doteval.runs import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED, read_head, recover
+from doteval.tables import load_view, open_view, save_view
 
 _STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
 
@@ -86,11 +87,12 @@ class StorageBackend:
                 raise ExperimentNotFoundError(name)
             manifest = head.manifest
             for ev in manifest.evaluations:
-                table = load_entries(self.store, ev.entries)
+                view = load_view(self.store, ev)
                 wanted = keep.get(ev.node_id, set())
-                rows = {k: r for k, r in table.rows().items() if k in wanted}
-                kept = EntriesTable.build(rows, table.metrics)
-                ev.entries = save_entries(self.store, kept)
+                parts = view.select(i for i, key in enumerate(view.keys) if key in wanted)
+                known = {p.table_id: t for p, t in zip(view.parts, view.tables)}
+                kept = open_view(self.store, parts, view.prefix, known)
+                ev.entries = save_view(self.store, parts)
                 ev.done, ev.errors, ev.metrics = kept.done, kept.errors, kept.summary()
                 ev.run = {}
             manifest.parent = head.manifest_id

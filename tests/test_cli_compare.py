@@ -33,14 +33,15 @@ from doteval.export import iter_rows
 from doteval.history import resolve
 from doteval.objects import Store
 from doteval.stats import mcnemar_exact
+from doteval.tables import load_parts
 
 EXPORT_KEYS = {
-    "duration", "error", "evaluation", "item", "metadata", "prompt", "response", "result_id",
+    "duration", "error", "evaluation", "item", "metadata", "prompt", "response",
     "sample_key", "scores", "status",
 }  # fmt: skip
 CSV_HEADER = [
     "evaluation", "sample_key", "status", "item.prompt", "item.expected", "prompt", "response",
-    "score.exact_match", "error_type", "error_message", "duration", "result_id",
+    "score.exact_match", "error_type", "error_message", "duration",
 ]  # fmt: skip
 
 
@@ -272,7 +273,7 @@ def test_export_jsonl(cli: Cli) -> None:
         assert r["scores"] == {"exact_match": i in A_RIGHT}
         assert (r["status"], r["error"], r["metadata"]) == ("ok", None, {})
         assert r["evaluation"] == "evals/eval_qa.py::eval_qa"
-        assert re.fullmatch(r"[0-9a-f]{64}", r["result_id"]) and r["duration"] >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", r["sample_key"]) and r["duration"] >= 0
     assert cli("export", "A", "--format", "jsonl").stdout == out
 
 
@@ -295,7 +296,7 @@ def test_export_csv(cli: Cli) -> None:
             assert (r["status"], r["score.exact_match"], r["response"]) == ("ok", "True", f"A{i}")
             assert r["error_type"] == r["error_message"] == ""
         j = jsonl[r["sample_key"]]
-        assert (r["result_id"], float(r["duration"])) == (j["result_id"], pytest.approx(j["duration"]))
+        assert float(r["duration"]) == pytest.approx(j["duration"])
 
 
 def test_export_json_to_a_file(cli: Cli, tmp_path: Path) -> None:
@@ -332,30 +333,29 @@ def test_export_of_an_unknown_experiment_or_format(
     assert_usage_error(proc.stderr, "use one of jsonl, csv, json")
 
 
-def test_export_streams_one_result_at_a_time(
+def test_export_streams_results_one_table_at_a_time(
     store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(Path(shutil.copytree(store_dir, tmp_path / "store")))
     revision = resolve(store, "A")
-    result_ids = {r["result_id"] for r in iter_rows(store, revision)}
+    (ev,) = revision.manifest.evaluations
+    details = {p.details_id for p in load_parts(store, ev.entries)}
     results_read: list[str] = []
     real_get = store.objects.get
 
     def counting_get(object_id: str, **kwargs: Any) -> Any:
-        if object_id in result_ids:
+        if object_id in details:
             results_read.append(object_id)
         return real_get(object_id, **kwargs)
 
     monkeypatch.setattr(store.objects, "get", counting_get)
     rows = iter_rows(store, revision)
     assert results_read == []  # nothing read before the first row is asked for
-    first = next(rows)
-    assert results_read == [first["result_id"]]
-    second = next(rows)
-    assert results_read == [first["result_id"], second["result_id"]]
-    assert len(list(rows)) == 18 and len(results_read) == 20
+    next(rows)
+    assert results_read == sorted(details)  # the results of one table, read once
+    assert len(list(rows)) == 19 and len(results_read) == 1
 
-    # export() writes each row before it reads the next result.
+    # export() writes rows as it reads them: one table's results, then its rows.
     from doteval.export import export
 
     class Recorder(io.StringIO):
@@ -373,7 +373,7 @@ def test_export_streams_one_result_at_a_time(
         out = Recorder()
         assert export(store, revision, fmt, out) == 20
         rows_written = out.reads_at_write[1:] if fmt == "csv" else out.reads_at_write  # csv: header first
-        assert rows_written == list(range(1, 21)), fmt
+        assert rows_written == [1] * 20, fmt
 
 
 # ---------------------------------------------------------------- --json: one document, nothing else

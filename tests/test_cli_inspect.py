@@ -321,12 +321,12 @@ def test_show_sample_by_unique_prefix(cli: Cli) -> None:
     ]
     assert "Error: ValueError: model failed on q2" in lines
     assert "Traceback (most recent call last):" in lines  # the sample's own traceback
-    assert re.fullmatch(r"Result: [0-9a-f]{64}", lines[-1])
+    assert re.fullmatch(r"Duration: \d+\.\d{3}s", lines[-1])
 
     ok = next(s for s in samples if s["item"]["prompt"] == "q3")
     detail = cli.json("show", "errs", "--sample", unique_prefix(ok["key"], keys))
     assert set(detail) == {
-        "evaluation", "key", "result_id", "ok", "item", "prompt", "response", "scores", "error",
+        "evaluation", "key", "ok", "item", "prompt", "response", "scores", "error",
         "metadata", "duration", "why",
     } - {"why"}  # fmt: skip
     assert detail["key"] == ok["key"] and detail["ok"] is True

@@ -25,6 +25,7 @@ from doteval.fsck import fsck
 from doteval.manifest import load_manifest
 from doteval.objects import Store
 from doteval.objects.packs import PackIndex
+from doteval.tables import load_parts
 
 CONFTEST = """
 import os
@@ -172,7 +173,8 @@ def pack_of(store: Path, result_id: str) -> PackIndex:
 
 
 def first_result(base: dict, name: str) -> str:
-    return json.loads(base["exports"][name].splitlines()[0])["result_id"]
+    """The object holding the results (details) of the first sample table of ``name``."""
+    return load_parts(Store(base["store"]), base["ids"][name]["entries"])[0].details_id
 
 
 # -- a clean store ----------------------------------------------------------------------
@@ -309,7 +311,7 @@ def test_missing_pack_pair_is_reported_and_show_full_refuses_in_one_line(base: d
     pack.pack_path.unlink()
     pack.idx_path.unlink()
     done = run_cli(store, "fsck", ok=False)
-    assert f"of 'X': {N} result(s) of eval_x.py::eval_x are missing" in done.stdout, done.stdout
+    assert f"of eval_x.py::eval_x ({N} samples) is missing" in done.stdout, done.stdout
     line = one_error_line(run_cli(store, "show", "X", "--full", ok=False))
     assert "missing" in line, line
     assert "Samples: 20/20" in cli(store, "show", "X").stdout  # counts live in the manifest
@@ -320,7 +322,7 @@ def test_missing_entries_table_is_reported_and_show_full_refuses_in_one_line(bas
     entries = base["ids"]["X"]["entries"]
     loose_path(store, entries).unlink()
     done = run_cli(store, "fsck", ok=False)
-    assert f"entries table {entries[:12]} of eval_x.py::eval_x is missing" in done.stdout, done.stdout
+    assert f"entries {entries[:12]} of eval_x.py::eval_x is missing" in done.stdout, done.stdout
     line = one_error_line(run_cli(store, "show", "X", "--full", ok=False))
     assert "missing" in line and entries[:16] in line, line
     one_error_line(cli(store, "export", "X", ok=False))

@@ -23,11 +23,13 @@ from storekit import PY, PYTEST_FLAGS, _env, cli, read_export, run_cli
 
 from doteval.fsck import fsck
 from doteval.gc import allocated_bytes, collect_garbage
+from doteval.history import resolve
 from doteval.objects import Store
 from doteval.objects.encoding import encode
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex
 from doteval.objects.refs import RefStore
 from doteval.session import SessionStatus, get_session
+from doteval.tables import load_parts, object_ids
 
 CONFTEST = """
 import hashlib
@@ -170,8 +172,14 @@ def apparent_size(root: Path) -> int:
     return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def result_ids(export_text: str) -> set[str]:
-    return {json.loads(line)["result_id"] for line in export_text.splitlines()}
+def sample_objects(store: Path, *specs: str) -> set[str]:
+    """The sample tables and results objects of the views of ``specs``."""
+    st = Store(store)
+    out: set[str] = set()
+    for spec in specs:
+        for ev in resolve(st, spec).manifest.evaluations:
+            out.update(object_ids(load_parts(st, ev.entries)))
+    return out
 
 
 def add_junk(store: Path, tag: str, count: int = 5) -> tuple[list[str], list[str], Path]:
@@ -259,10 +267,8 @@ def test_gc_keeps_everything_reachable(base: dict, tmp_path: Path) -> None:
 def test_gc_removes_an_expired_deleted_experiment_and_keeps_a_recent_one(base: dict, tmp_path: Path) -> None:
     store = copy_store(base["store"], tmp_path / "store")
     y_id = cli_json(store, "show", "Y")["id"]
-    y_only = sorted(
-        result_ids(base["exports"]["Y"]) - result_ids(base["exports"]["X"] + base["exports"]["X~1"])
-    )
-    assert len(y_only) >= 5  # results equal to X's (same item, response, rounded duration) are shared
+    y_only = sorted(sample_objects(store, "Y") - sample_objects(store, "X", "X~1"))
+    assert len(y_only) >= 1  # its sample table (results equal to X's are one object)
     run_cli(store, "delete", "Y")
 
     # Default --expire-deleted (30 days): the deletion is recent, Y stays recoverable.
@@ -356,7 +362,7 @@ def test_gc_aggressive_trains_a_dictionary_that_later_runs_use(chat: dict, tmp_p
     (idx,) = (store / "packs").glob("*.idx")
     pack = PackIndex(idx)
     assert pack.dictionary() == dictionary != NO_DICTIONARY
-    assert sum(pack.entry(i).codec == CODEC_ZSTD_DICT for i in range(pack.count)) >= 500
+    assert any(pack.entry(i).codec == CODEC_ZSTD_DICT for i in range(pack.count))
     pack.close()
     assert Store(store).objects.get(dictionary.hex())["type"] == "zstd-dictionary"
     assert "no errors" in cli(store, "fsck").stdout

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from blake3 import blake3
 
 from doteval.errors import CorruptStoreError, LockedError, StoreError
-from doteval.manifest import FLAG_ERROR, FLAG_OK, item_digest, load_entries
+from doteval.manifest import FLAG_ERROR, FLAG_OK
 from doteval.objects import Store
 from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import hash_bytes
-from doteval.objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal
+from doteval.objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal, result_frame
 from doteval.objects.locks import ExperimentLock, live_holder
 from doteval.runs import Head, RunRecorder, read_head, recover
+from doteval.tables import load_view, sample_key
 
 RECORDS: list[Any] = [
     ("start", {"experiment": "exp", "n": 1}),
@@ -360,7 +360,8 @@ HEADER = {
     "code": None,
     "line": 1,
 }
-KEYS = [blake3(b"key %d" % i).digest() for i in range(4)]
+ITEMS = [encode((f"p{i}", "e")) for i in range(4)]
+KEYS = [sample_key("f" * 64, "p" * 64, item, 0) for item in ITEMS]
 
 
 def result(i: int, ok: bool = True) -> bytes:
@@ -373,7 +374,6 @@ def result(i: int, ok: bool = True) -> bytes:
             "response": f"r{i}",
             "error": None if ok else {"type": "RuntimeError", "message": "boom", "traceback": ""},
             "metadata": {},
-            "item": (f"p{i}", "e"),
         }
     )
 
@@ -383,9 +383,9 @@ def crashed_run(store: Store, outcomes: list[bool]) -> Path:
     recorder = RunRecorder(store, "exp", Head(None, None, None), command=["pytest", "x"])
     recorder.start()
     recorder.begin_evaluation(0, HEADER)
-    recorder.record_keys(0, b"".join(KEYS), True)
+    recorder.record_view(0, {"base": None, "kept": None, "total": 4, "reused": 0, "added": 4, "removed": 0})
     for i, ok in enumerate(outcomes):
-        recorder.record_result(0, KEYS[i], ok, result(i, ok))
+        recorder.record_result(0, ok, ITEMS[i], 0, result(i, ok))
     assert recorder.journal is not None
     recorder.journal.close()  # no "end" record, no seal: the process died here
     (path,) = store.journals("exp")
@@ -412,14 +412,12 @@ def test_recover_seals_a_dead_run(tmp_path: Path) -> None:
     head = read_head(store, "exp")
     assert head.manifest == manifest
     assert head.state is not None and head.state.head.op == "run"
-    rows = load_entries(store, ev.entries).rows()
-    assert set(rows) == set(KEYS[:3])
+    view = load_view(store, ev)
+    assert view.keys == KEYS[:3]
     for i in range(3):
-        row = rows[KEYS[i]]
-        assert row.flag == (FLAG_OK if i < 2 else FLAG_ERROR)
-        assert row.item == item_digest(encode((f"p{i}", "e")), 0)
-        assert store.objects.get_bytes(row.result.hex()) == result(i, i < 2)
-        assert store.objects.get(row.result.hex()) == decode(result(i, i < 2))
+        assert view.flags[i] == (FLAG_OK if i < 2 else FLAG_ERROR)
+        assert view.items[i] == ITEMS[i]
+        assert view.result(i) == {**decode(result(i, i < 2)), "item": (f"p{i}", "e")}
 
     with store.lock("exp"):
         assert recover(store, "exp") == []  # nothing left to seal
@@ -429,13 +427,13 @@ def test_recover_keeps_the_valid_prefix_of_a_torn_journal(tmp_path: Path) -> Non
     store = new_store(tmp_path / "s")
     path = crashed_run(store, [True, True, True])
     data = path.read_bytes()
-    last_result_len = 8 + len(encode(("r", 0, KEYS[2], FLAG_OK, result(2))))
+    last_result_len = 8 + len(result_frame(0, FLAG_OK, -1, 0, ITEMS[2], result(2)))
     path.write_bytes(data[: len(data) - last_result_len // 2])
     (manifest,) = recover(store, "exp")
     (ev,) = manifest.evaluations
     assert manifest.status == "interrupted"
     assert (ev.total, ev.done, ev.errors) == (4, 2, 0)
-    assert set(load_entries(store, ev.entries).rows()) == set(KEYS[:2])
+    assert load_view(store, ev).keys == KEYS[:2]
     assert not path.exists()
 
 
@@ -456,9 +454,12 @@ def test_a_finished_run_is_sealed_completed_and_continues_the_chain(tmp_path: Pa
     recorder = RunRecorder(store, "exp", head)
     recorder.start()
     recorder.begin_evaluation(0, HEADER)
-    recorder.record_keys(0, b"".join(KEYS), True)
+    base = first.evaluations[0].entries
+    recorder.record_view(
+        0, {"base": base, "kept": b"\x03", "total": 4, "reused": 2, "added": 2, "removed": 0}
+    )
     for i in (2, 3):
-        recorder.record_result(0, KEYS[i], True, result(i))
+        recorder.record_result(0, True, ITEMS[i], 0, result(i))
     recorder.end_evaluation(0, "completed")
     manifest = recorder.finish("completed")
     assert manifest is not None

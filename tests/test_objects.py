@@ -341,11 +341,19 @@ def test_hostile_object_ids_are_refused_before_any_path(tmp_path: Path) -> None:
 def test_newer_store_version_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "s"
     new_store(root)
-    (root / "VERSION").write_text("doteval-store 2\n")
+    (root / "VERSION").write_text("doteval-store 3\n")
     with pytest.raises(StoreVersionError) as info:
         Store(root)
-    assert (info.value.found, info.value.supported) == (2, 1)
+    assert (info.value.found, info.value.supported) == (3, 2)
     assert isinstance(info.value, StoreError)
+
+
+def test_a_pre_release_store_format_is_refused_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    new_store(root)
+    (root / "VERSION").write_text("doteval-store 1\n")
+    with pytest.raises(StoreError, match="store format 1 was written by a pre-release doteval"):
+        Store(root)
 
 
 def test_unreadable_version_file(tmp_path: Path) -> None:
@@ -361,7 +369,7 @@ def test_create_writes_the_version_and_refuses_a_file(tmp_path: Path) -> None:
     store = Store(root)
     assert not store.exists
     store.create()
-    assert (root / "VERSION").read_text() == "doteval-store 1\n"
+    assert (root / "VERSION").read_text() == "doteval-store 2\n"
     assert store.exists
     store.create()  # idempotent
     blocker = tmp_path / "file"

@@ -156,7 +156,7 @@ def test_pull_into_a_fresh_store_creates_it(two_stores: dict, tmp_path: Path) ->
     dest = tmp_path / "new" / "store"
     out = run_cli(dest, "pull", str(two_stores["A"])).stdout
     assert out.startswith("Pulled ") and "Pulled 0 file(s)" not in out, out
-    assert (dest / "VERSION").read_text() == "doteval-store 1\n"
+    assert (dest / "VERSION").read_text() == "doteval-store 2\n"
     assert names(dest) == ["alpha"]
     assert_clean(dest)
     assert read_export(dest, "alpha") == two_stores["exports"]["alpha"]

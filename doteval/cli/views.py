@@ -364,7 +364,6 @@ def _print_sample(d: dict[str, Any]) -> None:
         out.print(f"Metadata: {escape(repr(d['metadata']))}", soft_wrap=True)
     if d.get("duration") is not None:
         out.print(f"Duration: {d['duration']:.3f}s")
-    out.print(f"Result: {d['result_id']}")
     w = d.get("why")
     if w:
         out.print()

@@ -24,8 +24,9 @@ from doteval.objects.files import ensure_dir, share_like_parent
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
 # A result record, the one written per sample, skips the canonical encoding of
-# its wrapper: "R" | u32 evaluation index | key (32) | flag (1) | item digest (16) | result bytes.
-_RESULT = struct.Struct(">cI32sB16s")
+# its wrapper: "R" | u32 evaluation index | flag (1) | i64 slot | u32 occurrence |
+# u32 item length | item (canonical encoding) | result details (canonical encoding).
+_RESULT = struct.Struct(">cIBqII")
 MAX_RECORD = 1 << 30
 
 
@@ -109,11 +110,15 @@ def read_journal(path: Path) -> tuple[list[Any], bool]:
     return records, True
 
 
-def result_frame(index: int, key: bytes, flag: int, item: bytes, result: bytes) -> bytes:
-    """The body of a result record (see ``_RESULT``)."""
-    return _RESULT.pack(b"R", index, key, flag, item) + result
+def result_frame(index: int, flag: int, slot: int, occurrence: int, item: bytes, details: bytes) -> bytes:
+    """The body of a result record (see ``_RESULT``); ``slot`` is the view position it
+    replaces, or -1."""
+    return _RESULT.pack(b"R", index, flag, slot, occurrence, len(item)) + item + details
 
 
-def _result_record(body: bytes) -> tuple[str, int, bytes, int, bytes, bytes]:
-    _tag, index, key, flag, item = _RESULT.unpack_from(body)
-    return ("r", index, key, flag, body[_RESULT.size :], item)
+def _result_record(body: bytes) -> tuple[str, int, int, int, int, bytes, bytes]:
+    _tag, index, flag, slot, occurrence, item_len = _RESULT.unpack_from(body)
+    end = _RESULT.size + item_len
+    if end > len(body):
+        raise CorruptStoreError("result record shorter than its item")
+    return ("r", index, flag, slot, occurrence, body[_RESULT.size : end], body[end:])

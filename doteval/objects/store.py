@@ -35,7 +35,7 @@ from doteval.objects.files import ensure_dir, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: results in sample tables (doteval.tables)
 STORE_MARKER = "doteval-store"
 LOOSE_MAGIC = b"DVOBJ\x01"
 _LOOSE_HEAD = struct.Struct(">BQ")  # codec, uncompressed length
@@ -349,6 +349,12 @@ def check_store_version(root: Path) -> None:
         raise CorruptStoreError("unreadable store VERSION file", path=str(marker))
     if int(parts[1]) > FORMAT_VERSION:
         raise StoreVersionError(int(parts[1]), FORMAT_VERSION, path=str(marker))
+    if int(parts[1]) < FORMAT_VERSION:
+        raise StoreError(
+            f"store format {parts[1]} was written by a pre-release doteval; this one reads format {FORMAT_VERSION}",
+            path=str(marker),
+            hint="export its experiments with the doteval that wrote it, or start a new store",
+        )
 
 
 def init_store(root: Path) -> None:
