@@ -99,6 +99,19 @@ class ErrorInfo:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
 
+def _encoded(value: Any) -> bytes:
+    if type(value) is str:
+        data = value.encode("utf-8", "surrogatepass")
+        return b"s%d:%s" % (len(data), data)
+    if value is None:
+        return b"N"
+    if value is True:
+        return b"T"
+    if value is False:
+        return b"F"
+    return encode(value)
+
+
 def _plain_scalar(value: Any) -> Any:
     # numpy scalars (np.bool_, np.float64) would otherwise be neither bool nor
     # number here; recognised without importing numpy.
@@ -288,6 +301,33 @@ class Result:
             _check_encodable(f"result field 'scores' (score {s.name!r})", s.value)
         _check_encodable("result field 'metadata'", self.metadata)
         return record
+
+    def record_bytes(self, duration: float) -> bytes:
+        """The canonical encoding of the stored record: ``to_record(check=False)`` with
+        ``type``, ``v`` and ``duration``, built straight from the fields (the run's hot
+        path; a property test holds it to ``encode`` byte for byte). Raises
+        ``EncodingError`` when a value cannot be encoded."""
+        error = self.error_info
+        parts = [
+            b"d8:s1:vi1;s4:types6:results5:error",
+            b"N" if error is None else encode(error.to_record()),
+            b"s6:prompt",
+            _encoded(self.prompt),
+            b"s6:scoresl%d:" % len(self.scores),
+        ]
+        for score in self.scores:
+            name = score.name.encode("utf-8", "surrogatepass")
+            parts.append(b"d3:s4:names%d:%ss5:value" % (len(name), name))
+            parts.append(_encoded(score.value))
+            parts.append(b"s7:metricsl%d:" % len(score.metrics))
+            for metric in score.metrics:
+                m = metric.name.encode("utf-8", "surrogatepass")
+                parts.append(b"s%d:%s" % (len(m), m))
+        parts.append(b"s8:duration" + encode(float(duration)))
+        parts.append(b"s8:metadata" + (encode(dict(self.metadata)) if self.metadata else b"d0:"))
+        parts.append(b"s8:response")
+        parts.append(_encoded(self.response))
+        return b"".join(parts)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Result:

@@ -534,11 +534,8 @@ class ExperimentRun:
     ) -> None:
         assert self.recorder is not None
         slot, item_bytes, occurrence, _item = sample
-        record = result.to_record(check=False)
-        record["type"], record["v"] = "result", 1
-        record["duration"] = round(time.time() - started, 6)
         try:
-            details = encode(record)
+            details = result.record_bytes(round(time.time() - started, 6))
         except EncodingError:
             try:
                 result.to_record()  # names the field that cannot be stored

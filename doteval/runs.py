@@ -30,7 +30,7 @@ from typing import Any
 from doteval.errors import CorruptStoreError
 from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import ObjectId, Store
-from doteval.objects.encoding import decode
+from doteval.objects.encoding import decode, encode
 from doteval.objects.journal import JournalWriter, read_journal, result_frame
 from doteval.objects.refs import RefState
 from doteval.summary import scores_of
@@ -111,12 +111,13 @@ class RunRecorder:
     journal: JournalWriter | None = None
     run_id: str = ""
     scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] = field(default_factory=dict)
+    records: list[Any] = field(default_factory=list)  # every record journaled, as read back
 
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
         path = self.store.journals_dir / self.experiment / f"{self.run_id}.journal"
         self.journal = JournalWriter(path)
-        self.journal.append(
+        self._append(
             (
                 "start",
                 {
@@ -136,7 +137,9 @@ class RunRecorder:
 
     def _append(self, record: Any) -> None:
         assert self.journal is not None, "run not started"
-        self.journal.append(record)
+        body = encode(record)
+        self.journal.append_encoded(body)
+        self.records.append(decode(body))  # what a reader of the journal gets
 
     def begin_evaluation(self, index: int, header: dict[str, Any]) -> None:
         self._append(("eval", index, header))
@@ -166,6 +169,7 @@ class RunRecorder:
         assert self.journal is not None, "run not started"
         flag = FLAG_OK if ok else FLAG_ERROR
         self.journal.append_encoded(result_frame(index, flag, slot, occurrence, item, details))
+        self.records.append(("r", index, flag, slot, occurrence, item, details))
         if scores is not None:  # the seal uses them only if every result of ``index`` has them
             self.scores.setdefault(index, []).append(scores)
 
@@ -175,9 +179,10 @@ class RunRecorder:
     def finish(self, status: str) -> Manifest | None:
         """Write the end record, close the journal and seal it."""
         assert self.journal is not None
-        self.journal.append(("end", status, time.time()))
+        self._append(("end", status, time.time()))
         self.journal.close()
-        return seal(self.store, self.journal.path, scores=self.scores)
+        # Sealed from the records in memory: the same as reading the journal back.
+        return seal(self.store, self.journal.path, scores=self.scores, records=self.records)
 
 
 # -- sealing ----------------------------------------------------------------
@@ -228,14 +233,17 @@ def seal(
     path: Path,
     *,
     scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] | None = None,
+    records: list[Any] | None = None,
 ) -> Manifest | None:
     """Seal one journal into the store; the caller holds the experiment's lock.
 
     ``scores`` are the score values and metric names of the journal's results
     (per evaluation index, in journal order) when the process that wrote it
-    still has them; others are decoded.
+    still has them; others are decoded. ``records`` are the journal's records when
+    the process that wrote it still has them (it is read otherwise).
     """
-    records, _valid = read_journal(path)
+    if records is None:
+        records, _valid = read_journal(path)
     header, evals, status, ended = _parse(records, path)
     if not header:
         path.unlink(missing_ok=True)

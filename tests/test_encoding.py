@@ -416,3 +416,31 @@ def test_the_fast_path_writes_the_same_bytes_as_the_general_encoder(value: objec
     assert encoding._fast(value) == _general(value)
     record = {"scores": [{"name": "s", "value": value, "metrics": []}], "item": (value, "x"), "v": 1}
     assert encoding._fast(record) == _general(record)
+
+
+names = st.text(min_size=1, max_size=8)
+
+
+@given(
+    st.lists(st.tuples(names, values), max_size=3, unique_by=lambda t: t[0]),
+    values,
+    values,
+    st.dictionaries(st.text(max_size=5), values, max_size=3),
+    st.one_of(st.none(), st.tuples(st.text(max_size=8), st.text(max_size=8))),
+    st.floats(min_value=0, max_value=1e6),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
+    scores: list[tuple[str, Any]], prompt: Any, response: Any, metadata: dict[str, Any], error: Any, duration: float
+) -> None:
+    from doteval.results import ErrorInfo, Result, Score
+
+    result = Result(
+        *[Score(n, v, ["accuracy", "mean"][: len(n) % 3]) for n, v in scores],
+        prompt=prompt,
+        response=response,
+        metadata=metadata,
+        error=ErrorInfo(*error) if error else None,
+    )
+    record = {**result.to_record(check=False), "type": "result", "v": 1, "duration": duration}
+    assert result.record_bytes(duration) == _general(record) == encode(record)

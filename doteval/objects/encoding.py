@@ -81,6 +81,8 @@ def _fast(v: Any) -> bytes:
         d = v.encode("utf-8", "surrogatepass")
         return b"s%d:%s" % (len(d), d)
     if t is dict:
+        if not v:
+            return b"d0:"
         layout = _LAYOUTS.get(tuple(v))
         if layout is None:
             layout = _layout(v)
