@@ -157,7 +157,7 @@ def export_jsonl(store: str, out: str) -> dict[str, Any]:
 
 
 def store_objects(store: str) -> dict[str, Any]:
-    """Stored bytes per kind of packed object (result, entries, manifest...) and of pack indexes."""
+    """Stored bytes per kind of packed object (samples, details, entries, manifest...) and of pack indexes."""
     from doteval.objects import Store
     from doteval.objects.encoding import decode
 
@@ -184,6 +184,17 @@ def store_objects(store: str) -> dict[str, Any]:
         k["objects"] += pack.count
         k["stored"] += pack.idx_path.stat().st_size
     return kinds
+
+
+def add_objects(store: str, n: int) -> dict[str, Any]:
+    """One pack of ``n`` small objects no experiment names (what deleted experiments or a
+    call cache would leave): the objects a gc has to walk and drop."""
+    from doteval.objects import Store
+
+    st = Store(Path(store))
+    raws = [b"d3:s1:ii%d;s4:types4:junks4:datas16:%016d" % (i, i) for i in range(n)]
+    st.objects.write_pack(raws)
+    return {"objects": n}
 
 
 # -- measurement 6: the peer ------------------------------------------------------------
@@ -249,6 +260,7 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "drive_runs": drive_runs,
     "export_jsonl": export_jsonl,
     "store_objects": store_objects,
+    "add_objects": add_objects,
     "peer_inspect": peer_inspect,
 }
 

@@ -559,7 +559,7 @@ def _many_experiments(ctx: Context) -> tuple[Path, dict[str, Any], bool]:
     per = total // count
     runs = []
     for e in range(count):
-        for samples in (per // 2, None):  # two runs each: a history to log, a superseded entries table
+        for samples in (per // 2, None):  # two runs each: a history to log, two tables per view
             runs.append(
                 {
                     "experiment": f"exp-{e:03d}",
@@ -695,7 +695,10 @@ def _object_count(store: Path) -> int:
 def measure_gc(ctx: Context) -> list[Row]:
     cached, info, _ = _many_experiments(ctx)
     store = ctx.fresh("gc-store")
+    # Results live in a few sample tables per run, so a store of 1M results holds few
+    # objects: a pack of as many small objects that nothing names makes up the count.
     copy_seconds = copy_tree(cached, store)
+    child("add_objects", store=str(store), n=ctx.sizes.cli_results)
     objects = _object_count(store)
     before = allocated(store)
     ctx.log(f"[gc] doteval gc --prune now on {objects:,} objects")
@@ -706,12 +709,13 @@ def measure_gc(ctx: Context) -> list[Row]:
     profile = None
     if ctx.profile_dir is not None:
         copy_tree(cached, store)
+        child("add_objects", store=str(store), n=ctx.sizes.cli_results)
         profile = profile_cli(ctx, "gc", ["gc", "--prune", "now", "--store", str(store)])
         shutil.rmtree(store, ignore_errors=True)
     return [
         Row(
             "gc",
-            f"doteval gc --prune now, {objects:,} objects",
+            f"doteval gc --prune now, {objects:,} objects ({ctx.sizes.cli_results:,} results)",
             value=seconds,
             baseline=copy_seconds,
             baseline_label="copying the store (shutil.copytree)",
