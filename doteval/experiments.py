@@ -3,7 +3,7 @@
 Opening an experiment first recovers runs that died without sealing (when no
 live process holds its lock), so every command sees the same, complete state.
 Listing and opening read refs and manifests only; samples are read from the
-entries table and the results only when asked for.
+sample tables, and results only when asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, U
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
+from doteval.objects.refs import RefState
 from doteval.runs import read_head, recover
 from doteval.tables import load_view
 
@@ -102,33 +103,35 @@ class Sample:
     record: dict[str, Any]
 
 
-def recover_if_idle(store: Store, name: str) -> None:
-    """Seal journals of dead runs of ``name`` and join lines that can be joined.
+def recover_if_idle(store: Store, name: str) -> RefState | None:
+    """Seal journals of dead runs of ``name`` and join lines that can be joined;
+    returns the experiment's ref state after that (read once when there was nothing to do).
 
     Skipped while a live run holds the experiment's lock.
     """
     if not store.journals(name):
         state = store.refs.read(name)
         if state is None or not state.diverged:
-            return
+            return state
     lock = store.lock(name)
     try:
         lock.acquire(purpose="recover")
     except LockedError:
-        return
+        return store.refs.read(name)
     try:
         from doteval.merge import settle_locked
 
         settle_locked(store, name)
     finally:
         lock.release()
+    return store.refs.read(name)
 
 
 def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -> ExperimentInfo:
     check_name(name)
-    recover_if_idle(store, name)
+    state = recover_if_idle(store, name)
     holder = store.live_holder(name)
-    head = read_head(store, name)
+    head = read_head(store, name, state)
     if head.state is None and holder is None:
         raise ExperimentNotFoundError(name)
     deleted = head.state is not None and head.state.head.deleted

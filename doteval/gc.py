@@ -1,7 +1,7 @@
 """Garbage collection: keep what is reachable, repack, reclaim the rest.
 
 Reachable: every ref record (the experiments' histories) and what their
-manifests name (code, entries tables, results), the code objects of live and
+manifests name (code, views, sample tables and their results), the code objects of live and
 dead-but-unsealed runs (their journals), and the dictionary of every pack that
 stays. Deleted experiments are kept until their deletion is older than
 ``expire_deleted``. Nothing younger than the grace period is removed; age is
@@ -39,7 +39,7 @@ from doteval.tables import details_bytes, load_parts, object_ids
 DAY = 86400.0
 DEFAULT_PRUNE = 14 * DAY
 DEFAULT_EXPIRE_DELETED = 30 * DAY
-SMALL_PACK = 50_000
+SMALL_PACK = 8 << 20  # bytes: smaller packs (one per run, mostly) are joined into one
 DICTIONARY_SIZE = 112 * 1024
 TRAINING_SAMPLES = 20_000
 BIG_OBJECT = 64 * 1024  # sample tables and results; smaller objects get the dictionary
@@ -245,7 +245,7 @@ def _collect(
         ids = [i.hex() for i in pack.ids()]
         garbage = [i for i in ids if i not in reachable]
         old = age_of(pack.idx_path, now) > prune
-        if aggressive or len(ids) < SMALL_PACK or (garbage and old):
+        if aggressive or pack.pack_path.stat().st_size < SMALL_PACK or (garbage and old):
             plan.append(pack)
         else:
             pack_dict = pack.dictionary()
@@ -290,7 +290,8 @@ def _collect(
     for name in expired:
         _drop_experiment(store, name, expire_deleted, now)
 
-    dictionary = _train(store, moving, report) if aggressive else current
+    # a store too small to train on keeps the dictionary it has
+    dictionary = (_train(store, moving, report) or current) if aggressive else current
     if dictionary is not None:
         stats.dictionary = dictionary[0].hex()
     new_pack = None

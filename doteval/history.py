@@ -75,8 +75,7 @@ def _revisions(records: list[RefRecord]) -> list[RefRecord]:
 
 def resolve(store: Store, spec: str, *, allow_deleted: bool = False) -> Revision:
     name, rev, steps = parse_spec(spec)
-    recover_if_idle(store, name)
-    state = store.refs.read(name)
+    state = recover_if_idle(store, name)
     if state is None:
         raise ExperimentNotFoundError(name)
     if state.head.deleted and not allow_deleted and rev is None:
@@ -197,8 +196,7 @@ def log(store: Store, name: str | None = None, *, limit: int | None = None) -> l
     names = [check_name(name)] if name else store.experiment_names()
     entries: list[LogEntry] = []
     for n in names:
-        recover_if_idle(store, n)
-        state = store.refs.read(n)
+        state = recover_if_idle(store, n)
         if state is None:
             if name:
                 raise ExperimentNotFoundError(n)

@@ -18,11 +18,12 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from doteval.changes import code_diff, params_diff
-from doteval.errors import ChangedEvaluationError, DotevalError, EncodingError, UsageError
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 from doteval.execute import Execution, execute
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
@@ -39,7 +40,7 @@ from doteval.runs import (
     RunRecorder,
     read_head,
 )
-from doteval.tables import FLAG_OK, KEY_VERSION, key_prefix, load_view, sample_key
+from doteval.tables import FLAG_ERROR, FLAG_OK, KEY_VERSION, key_prefix, load_view, sample_key
 from doteval.text import parse_fraction
 
 __all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_key"]
@@ -500,6 +501,16 @@ class ExperimentRun:
         match.base = old.entries
         position = {t: n for n, t in enumerate(view.tokens())}
         flags = view.flags
+        damaged = view.damaged_positions()
+        if damaged:
+            flags = bytes(FLAG_ERROR if n in damaged else f for n, f in enumerate(flags))
+            warnings.warn(
+                DotevalWarning(
+                    f"{prepared.node_id}: the stored results of {len(damaged)} sample(s) are damaged "
+                    "or missing; they are evaluated again (`doteval fsck` names the files)"
+                ),
+                stacklevel=2,
+            )
         matched = bytearray((len(view) + 7) // 8)
         pending = match.pending
         new = 0

@@ -66,8 +66,13 @@ class Head:
         return self.state.head.id if self.state else None
 
 
-def read_head(store: Store, name: str) -> Head:
-    state = store.refs.read(name)
+_READ: Any = object()
+
+
+def read_head(store: Store, name: str, state: RefState | None = _READ) -> Head:
+    """The experiment's head; ``state`` is its ref state when the caller has just read it."""
+    if state is _READ:
+        state = store.refs.read(name)
     if state is None or state.head.manifest is None or state.head.deleted:
         return Head(state, None, None)  # a deleted experiment starts afresh
     return Head(state, load_manifest(store, state.head.manifest), state.head.manifest)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from blake3 import blake3
 
-from doteval.errors import CorruptStoreError
+from doteval.errors import CorruptStoreError, ObjectNotFoundError, StoreError
 from doteval.objects import ObjectId, Store
 from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import check_object_id, digest
@@ -146,7 +146,7 @@ def chunks(rows: list[NewRow]) -> Iterator[list[NewRow]]:
     """``rows`` cut into tables of at most ``TABLE_ROWS`` rows and ``DETAILS_BYTES``."""
     start, size = 0, 0
     for n, r in enumerate(rows):
-        if n > start and (n - start >= TABLE_ROWS or size + len(r.details) > DETAILS_BYTES):
+        if n > start and (n - start >= TABLE_ROWS or size + len(r.details) + len(r.item) > DETAILS_BYTES):
             yield rows[start:n]
             start, size = n, 0
         size += len(r.details) + len(r.item)
@@ -399,6 +399,20 @@ class View:
 
     def scores_of(self, i: int) -> dict[str, Any]:
         return {name: col[i] for name, col in self.scores.items() if col[i] is not None}
+
+    def damaged_positions(self) -> set[int]:
+        """View positions whose results (details object) are missing or fail their hash.
+
+        A resume reuses only what it can still read: it checks each details object
+        (decompress and hash, no decoding) before trusting its rows.
+        """
+        damaged: set[int] = set()
+        for p, part in enumerate(self.parts):
+            try:
+                self.store.objects.get_bytes(part.details_id)
+            except (StoreError, ObjectNotFoundError):
+                damaged.update(n for n, (q, _r) in enumerate(self.where) if q == p)
+        return damaged
 
     @property
     def done(self) -> int:

@@ -161,11 +161,6 @@ def test_flipped_byte_in_the_pack_is_refused(project: pytest.Pytester) -> None:
             assert expected_response(f"q{i}").rstrip() in out or f"Q{i} " in out
 
 
-@pytest.mark.xfail(
-    reason="library: resume trusts the entries table and never reads results, so a damaged "
-    "result is reported Completed/reused and stays unreadable (neither refused nor re-evaluated)",
-    strict=False,
-)
 def test_resume_over_a_damaged_result_refuses_or_reevaluates(project: pytest.Pytester) -> None:
     assert run(project, "heal").ret == 0
     calls(project)
@@ -253,3 +248,56 @@ def test_missing_manifest_object_is_a_clear_error(project: pytest.Pytester) -> N
     assert "missing" in out
     assert "Traceback" not in out
     assert calls(project) == []
+
+
+def _object_entry(kind: str) -> tuple[Path, int, int]:
+    """(pack, offset, stored length) of the one object of ``kind`` ("samples" or "details")
+    of the last run's pack."""
+    from doteval.objects.encoding import decode
+    from doteval.objects.packs import PackIndex
+
+    st = Store(store_root())
+    for idx in sorted((store_root() / "packs").glob("*.idx")):
+        pack = PackIndex(idx)
+        try:
+            for pos in range(pack.count):
+                entry = pack.entry(pos)
+                raw = st.objects.decompress(entry.codec, entry.raw_len, entry.payload, where="")
+                if decode(raw).get("type") == kind:
+                    return pack.pack_path, pack.offset(pos) + 9, len(entry.payload)
+        finally:
+            pack.close()
+    raise AssertionError(f"no {kind} object in any pack")
+
+
+def test_a_resume_evaluates_again_the_samples_whose_results_are_damaged(project: pytest.Pytester) -> None:
+    assert run(project, "heal").ret == 0
+    assert len(calls(project)) == N
+    pack, at, length = _object_entry("details")
+    flip(pack, at + length // 2)
+    assert loaded_or_refused("heal") is None  # reading the damaged results is refused
+
+    result = run(project, "heal")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert "are damaged or missing; they are evaluated again" in out  # a warning in pytest's summary
+    assert sorted(calls(project)) == sorted(f"q{i}" for i in range(N))  # every sample of that table
+    assert loaded_or_refused("heal") == {f"q{i}": expected_response(f"q{i}") for i in range(N)}
+    code, out = doteval_cli("show", "heal", cwd=project.path)
+    assert code == 0 and "Samples: 20/20" in out, out
+
+    assert run(project, "heal").ret == 0  # and then it is a plain resume again
+    assert calls(project) == []
+
+
+def test_a_resume_over_a_damaged_sample_table_is_refused_in_one_line(project: pytest.Pytester) -> None:
+    assert run(project, "table").ret == 0
+    calls(project)
+    pack, at, length = _object_entry("samples")
+    flip(pack, at + length // 2)
+    result = run(project, "table")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+    assert "corrupt" in out.lower() or "damaged" in out.lower(), out
+    assert "Traceback" not in out, out
+    assert calls(project) == []  # nothing evaluated over a view it cannot read

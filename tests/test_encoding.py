@@ -431,7 +431,12 @@ names = st.text(min_size=1, max_size=8)
 )
 @settings(max_examples=300, deadline=None)
 def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
-    scores: list[tuple[str, Any]], prompt: Any, response: Any, metadata: dict[str, Any], error: Any, duration: float
+    scores: list[tuple[str, Any]],
+    prompt: Any,
+    response: Any,
+    metadata: dict[str, Any],
+    error: Any,
+    duration: float,
 ) -> None:
     from doteval.results import ErrorInfo, Result, Score
 
