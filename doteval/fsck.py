@@ -273,7 +273,7 @@ def _check_manifest(
             continue
         for part in parts:
             for kind, object_id, read in (
-                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id)),
+                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id).scores),
                 ("results", part.details_id, lambda p=part: load_details(store, p.details_id, p.length)),
             ):
                 if object_id in checked:

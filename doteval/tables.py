@@ -234,7 +234,10 @@ class SampleTable:
             items = [blob[a:b] for a, b in zip([0, *ends], ends)]
             pairs = data["occurrences"]
             occurrences = dict(zip(pairs[0::2], pairs[1::2]))
-            if len(pairs) % 2 or any(not 0 <= n < len(flags) for n in occurrences):
+            if len(pairs) % 2 or any(
+                type(n) is not int or type(o) is not int or not 0 <= n < len(flags) or o < 1
+                for n, o in occurrences.items()
+            ):
                 raise ValueError("bad occurrences")
             scores_raw, metrics = data["scores"], dict(data["metrics"])
             if not isinstance(scores_raw, bytes):

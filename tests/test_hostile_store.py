@@ -31,6 +31,7 @@ from doteval.manifest import load_manifest
 from doteval.objects import Store
 from doteval.objects.encoding import encode
 from doteval.objects.hashing import hash_bytes
+from doteval.tables import load_parts
 
 PY = sys.executable
 
@@ -456,3 +457,77 @@ def test_junk_entries_are_refused_or_ignored(
     case = Case(base, tmp_path)
     plant(case)
     _run_all(case, [*BASIC, ("delete", "X")])
+
+
+# -- sample tables, details and views ---------------------------------------------------------------
+
+
+def _hostile_samples(case: Case, kind: str) -> str:
+    """A manifest whose evaluation names a well-formed (correctly hashed) but hostile view,
+    sample table or details object; returns the manifest id."""
+    st = Store(case.store)
+    (part,) = load_parts(st, case.entries)
+    table = st.objects.get(part.table_id)
+    details = st.objects.get(part.details_id)
+    n = part.length
+    table_id, details_id, length, bits = part.table_id, part.details_id, n, b""
+    if kind == "view-path":
+        table_id = "../" + "a" * 61
+    elif kind == "view-bitmap":
+        bits = b"\xff" * (n // 8 + 3)
+    elif kind == "view-length":
+        length = 1 << 40
+    elif kind.startswith("table-"):
+        bad = {
+            "table-occurrence": {"occurrences": [0, "x"]},
+            "table-sizes": {"sizes": b"\xff\xff\xff\xff" * n},
+            "table-flags": {"flags": b"\x00"},
+            "table-scores": {"scores": encode({"s": [True]})},
+            "table-items": {"items": 7},
+        }[kind]
+        table_id = st.objects.put({**table, **bad})
+    elif kind.startswith("details-"):
+        rows = {"details-count": details["rows"][:1], "details-rows": ["not a record"] * n}[kind]
+        details_id = st.objects.put({**details, "rows": rows})
+    view = st.objects.put({"type": "entries", "v": 2, "parts": [[table_id, details_id, length, bits]]})
+    manifest = load_manifest(st, case.manifest)
+    manifest.evaluations[0].entries = view
+    return st.objects.put(manifest.to_value())
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "view-path",
+        "view-bitmap",
+        "view-length",
+        "table-occurrence",
+        "table-sizes",
+        "table-flags",
+        "table-scores",
+        "table-items",
+        "details-count",
+        "details-rows",
+    ],
+)
+def test_hostile_sample_tables_and_views_are_refused_in_one_line(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    case = Case(base, tmp_path)
+    case.ref_record("evil", manifest=_hostile_samples(case, kind))
+    commands = [
+        *BASIC,
+        ("show", "evil"),
+        ("show", "evil", "--full"),
+        ("export", "evil"),
+        ("diff", "X", "evil"),
+    ]
+    results = _run_all(case, commands)
+    assert not results[("show", "evil")].refused  # counts live in the manifest
+    read_all = [results[("show", "evil", "--full")], results[("export", "evil")]]
+    if kind != "table-scores":  # show --full and export read the scores from the results
+        assert all(done.refused for done in read_all), [d.stderr for d in read_all]
+    # diff reads the views and tables, not the results
+    assert results[("diff", "X", "evil")].refused == (not kind.startswith("details-"))
+    assert "error(s)" in results[("fsck",)].stdout and "no errors" not in results[("fsck",)].stdout
+    assert not results[("show", "X", "--full")].refused
