@@ -254,7 +254,7 @@ def seal(
         path.unlink(missing_ok=True)
         return None
     name = header["experiment"]
-    head = read_head(store, name)
+    head, branch = _start_of(store, name, header.get("parent_record"))
     base = head.manifest
 
     raws: list[bytes] = []
@@ -290,9 +290,32 @@ def seal(
         shard=str(header.get("shard") or ""),
     )
     manifest_id = save_manifest(store, manifest)
-    store.refs.append(name, manifest_id, expected=head.record_id, op="run")
+    store.refs.append(name, manifest_id, expected=head.record_id, op="run", branch=branch)
     path.unlink(missing_ok=True)
     return manifest
+
+
+def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:
+    """The head a journal continues: the record its run started from.
+
+    That is the experiment's head, unless another store's line was copied in while the
+    run lay dead; then the journal is sealed on its own line (``branch``), and joining
+    the lines is left to ``merge.settle``, which lets an ok result win and keeps lines of
+    other code apart.
+    """
+    state = store.refs.read(name)
+    if state is None or parent == state.head.id:
+        return read_head(store, name, state), False
+    if parent is None:  # the run began a new experiment; a line was copied in since
+        return Head(None, None, None), True
+    record = state.records.get(ObjectId(parent))
+    if record is None:  # its start is not in this store (a partial copy): the head it is
+        return read_head(store, name, state), False
+    if record.manifest is None or record.deleted:
+        return Head(RefState(name, state.records, (record,)), None, None), True
+    return Head(
+        RefState(name, state.records, (record,)), load_manifest(store, record.manifest), record.manifest
+    ), True
 
 
 def _new_rows(log: _EvalLog, known: list[tuple[dict[str, Any], dict[str, list[str]]]] | None) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from storekit import PYTEST_FLAGS, Project, flip
 
 from doteval.errors import NotFoundError, StoreError
 from doteval.objects import Store
@@ -16,41 +17,11 @@ from doteval.storage import get_storage_backend
 
 REFUSALS: list[str] = []  # messages of the refused reads, for the wording check
 
-CONFTEST = """
-import os
-
-import pytest
-
-
-class CountingModel:
-    def __doteval_params__(self):
-        return {"name": "counting"}
-
-    def generate(self, prompt):
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(f"{prompt}\\n")
-        return prompt.upper() + " " + "padding to make results compressible " * 3
-
-
-@pytest.fixture
-def model():
-    return CountingModel()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-
-@foreach("prompt", [f"q{i}" for i in range(20)])
-def eval_upper(prompt, model):
-    response = model.generate(prompt)
-    return Result(response.startswith(prompt.upper()), prompt=prompt, response=response)
-"""
-
 N = 20
 
 
 def expected_response(prompt: str) -> str:
+    """What the model of ``Project(..., reply="padded")`` answers."""
     return prompt.upper() + " " + "padding to make results compressible " * 3
 
 
@@ -58,15 +29,12 @@ def expected_response(prompt: str) -> str:
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(pytester.path / "calls.txt"))
     monkeypatch.setenv("COLUMNS", "200")
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(eval_upper=EVAL)
+    Project(pytester.path, N, reply="padded")
     return pytester
 
 
 def run(pytester: pytest.Pytester, name: str) -> pytest.RunResult:
-    return pytester.runpytest(
-        "eval_upper.py", "--experiment", name, "-p", "no:cacheprovider", "-p", "no:hypothesispytest"
-    )
+    return pytester.runpytest("eval_x.py", "--experiment", name, *PYTEST_FLAGS[1:])  # in this process
 
 
 def calls(pytester: pytest.Pytester) -> list[str]:
@@ -91,13 +59,6 @@ def results_pack() -> Path:
     packs = sorted((store_root() / "packs").glob("*.pack"), key=lambda p: p.stat().st_size)
     assert packs, "the run wrote no pack"
     return packs[-1]
-
-
-def flip(path: Path, at: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0x40
-    path.chmod(0o644)  # a store may publish read-only files
-    path.write_bytes(bytes(data))
 
 
 def assert_one_line_error(code: int, out: str, *words: str) -> str:

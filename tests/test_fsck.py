@@ -8,17 +8,24 @@ process; the others run ``python -m doteval`` as a user would.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from storekit import PY, PYTEST_FLAGS, Done, _env, cli, read_export, run_cli
+from storekit import (
+    Done,
+    Project,
+    cli,
+    cli_json,
+    copy_store,
+    flip,
+    loose_path,
+    read_export,
+    run_cli,
+    run_cli_json,
+)
 
 from doteval.errors import DotevalError
 from doteval.fsck import fsck
@@ -27,85 +34,7 @@ from doteval.objects import Store
 from doteval.objects.packs import PackIndex
 from doteval.tables import load_parts
 
-CONFTEST = """
-import os
-import time
-
-import pytest
-
-
-class Model:
-    def __doteval_params__(self):
-        return {"name": "test-model", "version": 1}
-
-    def generate(self, prompt):
-        delay = float(os.environ.get("DOTEVAL_TEST_SLEEP") or 0)
-        if delay:
-            time.sleep(delay)
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(prompt + "\\n")
-        return f"The answer to {prompt} is {prompt.upper()} (pid {os.getpid()})."  # no result shared by two runs
-
-
-@pytest.fixture
-def model():
-    return Model()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
-
-
-@foreach("prompt,expected", DATA)
-def eval_x(prompt, expected, model):
-    response = model.generate(prompt)
-    return Result(expected in response, prompt=prompt, response=response)
-"""
-
 N = 20
-
-
-class Project:
-    def __init__(self, path: Path, n: int) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.calls_path = path / "calls.txt"
-        (path / "conftest.py").write_text(CONFTEST)
-        (path / "eval_x.py").write_text(EVAL.format(n=n))
-
-    def popen(self, name: str, store: Path, *extra: str, sleep: float = 0.0) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "pytest",
-                "eval_x.py",
-                "--experiment",
-                name,
-                "--store",
-                str(store),
-                *PYTEST_FLAGS,
-                *extra,
-            ],
-            cwd=self.path,
-            env=_env(DOTEVAL_TEST_CALLS=str(self.calls_path), DOTEVAL_TEST_SLEEP=str(sleep)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def run(self, name: str, store: Path, *extra: str) -> None:
-        proc = self.popen(name, store, *extra)
-        out = proc.communicate(timeout=300)[0]
-        assert proc.returncode == 0, out
-
-    def calls(self) -> list[str]:
-        try:
-            return self.calls_path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
 
 
 def one_error_line(done: Done) -> str:
@@ -114,15 +43,6 @@ def one_error_line(done: Done) -> str:
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, done.stderr
     return errors[0]
-
-
-def flip(path: Path, pos: int, mask: int) -> int:
-    with open(path, "r+b") as f:
-        f.seek(pos)
-        old = f.read(1)[0]
-        f.seek(pos)
-        f.write(bytes([old ^ mask]))
-    return old
 
 
 def put_back(path: Path, pos: int, old: int) -> None:
@@ -140,7 +60,7 @@ def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
 def base(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("fsck-base")
     store = root / "store"
-    project = Project(root / "project", N)
+    project = Project(root / "project", N, reply="unique")  # X and Y share no result
     project.run("X", store)
     project.run("Y", store)
     st = Store(store)
@@ -156,11 +76,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture
 def store(base: dict, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(base["store"], tmp_path / "store"))
-
-
-def loose_path(store: Path, oid: str) -> Path:
-    return store / "objects" / oid[:2] / oid[2:]
+    return copy_store(base["store"], tmp_path / "store")
 
 
 def pack_of(store: Path, result_id: str) -> PackIndex:
@@ -183,7 +99,7 @@ def first_result(base: dict, name: str) -> str:
 def test_clean_store_has_no_errors(store: Path) -> None:
     done = run_cli(store, "fsck")
     assert "no errors, 0 warning(s)" in done.stdout, done.stdout
-    report = json.loads(cli(store, "fsck", "--json").stdout)
+    report = cli_json(store, "fsck")
     assert report["ok"] is True and report["problems"] == []
     assert report["checked_packs"] == 2 and report["checked_manifests"] == 2 and report["checked_refs"] == 2
 
@@ -213,7 +129,7 @@ def test_a_flipped_byte_is_an_error_naming_the_file(base: dict, store: Path, whe
     assert done.returncode == 1
     assert str(path) in done.stdout, done.stdout
     assert "error(s)" in done.stdout
-    report = json.loads(cli(store, "fsck", "--json", ok=False).stdout)
+    report = cli_json(store, "fsck", ok=False)
     assert report["ok"] is False
     errors = [p for p in report["problems"] if p["severity"] == "error"]
     assert errors and any(str(path) in p["path"] or str(path) in p["message"] for p in errors), errors
@@ -297,7 +213,7 @@ def test_truncated_pack_or_index_is_an_error_without_traceback(
     os.truncate(path, int(path.stat().st_size * keep))
     done = run_cli(store, "fsck", ok=False)
     assert str(path) in done.stdout, done.stdout
-    report = json.loads(cli(store, "fsck", "--json", ok=False).stdout)
+    report = cli_json(store, "fsck", ok=False)
     assert any(p["severity"] == "error" and str(path) in p["path"] + p["message"] for p in report["problems"])
     one_error_line(cli(store, "export", "X", ok=False))
 
@@ -332,7 +248,7 @@ def test_missing_entries_table_is_reported_and_show_full_refuses_in_one_line(bas
 def test_missing_manifest_is_reported(base: dict, store: Path) -> None:
     manifest = base["ids"]["Y"]["manifest"]
     loose_path(store, manifest).unlink()
-    report = json.loads(cli(store, "fsck", "--json", ok=False).stdout)
+    report = cli_json(store, "fsck", ok=False)
     assert any(
         p["message"] == "manifest is missing" and manifest[:12] in p["path"] for p in report["problems"]
     )
@@ -347,11 +263,7 @@ def test_leftover_journal_of_a_killed_run_is_a_warning_until_show_recovers_it(tm
     store = tmp_path / "store"
     project = Project(tmp_path / "project", 200)
     proc = project.popen("K", store, sleep=0.02)
-    deadline = time.monotonic() + 120
-    while len(project.calls()) < 10:
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    project.wait_for_calls(10, proc, timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert list((store / "journals" / "K").glob("*.journal"))
@@ -360,7 +272,7 @@ def test_leftover_journal_of_a_killed_run_is_a_warning_until_show_recovers_it(tm
     assert "a run that stopped without sealing" in done.stdout, done.stdout
     assert "`doteval show K`" in done.stdout, done.stdout
     assert "no errors, 1 warning(s)" in done.stdout
-    report = json.loads(cli(store, "fsck", "--json").stdout)
+    report = cli_json(store, "fsck")
     (problem,) = report["problems"]
     assert problem["severity"] == "warning" and problem["path"].endswith(".journal")
 
@@ -375,8 +287,8 @@ def test_leftover_journal_of_a_killed_run_is_a_warning_until_show_recovers_it(tm
 
 
 def test_subsets_check_part_of_the_objects_and_together_all(store: Path) -> None:
-    full = json.loads(run_cli(store, "fsck", "--json").stdout)["checked_objects"]
-    parts = [json.loads(cli(store, "fsck", "--subset", f"{k}/4", "--json").stdout) for k in range(1, 5)]
+    full = run_cli_json(store, "fsck")["checked_objects"]
+    parts = [cli_json(store, "fsck", "--subset", f"{k}/4") for k in range(1, 5)]
     counts = [p["checked_objects"] for p in parts]
     assert all(c < full for c in counts), (counts, full)
     assert sum(counts) == full
@@ -393,7 +305,7 @@ def test_subset_finds_a_damaged_object_only_in_its_part(base: dict, store: Path)
     part = int(manifest[:8], 16) % 4 + 1
     found = []
     for k in range(1, 5):
-        report = json.loads(cli(store, "fsck", "--subset", f"{k}/4", "--json", ok=None).stdout)
+        report = cli_json(store, "fsck", "--subset", f"{k}/4", ok=None)
         if any(str(path) in p["path"] for p in report["problems"]):
             found.append(k)
     assert found == [part]

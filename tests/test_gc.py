@@ -12,14 +12,25 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from storekit import PY, PYTEST_FLAGS, _env, cli, read_export, run_cli
+from storekit import (
+    PY,
+    PYTEST_FLAGS,
+    Project,
+    _env,
+    cli,
+    cli_json,
+    copy_store,
+    loose_path,
+    read_export,
+    run_cli,
+    run_cli_json,
+)
 
 from doteval.fsck import fsck
 from doteval.gc import allocated_bytes, collect_garbage
@@ -31,125 +42,9 @@ from doteval.objects.refs import RefStore
 from doteval.session import SessionStatus, get_session
 from doteval.tables import load_parts, object_ids
 
-CONFTEST = """
-import hashlib
-import os
-import time
-
-import pytest
-
-WORDS = ("model evaluation answer question context token result score metric sample dataset "
-         "prompt response reasoning step because therefore however example python function value").split()
-
-
-class Model:
-    def __doteval_params__(self):
-        return {"name": "test-model", "version": 1}
-
-    def generate(self, prompt):
-        delay = float(os.environ.get("DOTEVAL_TEST_SLEEP") or 0)
-        if delay:
-            time.sleep(delay)
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(prompt + "\\n")
-        if os.environ.get("DOTEVAL_TEST_CHAT") != "1":
-            return prompt.upper()
-        words = " ".join(WORDS[b % len(WORDS)] for b in hashlib.sha256(prompt.encode()).digest() * 3)
-        return (
-            "Sure! I'd be happy to help with that. Here is a detailed answer to your question "
-            f"about {prompt}.\\n\\nFirst, let's look at the context: {words}.\\n\\n"
-            f"In summary, the answer is {prompt.upper()}. Let me know if you have any other "
-            "questions, and I will do my best to assist you further!"
-        )
-
-
-@pytest.fixture
-def model():
-    return Model()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
-
-
-@foreach("prompt,expected", DATA)
-def eval_x(prompt, expected, model):
-    response = model.generate(prompt)
-    tag = "{tag}"
-    return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
-"""
-
-
-class Project:
-    """An evaluation project in ``path``: conftest with a counting model, and eval_x.py."""
-
-    def __init__(self, path: Path, n: int, *, tag: str = "v1", chat: bool = False) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.chat = chat
-        self.calls_path = path / "calls.txt"
-        (path / "conftest.py").write_text(CONFTEST)
-        self.write_eval(n, tag)
-
-    def write_eval(self, n: int, tag: str) -> None:
-        (self.path / "eval_x.py").write_text(EVAL.format(n=n, tag=tag))
-
-    def popen(self, name: str, store: Path, *extra: str, sleep: float = 0.0) -> subprocess.Popen[str]:
-        env = _env(
-            DOTEVAL_TEST_CALLS=str(self.calls_path),
-            DOTEVAL_TEST_SLEEP=str(sleep),
-            DOTEVAL_TEST_CHAT="1" if self.chat else "0",
-        )
-        return subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "pytest",
-                "eval_x.py",
-                "--experiment",
-                name,
-                "--store",
-                str(store),
-                *PYTEST_FLAGS,
-                *extra,
-            ],
-            cwd=self.path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def run(self, name: str, store: Path, *extra: str) -> str:
-        proc = self.popen(name, store, *extra)
-        out = proc.communicate(timeout=300)[0]
-        assert proc.returncode == 0, out
-        return out
-
-    def calls(self) -> list[str]:
-        try:
-            return self.calls_path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-
-
-def cli_json(store: Path, *args: str) -> dict:
-    return json.loads(cli(store, *args, "--json").stdout)
-
-
-def run_cli_json(store: Path, *args: str) -> dict:
-    return json.loads(run_cli(store, *args, "--json").stdout)
-
 
 def cli_export(store: Path, spec: str) -> str:
     return cli(store, "export", spec, "-f", "jsonl").stdout
-
-
-def copy_store(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
 
 
 def listing(root: Path, *, skip: tuple[str, ...] = ("locks",)) -> dict[str, tuple[int, int, bytes]]:
@@ -236,7 +131,7 @@ def chat(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """600 samples with chat-like responses (enough to train a zstd dictionary)."""
     root = tmp_path_factory.mktemp("gc-chat")
     store = root / "store"
-    project = Project(root / "project", 600, chat=True)
+    project = Project(root / "project", 600, reply="chat")
     project.run("C", store)
     return {"store": store, "project": project, "export": read_export(store, "C")}
 
@@ -304,8 +199,7 @@ def test_gc_keeps_unreachable_objects_younger_than_prune(base: dict, tmp_path: P
     # mtime a month ago (as rsync -t would keep it), ctime now: still young.
     month_ago = time.time() - 30 * 86400
     for oid in old_loose:
-        path = store / "objects" / oid[:2] / oid[2:]
-        os.utime(path, (month_ago, month_ago))
+        os.utime(loose_path(store, oid), (month_ago, month_ago))
     for path in (old_idx, old_idx.with_suffix(".pack")):
         os.utime(path, (month_ago, month_ago))
     junk = fresh_loose + fresh_packed + old_loose + old_packed
@@ -370,7 +264,7 @@ def test_gc_aggressive_trains_a_dictionary_that_later_runs_use(chat: dict, tmp_p
     assert allocated_bytes(store) < size_before
 
     # A later run seals its results with that dictionary.
-    project = Project(tmp_path / "project", 600, chat=True)
+    project = Project(tmp_path / "project", 600, reply="chat")
     project.run("D", store, "--samples", "50")
     assert len(project.calls()) == 50
     sealed = [PackIndex(p) for p in (store / "packs").glob("*.idx") if p != idx]
@@ -476,8 +370,7 @@ def test_gc_prune_now_while_a_run_is_being_sealed_keeps_what_it_wrote(
     """A gc between a seal's results pack (and manifest) and its ref record: the window where
     nothing names the new objects yet. The run's journal still exists then, and protects them."""
     store = tmp_path / "sealing-store"
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(eval_x=EVAL.format(n=20, tag="sealing"))
+    Project(pytester.path, 20, tag="sealing")
     monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(tmp_path / "calls.txt"))
     original = RefStore.append
     stats = []

@@ -19,13 +19,13 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from storekit import PY, Project, copy_store, loose_path
 
 from doteval.manifest import load_manifest
 from doteval.objects import Store
@@ -33,38 +33,11 @@ from doteval.objects.encoding import encode
 from doteval.objects.hashing import hash_bytes
 from doteval.tables import load_parts
 
-PY = sys.executable
-
-CONFTEST = """
-import pytest
-
-
-class Model:
-    def __doteval_params__(self):
-        return {"name": "test-model", "version": 1}
-
-    def generate(self, prompt):
-        return prompt.upper()
-
-
-@pytest.fixture
-def model():
-    return Model()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-
-@foreach("prompt,expected", [(f"q{i}", f"Q{i}") for i in range(10)])
-def eval_x(prompt, expected, model):
-    response = model.generate(prompt)
-    return Result(response == expected, prompt=prompt, response=response)
-"""
-
 BASIC = [("list",), ("show", "X"), ("show", "X", "--full"), ("fsck",), ("gc", "--prune", "now")]
 
 
+# Not storekit's runners: a refusal is an outcome here, each result keeps its command line, and a
+# command that blocks on a FIFO fails the test within a minute instead of hanging it.
 class Done:
     def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
         self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
@@ -168,31 +141,8 @@ def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hostile-base")
-    project = root / "project"
-    project.mkdir()
-    (project / "conftest.py").write_text(CONFTEST)
-    (project / "eval_x.py").write_text(EVAL)
     store = root / "store"
-    done = subprocess.run(
-        [
-            PY,
-            "-m",
-            "pytest",
-            "eval_x.py",
-            "--experiment",
-            "X",
-            "--store",
-            str(store),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    Project(root / "project", 10).run("X", store)
     return store
 
 
@@ -200,7 +150,7 @@ class Case:
     """A copied store, a folder outside it, and what a case planted."""
 
     def __init__(self, base: Path, tmp_path: Path) -> None:
-        self.store = Path(shutil.copytree(base, tmp_path / "store"))
+        self.store = copy_store(base, tmp_path / "store")
         self.outside = tmp_path / "outside"
         self.outside.mkdir()
         self.sentinel = self.outside / "sentinel.txt"
@@ -209,9 +159,6 @@ class Case:
         self.record = st.refs.read("X").head.id
         self.manifest = st.refs.read("X").head.manifest
         self.entries = load_manifest(st, self.manifest).evaluations[0].entries
-
-    def loose(self, oid: str) -> Path:
-        return self.store / "objects" / oid[:2] / oid[2:]
 
     def fifo(self) -> Path:
         path = self.outside / "fifo"
@@ -338,7 +285,7 @@ def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
     base: Path, tmp_path: Path, kind: str
 ) -> None:
     case = Case(base, tmp_path)
-    path = case.loose(case.manifest)
+    path = loose_path(case.store, case.manifest)
     path.unlink()
     if kind == "fifo":
         os.mkfifo(path)
@@ -354,7 +301,7 @@ def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
 @pytest.mark.parametrize("claim", [2**40, 2**64 - 1, (1 << 30) + 1])
 def test_a_loose_object_claiming_a_huge_size_is_refused(base: Path, tmp_path: Path, claim: int) -> None:
     case = Case(base, tmp_path)
-    case.loose(case.entries).write_bytes(
+    loose_path(case.store, case.entries).write_bytes(
         b"DVOBJ\x01" + struct.pack(">BQ", 1, claim) + b"\x28\xb5\x2f\xfd" * 8
     )
     results = _run_all(case, [*BASIC, ("export", "X")])

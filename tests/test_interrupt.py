@@ -19,106 +19,19 @@ import time
 from pathlib import Path
 
 import pytest
+from storekit import Project, finish
 
 from doteval.session import SessionStatus, get_session
 
-CONFTEST = """
-import os
-import time
+SLEEP = 0.02  # seconds a model call takes, unless a case says otherwise
 
-import pytest
-
-
-class SlowModel:
-    def __doteval_params__(self):
-        return {"name": "slow"}
-
-    def generate(self, prompt):
-        time.sleep(float(os.environ.get("DOTEVAL_TEST_SLEEP", "0.02")))
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(f"{prompt}\\n")
-        return prompt.upper()
+# Runs give no --store: they use the store $DOTEVAL_STORE names (tests/conftest.py sets one per test),
+# so the command doteval records is the one a user would type.
 
 
-@pytest.fixture
-def model():
-    return SlowModel()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-
-@foreach("prompt", [f"q{{i}}" for i in range({n})])
-def eval_big(prompt, model):
-    response = model.generate(prompt)
-    return Result(response == prompt.upper(), prompt=prompt, response=response)
-"""
-
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
-
-
-class Project:
-    def __init__(self, pytester: pytest.Pytester, n: int) -> None:
-        self.path = pytester.path
-        self.n = n
-        self.calls_path = self.path / "calls.txt"
-        pytester.makeconftest(CONFTEST)
-        (self.path / "eval_big.py").write_text(EVAL.format(n=n))
-
-    def args(self, experiment: str) -> list[str]:
-        return ["eval_big.py", "--experiment", experiment, *PYTEST_ARGS]
-
-    def command(self, experiment: str) -> str:
-        """The command a user would type, as doteval records it."""
-        return " ".join(["pytest", *self.args(experiment)])
-
-    def start(
-        self, experiment: str, *, calls: Path | None = None, sleep: float = 0.02
-    ) -> subprocess.Popen[str]:
-        env = dict(
-            os.environ,
-            DOTEVAL_TEST_CALLS=str(calls or self.calls_path),
-            DOTEVAL_TEST_SLEEP=str(sleep),
-            COLUMNS="200",
-        )
-        return subprocess.Popen(
-            [sys.executable, "-m", "pytest", *self.args(experiment)],
-            cwd=self.path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def calls(self) -> list[str]:
-        try:
-            return self.calls_path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-
-    def wait_for_calls(self, at_least: int, proc: subprocess.Popen[str], timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            count = len(self.calls())
-            if count >= at_least:
-                return count
-            if proc.poll() is not None:
-                out = proc.communicate()[0]
-                pytest.fail(f"the run ended before {at_least} calls (rc={proc.returncode}):\n{out}")
-            time.sleep(0.002)
-        proc.kill()
-        pytest.fail(f"no {at_least} calls within {timeout}s")
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
-    try:
-        out = proc.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out = proc.communicate()[0]
-        pytest.fail(f"the run did not stop within {timeout}s:\n{out}")
-    return proc.returncode, out
+def command(project: Project, experiment: str) -> str:
+    """The command a user would type, as doteval records it."""
+    return " ".join(["pytest", *project.args(experiment, None)])
 
 
 def assert_nothing_finished_lost(name: str, calls: list[str]) -> None:
@@ -131,8 +44,8 @@ def assert_nothing_finished_lost(name: str, calls: list[str]) -> None:
 
 
 def resume_to_completion(project: Project, name: str, calls_before: int, *, max_repeats: int) -> None:
-    proc = project.start(name)
-    rc, out = finish(proc)
+    proc = project.popen(name, None)
+    rc, out = finish(proc, timeout=60)
     assert rc == 0, out
     calls = project.calls()
     # Over all runs: every item once, plus at most the samples lost in flight.
@@ -151,16 +64,16 @@ def resume_to_completion(project: Project, name: str, calls_before: int, *, max_
 
 
 def test_sigint_keeps_finished_samples_and_the_same_command_resumes(pytester: pytest.Pytester) -> None:
-    project = Project(pytester, n=200)
-    proc = project.start("big")
+    project = Project(pytester.path, 200, sleep=SLEEP)
+    proc = project.popen("big", None)
     project.wait_for_calls(30, proc)
     proc.send_signal(signal.SIGINT)
-    rc, out = finish(proc)
+    rc, out = finish(proc, timeout=60)
 
     assert rc == 2, out  # pytest's "interrupted"
     resume = [line for line in out.splitlines() if "Resume with:" in line]
     assert resume, out
-    assert resume[-1].split("Resume with:", 1)[1].strip() == project.command("big")
+    assert resume[-1].split("Resume with:", 1)[1].strip() == command(project, "big")
     assert "Traceback" not in out, out
 
     calls = project.calls()
@@ -176,8 +89,8 @@ def test_sigint_keeps_finished_samples_and_the_same_command_resumes(pytester: py
 @pytest.mark.parametrize("sleep", [0.02, 0.3], ids=["short-calls", "long-calls"])
 def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytester, sleep: float) -> None:
     n = 80 if sleep < 0.1 else 30
-    project = Project(pytester, n=n)
-    proc = project.start("twice", sleep=sleep)
+    project = Project(pytester.path, n, sleep=SLEEP)
+    proc = project.popen("twice", None, sleep=sleep)
     project.wait_for_calls(5, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
@@ -193,8 +106,8 @@ def test_double_sigint_stops_now_and_keeps_what_finished(pytester: pytest.Pytest
 
 
 def test_second_sigint_after_the_run_stopped_exits_cleanly(pytester: pytest.Pytester) -> None:
-    project = Project(pytester, n=200)
-    proc = project.start("late", sleep=0.02)
+    project = Project(pytester.path, 200, sleep=SLEEP)
+    proc = project.popen("late", None, sleep=0.02)
     project.wait_for_calls(5, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)  # the sample in flight (20 ms) is over: the run is winding down
@@ -223,11 +136,11 @@ def _show(name: str, cwd: Path) -> tuple[int, str]:
 
 def _sigkill_trials(pytester: pytest.Pytester, n: int, trials: int, seed: int) -> None:
     rng = random.Random(seed)
-    project = Project(pytester, n=n)
+    project = Project(pytester.path, n, sleep=SLEEP)
     per_trial = max(2, n // (trials + 1))
     for trial in range(trials):
         before = len(project.calls())
-        proc = project.start("killed", sleep=0.01)
+        proc = project.popen("killed", None, sleep=0.01)
         project.wait_for_calls(before + rng.randint(1, per_trial), proc)
         time.sleep(rng.uniform(0, 0.015))  # anywhere: in a call, in a journal write...
         proc.send_signal(signal.SIGKILL)
@@ -263,13 +176,13 @@ def test_sigkill_many_times(pytester: pytest.Pytester) -> None:
 
 
 def test_second_process_on_a_running_experiment_is_refused(pytester: pytest.Pytester) -> None:
-    project = Project(pytester, n=200)
-    first = project.start("shared", sleep=0.1)  # long enough to outlive the second process
+    project = Project(pytester.path, 200, sleep=SLEEP)
+    first = project.popen("shared", None, sleep=0.1)  # long enough to outlive the second process
     project.wait_for_calls(3, first)
 
     other_calls = project.path / "calls-second.txt"
-    second = project.start("shared", calls=other_calls)
-    rc, out = finish(second)
+    second = project.popen("shared", None, calls=other_calls)
+    rc, out = finish(second, timeout=60)
     assert rc != 0, out
     assert not other_calls.exists()  # the second process evaluated nothing
     lines = [line for line in out.splitlines() if "being run by" in line]
@@ -280,6 +193,6 @@ def test_second_process_on_a_running_experiment_is_refused(pytester: pytest.Pyte
 
     assert first.poll() is None  # the first one goes on undisturbed
     first.send_signal(signal.SIGINT)
-    rc, out = finish(first)
+    rc, out = finish(first, timeout=60)
     assert rc == 2, out
     assert_nothing_finished_lost("shared", project.calls())

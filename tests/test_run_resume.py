@@ -19,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from storekit import json_dataset_eval, take_lines
 
 from doteval.session import SessionStatus, get_session
 from doteval.storage import get_storage_backend
@@ -48,22 +49,7 @@ def model():
 
 # An evaluation over a dataset read from data.json (so the dataset can change
 # without the evaluation's source changing).
-EVAL_FROM_JSON = """
-import json
-from pathlib import Path
-
-from doteval import Result, foreach
-
-
-def load():
-    return [tuple(row) for row in json.loads(Path(__file__).with_name("data.json").read_text())]
-
-
-@foreach("prompt,expected", load())
-def eval_upper(prompt, expected, model):
-    response = model.generate(prompt)
-    return Result(response == expected, prompt=prompt, response=response)
-"""
+EVAL_FROM_JSON = json_dataset_eval("response == expected")
 
 
 def items(n: int, start: int = 0) -> list[list[str]]:
@@ -99,11 +85,7 @@ class Project:
 
     def take_calls(self) -> list[str]:
         """The model calls made since the last take (and forget them)."""
-        if not self.calls_path.exists():
-            return []
-        lines = self.calls_path.read_text().splitlines()
-        self.calls_path.unlink()
-        return lines
+        return take_lines(self.calls_path)
 
     def run(self, *args: str) -> pytest.RunResult:
         # hypothesis' plugin would import (and assert-rewrite) hypothesis in every inner session.

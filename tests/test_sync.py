@@ -12,88 +12,24 @@ import json
 import os
 import random
 import shlex
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from storekit import PY, PYTEST_FLAGS, _env, cli, read_export, run_cli
+from storekit import PY, Project, _env, cli, cli_json, copy_store, read_export, run_cli
 
 from doteval.fsck import fsck
 from doteval.objects import Store
 from doteval.session import SessionStatus, get_session
 
-CONFTEST = """
-import os
-
-import pytest
-
-
-class Model:
-    def __doteval_params__(self):
-        return {"name": "test-model", "version": 1}
-
-    def generate(self, prompt):
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(prompt + "\\n")
-        return f"The answer to {prompt} is {prompt.upper()}."
-
-
-@pytest.fixture
-def model():
-    return Model()
-"""
-
-EVAL = """
-from doteval import Result, foreach
-
-DATA = [(f"q{{i}}", f"Q{{i}}") for i in range({n})]
-
-
-@foreach("prompt,expected", DATA)
-def eval_x(prompt, expected, model):
-    response = model.generate(prompt)
-    tag = "{tag}"
-    return Result(expected in response, prompt=prompt, response=response, metadata={{"tag": tag}})
-"""
-
-
-class Project:
-    def __init__(self, path: Path, n: int, *, tag: str = "v1") -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.calls_path = path / "calls.txt"
-        (path / "conftest.py").write_text(CONFTEST)
-        self.write_eval(n, tag)
-
-    def write_eval(self, n: int, tag: str) -> None:
-        (self.path / "eval_x.py").write_text(EVAL.format(n=n, tag=tag))
-
-    def run(self, name: str, store: Path, *extra: str, store_arg: str = "joined") -> str:
-        # --store=PATH in one argument: see test_store_option_spelling_keeps_node_ids
-        store_args = [f"--store={store}"] if store_arg == "joined" else ["--store", str(store)]
-        proc = subprocess.run(
-            [PY, "-m", "pytest", "eval_x.py", "--experiment", name, *store_args, *PYTEST_FLAGS, *extra],
-            cwd=self.path,
-            env=_env(DOTEVAL_TEST_CALLS=str(self.calls_path)),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc.stdout
-
-    def calls(self) -> list[str]:
-        try:
-            return self.calls_path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
+# Runs here spell --store=PATH in one argument (store_arg="joined"): see
+# test_store_option_spelling_keeps_node_ids.
 
 
 def names(store: Path) -> list[str]:
-    return [e["name"] for e in json.loads(cli(store, "list", "--json").stdout)["experiments"]]
+    return [e["name"] for e in cli_json(store, "list")["experiments"]]
 
 
 def assert_clean(store: Path, *, subprocess_cli: bool = False) -> str:
@@ -119,7 +55,7 @@ def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
 def two_stores(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Store A holds experiment alpha, store B holds beta (the same evaluation)."""
     root = tmp_path_factory.mktemp("sync-two")
-    project = Project(root / "project", 25)
+    project = Project(root / "project", 25, store_arg="joined")
     a, b = root / "A", root / "B"
     project.run("alpha", a)
     project.run("beta", b)
@@ -146,7 +82,7 @@ def test_two_stores_pushed_into_a_third_have_both_and_a_second_push_copies_nothi
     before = tree(dest)
     for source in (two_stores["A"], two_stores["B"]):
         assert cli(source, "push", str(dest), *flags).stdout.startswith("Pushed 0 file(s), 0 B")
-        stats = json.loads(cli(source, "push", str(dest), *flags, "--json").stdout)
+        stats = cli_json(source, "push", str(dest), *flags)
         assert (stats["files"], stats["bytes"], stats["method"]) == (0, 0, method)
         assert stats["diverged"] == stats["merged"] == []
     assert tree(dest) == before
@@ -168,7 +104,7 @@ def test_pull_into_a_fresh_store_creates_it(two_stores: dict, tmp_path: Path) ->
 
 
 def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None:
-    project = Project(tmp_path / "project", 15, tag="base")
+    project = Project(tmp_path / "project", 15, tag="base", store_arg="joined")
     a, b = tmp_path / "A", tmp_path / "B"
     project.run("X", a)
     cli(b, "pull", str(a))
@@ -176,18 +112,18 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
     project.run("X", a, "--rerun-changed")
     project.write_eval(15, tag="server")
     project.run("X", b, "--rerun-changed")
-    head_a = json.loads(cli(a, "show", "X", "--json").stdout)["id"]
-    head_b = json.loads(cli(b, "show", "X", "--json").stdout)["id"]
+    head_a = cli_json(a, "show", "X")["id"]
+    head_b = cli_json(b, "show", "X")["id"]
     export_a, export_b = read_export(a, "X"), read_export(b, "X")
     assert head_a != head_b
 
     out = run_cli(b, "pull", str(a)).stdout
     assert "X moved on both sides with different code or params: both lines are kept" in out, out
     assert "`doteval log X`" in out
-    stats = json.loads(cli(b, "pull", str(a), "--json").stdout)
+    stats = cli_json(b, "pull", str(a))
     assert stats["files"] == 0 and stats["diverged"] == ["X"] and stats["merged"] == []
 
-    log = json.loads(cli(b, "log", "X", "--json").stdout)["entries"]
+    log = cli_json(b, "log", "X")["entries"]
     ids = [e["id"] for e in log if e["op"] == "run"]
     assert head_a in ids and head_b in ids and len(ids) == 3  # base, laptop, server
     check = cli(b, "fsck")
@@ -207,7 +143,7 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
 
 def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: Path) -> None:
     n = 30
-    project = Project(tmp_path / "project", n)
+    project = Project(tmp_path / "project", n, store_arg="joined")
     shards = [tmp_path / f"machine{i}" for i in (1, 2, 3)]
     for i, store in enumerate(shards, 1):
         project.run("sh", store, "--shard", f"{i}/3")
@@ -218,7 +154,7 @@ def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: P
     first = run_cli(merged, "pull", str(shards[0])).stdout
     assert first.startswith("Pulled "), first
     for store in shards[1:]:  # each later shard joins the line it meets
-        stats = json.loads(cli(merged, "pull", str(store), "--json").stdout)
+        stats = cli_json(merged, "pull", str(store))
         assert stats["merged"] == ["sh"] and stats["diverged"] == [], stats
 
     session = get_session("sh", merged)
@@ -229,7 +165,7 @@ def test_shards_from_three_stores_merge_into_one_complete_experiment(tmp_path: P
     rows = [json.loads(line) for line in read_export(merged, "sh").splitlines()]
     assert len(rows) == len({r["sample_key"] for r in rows}) == n
     assert sorted(r["item"]["prompt"] for r in rows) == sorted(f"q{i}" for i in range(n))
-    log = json.loads(cli(merged, "log", "sh", "--json").stdout)["entries"]
+    log = cli_json(merged, "log", "sh")["entries"]
     changes = [c for e in log for c in e["changes"]]
     for i in (1, 2, 3):
         assert f"shard {i}/3" in changes, changes
@@ -245,7 +181,7 @@ def many_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A store with one experiment and some hundred small objects, so a push takes a while."""
     root = tmp_path_factory.mktemp("sync-many")
     store = root / "store"
-    Project(root / "project", 25).run("many", store)
+    Project(root / "project", 25, store_arg="joined").run("many", store)
     st = Store(store, durable=False)
     for i in range(400):
         st.objects.put({"type": "note", "i": i, "text": f"note {i} " * 20})
@@ -302,7 +238,7 @@ def test_push_killed_half_way_many_trials(many_files: dict, tmp_path: Path, meth
 
 def test_printed_rsync_commands_make_the_same_store_as_push(two_stores: dict, tmp_path: Path) -> None:
     source = tmp_path / "source"
-    shutil.copytree(two_stores["A"], source)
+    copy_store(two_stores["A"], source)
     raw, pushed = tmp_path / "raw", tmp_path / "pushed"
     printed = run_cli(source, "push", "--print", str(raw)).stdout.splitlines()
     assert len(printed) == 3 and all(line.startswith("rsync ") for line in printed), printed
@@ -323,12 +259,13 @@ def test_printed_rsync_commands_make_the_same_store_as_push(two_stores: dict, tm
 def test_store_option_spelling_keeps_node_ids(tmp_path: Path) -> None:
     """``--store PATH`` once named an existing PATH beside the project a test path for pytest's
     rootdir, so evaluation ids changed once the store existed and everything ran again."""
-    project = Project(tmp_path / "project", 5)
+    project = Project(tmp_path / "project", 5, store_arg="split")
     store = tmp_path / "store"  # beside the project, not inside it
-    project.run("X", store, store_arg="split")  # the store does not exist yet
-    project.run("X", store, store_arg="split")  # now it does
-    project.run("X", store, store_arg="joined")  # --store=PATH
+    project.run("X", store)  # the store does not exist yet
+    project.run("X", store)  # now it does
+    project.store_arg = "joined"
+    project.run("X", store)  # --store=PATH
     assert len(project.calls()) == 5, project.calls()
-    log = json.loads(cli(store, "log", "X", "--json").stdout)["entries"]
+    log = cli_json(store, "log", "X")["entries"]
     assert [e["evaluated"] for e in log if e["op"] == "run"][-1] == 5  # later runs: nothing to evaluate
     assert sum(e["evaluated"] for e in log) == 5

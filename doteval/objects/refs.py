@@ -169,13 +169,21 @@ class RefStore:
         op: str,
         note: str = "",
         merged: tuple[ObjectId, ...] = (),
+        branch: bool = False,
     ) -> RefRecord:
-        """Add a record after ``expected`` (compare-and-swap; caller holds the lock)."""
+        """Add a record after ``expected`` (compare-and-swap; caller holds the lock).
+
+        ``branch``: ``expected`` is where the caller's work started, whatever the head is now
+        (a dead run's journal sealed after another store's line was copied in): the record
+        continues that line, and the experiment has two heads until they are joined.
+        """
         state = self.read(name)
         current = state.head.id if state else None
         heads = {h.id for h in state.heads} if state else set()
         if merged and expected in heads and heads <= {expected, *merged}:
             current = expected  # a record joining several heads: all must still be heads
+        if branch and (expected is None or (state is not None and expected in state.records)):
+            current = expected
         if current != expected:
             raise StoreError(
                 f"experiment {name!r} moved while this command ran (expected "

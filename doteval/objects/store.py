@@ -254,6 +254,7 @@ class ObjectStore:
             ensure_dir(self.packs_dir)
             dictionary = current[0] if current is not None else NO_DICTIONARY
             write_pack(self.packs_dir, entries, dictionary)
+            self._packs_mtime = -2  # list the folder again: its mtime may not have moved
         return ids
 
     # -- reading ----------------------------------------------------------
@@ -280,19 +281,30 @@ class ObjectStore:
         search of every pack index for an object that is a file.
         """
         check_object_id(object_id)
-        raw: bytes | None = None
         if loose_first:
             path = self.loose_path(object_id)
             try:
-                raw = self.read_loose(path)
+                loose = self.read_loose(path)
             except FileNotFoundError:
                 pass
             else:
-                actual = hash_bytes(raw)
+                actual = hash_bytes(loose)
                 if actual != object_id:
                     raise CorruptObjectError(object_id, actual, path=str(path))
-                return raw
+                return loose
         found = self._find_packed(bytes.fromhex(object_id))
+        if found is None:
+            path = self.loose_path(object_id)
+            try:
+                raw, where = self.read_loose(path), str(path)
+            except FileNotFoundError:
+                # Found nowhere: list the packs folder again whatever its mtime says (a copy
+                # that keeps folder times, or a coarse clock, can hide a new pack from it).
+                with self._packs_lock:
+                    self._packs_mtime = -2
+                found = self._find_packed(bytes.fromhex(object_id))
+                if found is None:
+                    raise ObjectNotFoundError(object_id) from None
         if found is not None:
             pack, pos = found
             entry = pack.entry(pos)
@@ -300,13 +312,6 @@ class ObjectStore:
             raw = self.decompress(
                 entry.codec, entry.raw_len, entry.payload, where=where, dictionary=entry.dictionary
             )
-        else:
-            path = self.loose_path(object_id)
-            where = str(path)
-            try:
-                raw = self.read_loose(path)
-            except FileNotFoundError:
-                raise ObjectNotFoundError(object_id) from None
         actual = hash_bytes(raw)
         if actual != object_id:
             raise CorruptObjectError(object_id, actual, path=where)
@@ -317,7 +322,11 @@ class ObjectStore:
 
     def has(self, object_id: str) -> bool:
         path = self.loose_path(object_id)
-        return self._find_packed(bytes.fromhex(object_id)) is not None or path.exists()
+        if self._find_packed(bytes.fromhex(object_id)) is not None or path.exists():
+            return True
+        with self._packs_lock:  # found nowhere: list the packs folder again (see get_bytes)
+            self._packs_mtime = -2
+        return self._find_packed(bytes.fromhex(object_id)) is not None
 
     def iter_loose_ids(self) -> Iterator[ObjectId]:
         if not self.objects_dir.is_dir():
