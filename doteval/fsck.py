@@ -222,7 +222,8 @@ def _check_refs(store: Store, report: FsckReport, tell: Progress, subset: tuple[
             report.warn(
                 directory,
                 f"experiment {directory.name!r} moved in two stores and has {len(state.heads)} heads ({heads})",
-                f"`doteval show {directory.name}@REV` shows each line; both are kept",
+                f"`doteval show {directory.name}@REV` shows each line; "
+                f"`doteval keep {directory.name}@REV` chooses one",
             )
         for record in state.records.values():
             if record.parent and record.parent not in state.records:

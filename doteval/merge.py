@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 
-from doteval.errors import LockedError
+from doteval.errors import ExperimentNotFoundError, LockedError, UsageError
+from doteval.history import parse_spec
 from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import Store
 from doteval.runs import STATUS_FAILED, final_status, recover
@@ -134,3 +135,46 @@ def settle_locked(store: Store, name: str) -> bool:
         merged=tuple(h.id for h in heads[1:]),
     )
     return True
+
+
+def keep_line(store: Store, spec: str) -> tuple[str, Manifest, list[str]]:
+    """Make the line whose newest revision is ``spec`` (``NAME@REV``) the experiment's head.
+
+    For lines that cannot be joined (different code or params in two stores). A merge
+    record names every head, so the other lines stay in the history (``doteval log``,
+    ``NAME@REV``); the next run continues the kept line. Returns the name, the kept
+    manifest and the manifest ids of the lines left behind.
+    """
+    name, rev, steps = parse_spec(spec)
+    if rev is None or steps:
+        raise UsageError(
+            f"give the line to keep as NAME@REV, the newest revision of that line (not {spec!r})",
+            hint=f"`doteval log {name}` lists both lines",
+        )
+    with store.lock(name):
+        settle_locked(store, name)  # seal dead runs; join the lines that can be joined
+        state = store.refs.read(name)
+        if state is None:
+            raise ExperimentNotFoundError(name)
+        heads = [h for h in state.heads if h.manifest and not h.deleted]
+        if not state.diverged:
+            raise UsageError(f"experiment {name!r} has one line: there is nothing to choose")
+        chosen = [h for h in heads if h.manifest is not None and h.manifest.startswith(rev)]
+        if len(chosen) != 1:
+            newest = ", ".join(f"{name}@{h.manifest[:10]}" for h in heads if h.manifest)
+            raise UsageError(
+                f"{rev} is {'ambiguous' if chosen else 'not the newest revision of a line'} of {name!r}",
+                hint=f"the lines end at {newest}",
+            )
+        keep = chosen[0]
+        assert keep.manifest is not None
+        others = [h for h in state.heads if h.id != keep.id]
+        store.refs.append(
+            name,
+            keep.manifest,
+            expected=keep.id,
+            op="merge",
+            note=f"kept the line of {keep.manifest[:10]}",
+            merged=tuple(h.id for h in others),
+        )
+        return name, load_manifest(store, keep.manifest), [h.manifest or h.id for h in others]

@@ -138,6 +138,48 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
     }
 
 
+def test_keep_chooses_one_line_and_the_next_run_continues_it(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project", 10, tag="base", store_arg="joined")
+    a, b = tmp_path / "A", tmp_path / "B"
+    project.run("X", a)
+    cli(b, "pull", str(a))
+    project.write_eval(10, tag="laptop")
+    project.run("X", a, "--rerun-changed")
+    project.write_eval(10, tag="server")
+    project.run("X", b, "--rerun-changed")
+    head_a, head_b = cli_json(a, "show", "X")["id"], cli_json(b, "show", "X")["id"]
+    export_a = read_export(a, "X")
+    cli(b, "pull", str(a))
+    assert "keep X@REV" in cli(b, "show", "X").stdout
+
+    # Refused in one line: a revision that ends no line, a spec without @REV.
+    base_rev = next(e["id"] for e in cli_json(b, "log", "X")["entries"] if e["id"] not in (head_a, head_b))
+    for bad, words in ((f"X@{base_rev[:10]}", "not the newest revision"), ("X", "NAME@REV")):
+        done = run_cli(b, "keep", bad, ok=False)
+        assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+    out = run_cli(b, "keep", f"X@{head_a[:10]}").stdout
+    assert f"Kept the line of X ending at 10/10 samples (X@{head_a[:10]})" in out, out
+    assert f"X@{head_b[:10]}" in out
+    state = Store(b).refs.read("X")
+    assert state is not None and not state.diverged and state.head.op == "merge"
+    assert "two heads" not in cli(b, "show", "X").stdout
+    assert "has 2 heads" not in cli(b, "fsck").stdout
+    assert read_export(b, "X") == export_a  # the kept line, as it was in its own store
+    assert cli_json(b, "show", "X")["id"] == head_a
+    log = [e["id"] for e in cli_json(b, "log", "X")["entries"] if e["op"] == "run"]
+    assert head_a in log and head_b in log  # the other line stays in the history
+    assert read_export(b, f"X@{head_b[:12]}")
+
+    # The laptop's code continues its line: nothing to evaluate again.
+    calls_before = len(project.calls())
+    project.write_eval(10, tag="laptop")
+    project.run("X", b)
+    assert len(project.calls()) == calls_before
+    done = run_cli(b, "keep", f"X@{head_a[:10]}", ok=False)
+    assert done.returncode == 1 and "has one line" in done.stderr, done.stderr
+
+
 # -- shards run on three machines -------------------------------------------------------------
 
 

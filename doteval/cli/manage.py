@@ -1,4 +1,4 @@
-"""Commands that change experiments as a whole: delete, rename."""
+"""Commands that change experiments as a whole: delete, rename, keep."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from doteval.cli.common import StoreOption, app, console, open_store
 from doteval.experiments import delete_experiment, rename_experiment
+from doteval.merge import keep_line
 
 
 @app.command()
@@ -30,3 +31,21 @@ def rename(
     """Rename an experiment, keeping its history; refuses a NEW that exists."""
     rename_experiment(open_store(store), old, new)
     console().print(f"Renamed {escape(old)} to {escape(new)}.")
+
+
+@app.command()
+def keep(
+    revision: Annotated[str, typer.Argument(help="NAME@REV: the newest revision of the line to keep.")],
+    store: StoreOption = None,
+) -> None:
+    """Choose one line of an experiment that moved in two stores with different code or params.
+
+    The next run continues the kept line; the other line stays in the history
+    (`doteval log NAME`, `doteval show NAME@REV`).
+    """
+    name, manifest, others = keep_line(open_store(store), revision)
+    left = ", ".join(f"{name}@{m[:10]}" for m in others)
+    console().print(
+        f"Kept the line of {escape(name)} ending at {manifest.done}/{manifest.total} samples "
+        f"({escape(revision)}); the other line ({escape(left)}) stays in `doteval log {escape(name)}`."
+    )

@@ -138,7 +138,7 @@ def _print_sync(stats: SyncStats, verb: str) -> None:
     for name in stats.diverged:
         out.print(
             f"[yellow]{escape(name)} moved on both sides with different code or params: both lines are kept[/]; "
-            f"`doteval log {escape(name)}` shows them."
+            f"`doteval log {escape(name)}` shows them, `doteval keep {escape(name)}@REV` chooses one."
         )
 
 

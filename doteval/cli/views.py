@@ -248,6 +248,7 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
         lines.append(
             "Warning: this experiment has two heads (it moved in two stores); "
             + ("showing the newest" if rev.is_head else "showing the revision asked for")
+            + f"; `doteval keep {rev.experiment}@REV` chooses one line"
         )
     out = console()
     for line in lines:
