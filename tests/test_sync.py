@@ -103,17 +103,22 @@ def test_pull_into_a_fresh_store_creates_it(two_stores: dict, tmp_path: Path) ->
 # -- an experiment that moved on both sides ---------------------------------------------------
 
 
-def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None:
-    project = Project(tmp_path / "project", 15, tag="base", store_arg="joined")
+def moved_on_both_sides(tmp_path: Path, n: int) -> tuple[Project, Path, Path, str, str]:
+    """Experiment X run in store A, copied to B, then a new line of other code in each
+    (laptop in A, server in B): (project, A, B, head of A, head of B)."""
+    project = Project(tmp_path / "project", n, tag="base", store_arg="joined")
     a, b = tmp_path / "A", tmp_path / "B"
     project.run("X", a)
     cli(b, "pull", str(a))
-    project.write_eval(15, tag="laptop")
+    project.write_eval(n, tag="laptop")
     project.run("X", a, "--rerun-changed")
-    project.write_eval(15, tag="server")
+    project.write_eval(n, tag="server")
     project.run("X", b, "--rerun-changed")
-    head_a = cli_json(a, "show", "X")["id"]
-    head_b = cli_json(b, "show", "X")["id"]
+    return project, a, b, cli_json(a, "show", "X")["id"], cli_json(b, "show", "X")["id"]
+
+
+def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None:
+    _project, a, b, head_a, head_b = moved_on_both_sides(tmp_path, 15)
     export_a, export_b = read_export(a, "X"), read_export(b, "X")
     assert head_a != head_b
 
@@ -139,15 +144,7 @@ def test_experiment_moved_on_both_sides_keeps_both_lines(tmp_path: Path) -> None
 
 
 def test_keep_chooses_one_line_and_the_next_run_continues_it(tmp_path: Path) -> None:
-    project = Project(tmp_path / "project", 10, tag="base", store_arg="joined")
-    a, b = tmp_path / "A", tmp_path / "B"
-    project.run("X", a)
-    cli(b, "pull", str(a))
-    project.write_eval(10, tag="laptop")
-    project.run("X", a, "--rerun-changed")
-    project.write_eval(10, tag="server")
-    project.run("X", b, "--rerun-changed")
-    head_a, head_b = cli_json(a, "show", "X")["id"], cli_json(b, "show", "X")["id"]
+    project, a, b, head_a, head_b = moved_on_both_sides(tmp_path, 10)
     export_a = read_export(a, "X")
     cli(b, "pull", str(a))
     assert "keep X@REV" in cli(b, "show", "X").stdout
