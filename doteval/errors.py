@@ -104,11 +104,11 @@ class CorruptObjectError(StoreError):
 
 
 class CorruptStoreError(StoreError):
-    def __init__(self, message: str, *, path: str = "") -> None:
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
         super().__init__(
             "damaged store file: " + message + (f" ({path})" if path else ""),
             path=path,
-            hint="run `doteval fsck` to list every damaged file",
+            hint=hint or "run `doteval fsck` to list every damaged file",
         )
 
 

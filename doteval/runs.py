@@ -223,14 +223,35 @@ def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _E
             elif kind == "eval":
                 evals[rec[1]] = _EvalLog(rec[2])
             elif kind == "view":
-                evals[rec[1]].view = dict(rec[2])
+                evals[rec[1]].view = _view_record(rec[2])
             elif kind == "eval_end":
                 evals[rec[1]].status = rec[2]
             elif kind == "end":
                 status, ended = rec[1], rec[2]
     except (IndexError, KeyError, TypeError, ValueError) as e:
-        raise CorruptStoreError(f"malformed journal record ({e})", path=str(path)) from None
+        raise CorruptStoreError(
+            f"malformed journal record ({e})",
+            path=str(path),
+            hint=_JOURNAL_HINT,
+        ) from None
     return header, evals, status, ended
+
+
+_JOURNAL_HINT = "move the journal out of the store to go on without its results"
+
+
+def _view_record(value: Any) -> dict[str, Any]:
+    """A journal's ``view`` record, its fields checked (a journal is read back after a crash)."""
+    view = dict(value)
+    base, kept = view.get("base"), view.get("kept")
+    if base is not None and not isinstance(base, str):
+        raise ValueError("view base is not an object id")
+    if kept is not None and not isinstance(kept, bytes):
+        raise ValueError("view bitmap is not bytes")
+    for name in ("total", "reused", "added", "removed"):
+        if type(view.get(name, 0)) is not int:
+            raise ValueError(f"view {name} is not a count")
+    return view
 
 
 def seal(
@@ -260,7 +281,7 @@ def seal(
     raws: list[bytes] = []
     ids: list[bytes] = []
     for index, log in evals.items():
-        _new_rows(log, (scores or {}).get(index))
+        _new_rows(log, (scores or {}).get(index), path)
         log.parts = table_objects(log.rows, raws, ids)
     store.objects.write_pack(raws, ids)
 
@@ -318,7 +339,9 @@ def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:
     ), True
 
 
-def _new_rows(log: _EvalLog, known: list[tuple[dict[str, Any], dict[str, list[str]]]] | None) -> None:
+def _new_rows(
+    log: _EvalLog, known: list[tuple[dict[str, Any], dict[str, list[str]]]] | None, path: Path
+) -> None:
     """The journal's results as table rows, one per item (the last result of an item wins)."""
     if known is not None and len(known) != len(log.results):
         known = None
@@ -327,9 +350,21 @@ def _new_rows(log: _EvalLog, known: list[tuple[dict[str, Any], dict[str, list[st
         latest[token(item, occurrence)] = n
     for n in sorted(latest.values()):
         flag, slot, occurrence, item, details = log.results[n]
-        values, metrics = known[n] if known is not None else scores_of(decode(details))
+        values, metrics = known[n] if known is not None else _scores_of(details, path)
         log.rows.append(NewRow(flag, item, occurrence, details, values, metrics))
         log.slots.append(slot)
+
+
+def _scores_of(details: bytes, path: Path) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    try:
+        record = decode(details)
+        if not isinstance(record, dict) or not isinstance(record.get("scores") or [], list):
+            raise TypeError("not a result record")
+        return scores_of(record)
+    except (CorruptStoreError, AttributeError, TypeError) as e:
+        raise CorruptStoreError(
+            f"a result in the journal is malformed ({e})", path=str(path), hint=_JOURNAL_HINT
+        ) from None
 
 
 def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> EvaluationRecord:
@@ -350,8 +385,8 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
     base_len = sum(len(p.rows) for p in base_parts)
     view = log.view or {}
     same_base = log.view is not None and view.get("base") == base_id
-    if same_base and view.get("kept") is not None:
-        bits = view["kept"]
+    bits = view.get("kept")
+    if same_base and bits is not None and len(bits) == (base_len + 7) // 8:
         kept = {i for i in range(base_len) if bits[i >> 3] >> (i & 7) & 1}
     else:  # died before reading the dataset, or a --samples/--shard run: keep the whole view
         kept = set(range(base_len))

@@ -472,3 +472,40 @@ def test_a_finished_run_is_sealed_completed_and_continues_the_chain(tmp_path: Pa
     assert state is not None and len(state.history()) == 2
     assert store.journals("exp") == []
     assert first.status == "interrupted"
+
+
+_VIEW = {"base": None, "kept": None, "total": 4, "reused": 0, "added": 4, "removed": 0}
+
+
+@pytest.mark.parametrize(
+    "view, result, refused",
+    [
+        ({**_VIEW, "kept": b"\x01\x02"}, None, False),  # a bitmap of the wrong size: the whole view is kept
+        ({**_VIEW, "total": "4"}, None, True),
+        ({**_VIEW, "base": 7}, None, True),
+        (_VIEW, encode([1, 2]), True),
+        (_VIEW, encode({"scores": 3}), True),
+    ],
+    ids=["short-bitmap", "total-text", "base-int", "result-list", "scores-int"],
+)
+def test_a_journal_with_malformed_records_is_refused_in_one_line(
+    tmp_path: Path, view: dict[str, Any], result: bytes | None, refused: bool
+) -> None:
+    """A journal is read back after a crash: records that pass their checksum but make no
+    sense are a clear error, and the journal stays for a look."""
+    store = new_store(tmp_path / "s")
+    recorder = RunRecorder(store, "exp", Head(None, None, None))
+    recorder.start()
+    recorder.begin_evaluation(0, HEADER)
+    recorder.record_view(0, view)
+    recorder.record_result(0, True, ITEMS[0], 0, result if result is not None else globals()["result"](0))
+    assert recorder.journal is not None
+    recorder.journal.close()
+    with store.lock("exp"):
+        if refused:
+            with pytest.raises(CorruptStoreError, match="journal"):
+                recover(store, "exp")
+            assert store.journals("exp")
+        else:
+            (manifest,) = recover(store, "exp")
+            assert manifest.evaluations[0].done == 1 and not store.journals("exp")
