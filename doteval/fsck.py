@@ -275,11 +275,17 @@ def _check_manifest(
         for part in parts:
             for kind, object_id, read in (
                 ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id).scores),
-                ("results", part.details_id, lambda p=part: load_details(store, p.details_id, p.length)),
+                (
+                    "results",
+                    part.details_id,
+                    lambda p=part: load_details(store, p.details_id, SampleTable.load(store, p.table_id)),
+                ),
             ):
-                if object_id in checked:
+                # results are cut by their table's sizes: a pair is checked once
+                seen = object_id if kind == "sample table" else part.table_id + object_id
+                if seen in checked:
                     continue
-                checked.add(object_id)
+                checked.add(seen)
                 try:
                     if _in_subset(object_id, subset):
                         read()  # decoded: its shape is checked, not only its bytes

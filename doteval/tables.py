@@ -134,6 +134,8 @@ def table_value(rows: list[NewRow]) -> dict[str, Any]:
         "v": TABLE_VERSION,
         "items": b"".join(r.item for r in rows),
         "sizes": _u32(len(r.item) for r in rows),
+        # where each row's result starts in the details object: one result is read alone
+        "details_sizes": _u32(len(r.details) for r in rows),
         "occurrences": occurrences,
         "flags": bytes(r.flag for r in rows),
         # encoded apart, so that reading the items (resume) never decodes the scores
@@ -181,8 +183,10 @@ class SampleTable:
         flags: bytes,
         scores_raw: bytes,
         metrics: dict[str, list[str]],
+        detail_ends: list[int] | None = None,
     ) -> None:
         self.items = items
+        self.detail_ends = detail_ends or []  # end of each row's result in the details rows
         self.occurrences = occurrences
         self.flags = flags
         self._scores_raw = scores_raw
@@ -202,6 +206,7 @@ class SampleTable:
             value["flags"],
             b"",
             value["metrics"],
+            list(accumulate(len(r.details) for r in rows)),
         )
         names = sorted({name for r in rows for name in r.scores})
         table._scores = {name: [r.scores.get(name) for r in rows] for name in names}
@@ -242,22 +247,32 @@ class SampleTable:
             scores_raw, metrics = data["scores"], dict(data["metrics"])
             if not isinstance(scores_raw, bytes):
                 raise ValueError("bad scores")
+            detail_ends = list(accumulate(_from_u32(data["details_sizes"])))
+            if len(detail_ends) != len(flags):
+                raise ValueError("details sizes of the wrong length")
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorruptStoreError(f"malformed sample table {table_id[:12]}: {e}") from None
-        return cls(items, occurrences, flags, scores_raw, metrics)
+        return cls(items, occurrences, flags, scores_raw, metrics, detail_ends)
 
 
-def load_details(store: Store, details_id: str, length: int) -> list[dict[str, Any]]:
-    data = store.objects.get(details_id)
-    try:
-        rows = data["rows"]
-        if data["type"] != "details" or not isinstance(rows, list) or len(rows) != length:
-            raise ValueError("not the details of its table")
-        if any(not isinstance(r, dict) for r in rows):
-            raise ValueError("a row is not a record")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CorruptStoreError(f"malformed details {details_id[:12]}: {e}") from None
-    return rows
+def details_rows(raw: bytes, ends: list[int], where: str) -> list[bytes]:
+    """The encoded rows of a details object, cut by the sizes its table holds (no decoding)."""
+    head = b"d3:s1:vi1;s4:rowsl%d:" % len(ends)
+    tail = b"s4:types7:details"
+    total = ends[-1] if ends else 0
+    if not raw.startswith(head) or len(raw) != len(head) + total + len(tail) or not raw.endswith(tail):
+        raise CorruptStoreError(f"details {where} do not match the sizes of their sample table")
+    body = raw[len(head) : len(head) + total]
+    return [body[a:b] for a, b in zip([0, *ends], ends)]
+
+
+def load_details(store: Store, details_id: str, table: SampleTable) -> list[dict[str, Any]]:
+    """Every result of a details object, each row checked to be a record (fsck)."""
+    rows = details_rows(store.objects.get_bytes(details_id), table.detail_ends, details_id[:12])
+    records = [decode(row) for row in rows]
+    if any(not isinstance(r, dict) for r in records):
+        raise CorruptStoreError(f"malformed details {details_id[:12]}: a row is not a record")
+    return records
 
 
 @dataclass
@@ -341,7 +356,7 @@ class View:
         self.flags = bytes(tables[p].flags[r] for p, r in self.where)
         self._keys: list[bytes] | None = None
         self._scores: dict[str, list[Any]] | None = None
-        self._details: dict[int, list[dict[str, Any]]] = {}
+        self._details: dict[int, list[bytes]] = {}
 
     def __len__(self) -> int:
         return len(self.where)
@@ -388,15 +403,22 @@ class View:
         return decode(self.items[i])
 
     def result(self, i: int) -> dict[str, Any]:
-        """The stored result of sample ``i`` (its details and its item)."""
+        """The stored result of sample ``i`` (its details and its item).
+
+        The details object is read (decompressed and hashed) once per table, and only
+        the row asked for is decoded.
+        """
         p, r = self.where[i]
         rows = self._details.get(p)
         if rows is None:
             part = self.parts[p]
-            rows = self._details[p] = load_details(self.store, part.details_id, part.length)
+            raw = self.store.objects.get_bytes(part.details_id)
+            rows = self._details[p] = details_rows(raw, self.tables[p].detail_ends, part.details_id[:12])
             if len(self._details) > 4:  # keep memory flat while walking a big view
                 self._details.pop(next(iter(self._details)))
-        record = dict(rows[r])
+        record = decode(rows[r])
+        if not isinstance(record, dict):
+            raise CorruptStoreError(f"details {self.parts[p].details_id[:12]}: row {r} is not a result")
         record["item"] = self.item(i)
         return record
 

@@ -341,14 +341,14 @@ def test_export_streams_results_one_table_at_a_time(
     (ev,) = revision.manifest.evaluations
     details = {p.details_id for p in load_parts(store, ev.entries)}
     results_read: list[str] = []
-    real_get = store.objects.get
+    real_get = store.objects.get_bytes
 
     def counting_get(object_id: str, **kwargs: Any) -> Any:
         if object_id in details:
             results_read.append(object_id)
         return real_get(object_id, **kwargs)
 
-    monkeypatch.setattr(store.objects, "get", counting_get)
+    monkeypatch.setattr(store.objects, "get_bytes", counting_get)
     rows = iter_rows(store, revision)
     assert results_read == []  # nothing read before the first row is asked for
     next(rows)

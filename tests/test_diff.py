@@ -222,13 +222,13 @@ def test_the_diff_reads_no_result_and_changed_samples_reads_only_the_changed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    real_get = store.objects.get
+    real_get = store.objects.get_bytes
 
     def counting_get(object_id: str, **kwargs: Any) -> Any:
         reads.append(object_id)
         return real_get(object_id, **kwargs)
 
-    monkeypatch.setattr(store.objects, "get", counting_get)
+    monkeypatch.setattr(store.objects, "get_bytes", counting_get)
     report = diff_experiments(store, "A", "B")
     # Manifests, views, sample tables and code objects (the code differs): no result.
     details = {p.details_id for d in report.evaluations for t in (d.table_a, d.table_b) for p in t.parts}

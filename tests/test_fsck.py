@@ -116,7 +116,9 @@ def _damaged_file(base: dict, store: Path, where: str) -> tuple[Path, int]:
         if where == "pack":
             position = pack.find(bytes.fromhex(first_result(base, "X")))
             return pack.pack_path, pack.offset(position) + 9 + 3  # inside the entry's stored bytes
-        return pack.idx_path, 8 + 4 + 256 * 4 + 5  # inside the sorted ids
+        # inside the sorted id of X's results (its sample table may equal Y's: found in Y's pack)
+        position = pack.find(bytes.fromhex(first_result(base, "X")))
+        return pack.idx_path, 8 + 4 + 256 * 4 + position * 32 + 5
     finally:
         pack.close()
 

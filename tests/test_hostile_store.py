@@ -431,6 +431,7 @@ def _hostile_samples(case: Case, kind: str) -> str:
             "table-flags": {"flags": b"\x00"},
             "table-scores": {"scores": encode({"s": [True]})},
             "table-items": {"items": 7},
+            "table-details-sizes": {"details_sizes": b"\x01\x00\x00\x00" * n},
         }[kind]
         table_id = st.objects.put({**table, **bad})
     elif kind.startswith("details-"):
@@ -453,6 +454,7 @@ def _hostile_samples(case: Case, kind: str) -> str:
         "table-flags",
         "table-scores",
         "table-items",
+        "table-details-sizes",
         "details-count",
         "details-rows",
     ],
@@ -475,6 +477,7 @@ def test_hostile_sample_tables_and_views_are_refused_in_one_line(
     if kind != "table-scores":  # show --full and export read the scores from the results
         assert all(done.refused for done in read_all), [d.stderr for d in read_all]
     # diff reads the views and tables, not the results
-    assert results[("diff", "X", "evil")].refused == (not kind.startswith("details-"))
+    reads_results = kind.startswith("details-") or kind == "table-details-sizes"
+    assert results[("diff", "X", "evil")].refused == (not reads_results)
     assert "error(s)" in results[("fsck",)].stdout and "no errors" not in results[("fsck",)].stdout
     assert not results[("show", "X", "--full")].refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 import types
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ def test_a_table_stores_items_once_and_occurrences_sparsely() -> None:
     assert value["items"] == encode(("a",)) * 2 + encode(("b",))
     assert value["occurrences"] == [1, 1]
     assert value["flags"] == bytes([0, 1, 0])
+    assert value["details_sizes"] == struct.pack("<3I", *(len(r.details) for r in rows))
     assert decode(value["scores"]) == {"x": [True, None, False], "y": [None, None, 2]}
     assert value["metrics"] == {"x": ["accuracy"]}
 
