@@ -183,10 +183,11 @@ class SampleTable:
         flags: bytes,
         scores_raw: bytes,
         metrics: dict[str, list[str]],
-        detail_ends: list[int] | None = None,
+        details_sizes: bytes = b"",
     ) -> None:
         self.items = items
-        self.detail_ends = detail_ends or []  # end of each row's result in the details rows
+        self._details_sizes = details_sizes
+        self._detail_ends: list[int] | None = None
         self.occurrences = occurrences
         self.flags = flags
         self._scores_raw = scores_raw
@@ -195,6 +196,14 @@ class SampleTable:
 
     def __len__(self) -> int:
         return len(self.flags)
+
+    @property
+    def detail_ends(self) -> list[int]:
+        """Where each row's record ends in the details rows (built on first use: resume
+        never needs it)."""
+        if self._detail_ends is None:
+            self._detail_ends = list(accumulate(_from_u32(self._details_sizes)))
+        return self._detail_ends
 
     @classmethod
     def of(cls, rows: list[NewRow]) -> SampleTable:
@@ -206,7 +215,7 @@ class SampleTable:
             value["flags"],
             b"",
             value["metrics"],
-            list(accumulate(len(r.details) for r in rows)),
+            value["details_sizes"],
         )
         names = sorted({name for r in rows for name in r.scores})
         table._scores = {name: [r.scores.get(name) for r in rows] for name in names}
@@ -247,12 +256,12 @@ class SampleTable:
             scores_raw, metrics = data["scores"], dict(data["metrics"])
             if not isinstance(scores_raw, bytes):
                 raise ValueError("bad scores")
-            detail_ends = list(accumulate(_from_u32(data["details_sizes"])))
-            if len(detail_ends) != len(flags):
+            details_sizes = data["details_sizes"]
+            if not isinstance(details_sizes, bytes) or len(details_sizes) != 4 * len(flags):
                 raise ValueError("details sizes of the wrong length")
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorruptStoreError(f"malformed sample table {table_id[:12]}: {e}") from None
-        return cls(items, occurrences, flags, scores_raw, metrics, detail_ends)
+        return cls(items, occurrences, flags, scores_raw, metrics, details_sizes)
 
 
 def details_rows(raw: bytes, ends: list[int], where: str) -> list[bytes]:
