@@ -471,3 +471,24 @@ def test_store_entry_points_check_names(tmp_path: Path) -> None:
         with pytest.raises(InvalidNameError):
             call("../escape")
     assert not (tmp_path / "escape").exists()
+
+
+def test_put_of_an_object_a_gc_removes_at_that_instant_writes_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs share an object (their code); a gc may pack and unlink the loose copy between
+    the second writer's exists() and its touch. The write must not fail, and the object stays."""
+    store = new_store(tmp_path / "s")
+    oid = store.objects.put({"type": "code", "sources": {"f": "def f(): ..."}})
+    path = store.objects.loose_path(oid)
+    real_utime = os.utime
+
+    def gc_got_there_first(target: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(target) == path:
+            path.unlink()  # what gc does once the object is in its new pack
+        real_utime(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", gc_got_there_first)
+    assert store.objects.put({"type": "code", "sources": {"f": "def f(): ..."}}) == oid
+    monkeypatch.setattr(os, "utime", real_utime)
+    assert path.exists() and store.objects.get(oid)["type"] == "code"

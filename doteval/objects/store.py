@@ -144,8 +144,11 @@ class ObjectStore:
         object_id = hash_bytes(raw)
         path = self.loose_path(object_id)
         if path.exists():
-            os.utime(path, follow_symlinks=False)
-            return object_id
+            try:
+                os.utime(path, follow_symlinks=False)  # touched: a concurrent gc keeps it
+                return object_id
+            except FileNotFoundError:
+                pass  # a gc packed it and removed the file just now: write it again
         write_new(path, self.file_chunks(raw), durable=self.durable)
         return object_id
 
