@@ -82,16 +82,19 @@ def live_progress(store: Store, name: str) -> LiveProgress | None:
         except (DotevalError, OSError):
             continue
         for rec in records:
-            kind = rec[0]
-            if kind == "r":
-                if rec[2] == FLAG_OK:
-                    live.ok += 1
-                else:
-                    live.errors += 1
-            elif kind == "view":
-                live.total += int(rec[2].get("total") or 0)
-            elif kind == "start":
-                live.started = float(rec[1].get("started") or 0.0)
+            try:
+                kind = rec[0]
+                if kind == "r":
+                    if rec[2] == FLAG_OK:
+                        live.ok += 1
+                    else:
+                        live.errors += 1
+                elif kind == "view":
+                    live.total += int(rec[2].get("total") or 0)
+                elif kind == "start":
+                    live.started = float(rec[1].get("started") or 0.0)
+            except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+                continue  # progress is a best guess; the seal checks the journal for real
     return live
 
 

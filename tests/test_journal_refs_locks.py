@@ -509,3 +509,21 @@ def test_a_journal_with_malformed_records_is_refused_in_one_line(
         else:
             (manifest,) = recover(store, "exp")
             assert manifest.evaluations[0].done == 1 and not store.journals("exp")
+
+
+def test_live_progress_skips_journal_records_that_make_no_sense(tmp_path: Path) -> None:
+    """A live run's journal is read for progress while it is written (and a shared store is
+    untrusted): a record of the wrong shape is skipped, never a traceback."""
+    from doteval.experiments import live_progress
+
+    store = new_store(tmp_path / "s")
+    path = store.journals_dir / "exp" / "20261130T000000-bad.journal"
+    journal = JournalWriter(path)
+    journal.append(("start", {"started": 5.0}))
+    journal.append(("view", 0, 7))  # not a dict
+    journal.append(7)  # not a record
+    journal.append(("view", 0, {"total": 3}))
+    journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, ITEMS[0], result(0)))
+    journal.close()
+    live = live_progress(store, "exp")
+    assert live is not None and (live.started, live.total, live.ok, live.errors) == (5.0, 3, 1, 0)
