@@ -465,7 +465,13 @@ def _remove_stale_temp(store: Store, now: float, prune: float) -> int:
         for path in names:
             # ours (.tmp-*), rsync's (.name.XXXXXX), or a pack whose index never came
             orphan = path.suffix == ".pack" and not path.with_suffix(".idx").exists()
-            if (path.name.startswith(".") or orphan) and age_of(path, now) > max(prune, DAY):
+            if not (path.name.startswith(".") or orphan):
+                continue
+            try:
+                stale = age_of(path, now) > max(prune, DAY)
+            except FileNotFoundError:  # a writer published (renamed) it since the listing
+                continue
+            if stale:
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed
