@@ -34,7 +34,7 @@ from doteval.objects.journal import read_journal
 from doteval.objects.locks import store_lock
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 from doteval.objects.store import CODEC_RAW, CODEC_ZSTD
-from doteval.tables import details_bytes, load_parts, object_ids
+from doteval.tables import DETAILS_HEAD, load_parts, object_ids
 
 DAY = 86400.0
 DEFAULT_PRUNE = 14 * DAY
@@ -43,7 +43,6 @@ SMALL_PACK = 8 << 20  # bytes: smaller packs (one per run, mostly) are joined in
 DICTIONARY_SIZE = 112 * 1024
 TRAINING_SAMPLES = 20_000
 BIG_OBJECT = 64 * 1024  # sample tables and results; smaller objects get the dictionary
-DETAILS_HEAD = details_bytes([])[:18]
 JOURNAL_MARGIN = 60.0  # clock skew between a run's host and this one (a store shared over NFS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
 

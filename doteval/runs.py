@@ -202,6 +202,7 @@ class _EvalLog:
     )  # flag, slot, occ, item, details
     status: str = STATUS_INTERRUPTED
     parts: list[Part] = field(default_factory=list)  # the tables sealed from ``results``
+    tables: dict[str, SampleTable] = field(default_factory=dict)  # those tables, by id
     rows: list[NewRow] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
 
@@ -282,7 +283,9 @@ def seal(
     ids: list[bytes] = []
     for index, log in evals.items():
         _new_rows(log, (scores or {}).get(index), path)
-        log.parts = table_objects(log.rows, raws, ids)
+        sealed = table_objects(log.rows, raws, ids)
+        log.parts = [part for part, _ in sealed]
+        log.tables = {part.table_id: table for part, table in sealed}
     store.objects.write_pack(raws, ids)
 
     by_node = {log.header["node_id"]: log for log in evals.values()}
@@ -408,7 +411,7 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
             base_view = _view(store, base_parts, {}, record)
         kept_parts = base_view.select(kept) if base_view is not None else []
         parts = kept_parts + log.parts
-        tables = _tables_of(log)
+        tables = dict(log.tables)
         if base_view is not None:
             tables.update({p.table_id: t for p, t in zip(base_view.parts, base_view.tables)})
         current = _view(store, parts, tables, record)
@@ -437,15 +440,6 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
         }
     record.status = log.status
     return record
-
-
-def _tables_of(log: _EvalLog) -> dict[str, SampleTable]:
-    out = {}
-    start = 0
-    for part in log.parts:
-        out[part.table_id] = SampleTable.of(log.rows[start : start + part.length])
-        start += part.length
-    return out
 
 
 def _view(store: Store, parts: list[Part], tables: dict[str, SampleTable], record: EvaluationRecord) -> View:

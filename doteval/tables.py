@@ -113,14 +113,32 @@ def _from_u32(data: bytes) -> list[int]:
     return a.tolist()
 
 
+# The canonical encoding of a details object, {"rows": [...], "type": "details", "v": 1},
+# around its rows (keys in encoded order: v, rows, type).
+DETAILS_HEAD = b"d3:s1:vi1;s4:rowsl"
+_DETAILS_TAIL = b"s4:types7:details"
+
+
+def _details_head(count: int) -> bytes:
+    return DETAILS_HEAD + b"%d:" % count
+
+
 def details_bytes(rows: list[bytes]) -> bytes:
-    """The canonical encoding of ``{"rows": [...], "type": "details", "v": 1}`` from rows
-    already encoded (a test holds it to ``encode``)."""
-    return b"d3:s1:vi1;s4:rowsl%d:%s" % (len(rows), b"".join(rows)) + b"s4:types7:details"
+    """The canonical encoding of a details object from rows already encoded (a test holds
+    it to ``encode``)."""
+    return _details_head(len(rows)) + b"".join(rows) + _DETAILS_TAIL
 
 
-def table_value(rows: list[NewRow]) -> dict[str, Any]:
+def score_columns(rows: list[NewRow]) -> dict[str, list[Any]]:
+    """Score name -> one value per row (None where a row has no such score)."""
     names = sorted({name for r in rows for name in r.scores})
+    return {name: [r.scores.get(name) for r in rows] for name in names}
+
+
+def table_value(rows: list[NewRow], scores: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """The stored value of a sample table; ``scores`` are ``score_columns(rows)`` when the
+    caller has them already."""
+    scores = score_columns(rows) if scores is None else scores
     metrics: dict[str, list[str]] = {}
     for r in rows:
         for name, listed in r.metrics.items():
@@ -139,8 +157,8 @@ def table_value(rows: list[NewRow]) -> dict[str, Any]:
         "occurrences": occurrences,
         "flags": bytes(r.flag for r in rows),
         # encoded apart, so that reading the items (resume) never decodes the scores
-        "scores": encode({name: [r.scores.get(name) for r in rows] for name in names}),
-        "metrics": {name: metrics[name] for name in names if name in metrics},
+        "scores": encode(scores),
+        "metrics": {name: metrics[name] for name in scores if name in metrics},
     }
 
 
@@ -156,18 +174,22 @@ def chunks(rows: list[NewRow]) -> Iterator[list[NewRow]]:
         yield rows[start:]
 
 
-def table_objects(rows: list[NewRow], raws: list[bytes], ids: list[bytes]) -> list[Part]:
+def table_objects(rows: list[NewRow], raws: list[bytes], ids: list[bytes]) -> list[tuple[Part, SampleTable]]:
     """Encode ``rows`` as sample tables and their details, appended to ``raws`` (and their
-    raw ids to ``ids``) for one pack; the parts of a view that holds them all."""
-    parts = []
+    raw ids to ``ids``) for one pack; each table as a part of a view that holds all its rows,
+    and as read back (so the seal reads nothing it just wrote)."""
+    out = []
     for chunk in chunks(rows):
+        scores = score_columns(chunk)
+        value = table_value(chunk, scores)
         details = details_bytes([r.details for r in chunk])
-        table = encode(table_value(chunk))
+        table = encode(value)
         details_id, table_id = digest(details), digest(table)
         raws += (details, table)
         ids += (details_id, table_id)
-        parts.append(Part(table_id.hex(), details_id.hex(), len(chunk), list(range(len(chunk)))))
-    return parts
+        part = Part(table_id.hex(), details_id.hex(), len(chunk), list(range(len(chunk))))
+        out.append((part, SampleTable.of(chunk, value, scores)))
+    return out
 
 
 # -- reading ------------------------------------------------------------------
@@ -206,19 +228,18 @@ class SampleTable:
         return self._detail_ends
 
     @classmethod
-    def of(cls, rows: list[NewRow]) -> SampleTable:
-        """The table ``table_value(rows)`` stores, built without encoding it again."""
-        value = table_value(rows)
+    def of(cls, rows: list[NewRow], value: dict[str, Any], scores: dict[str, list[Any]]) -> SampleTable:
+        """The table ``value`` (``table_value(rows, scores)``) stores, as ``load`` reads it,
+        built from what the writer has in memory."""
         table = cls(
             [r.item for r in rows],
             {n: r.occurrence for n, r in enumerate(rows) if r.occurrence},
             value["flags"],
-            b"",
+            value["scores"],
             value["metrics"],
             value["details_sizes"],
         )
-        names = sorted({name for r in rows for name in r.scores})
-        table._scores = {name: [r.scores.get(name) for r in rows] for name in names}
+        table._scores = scores
         return table
 
     @property
@@ -266,8 +287,7 @@ class SampleTable:
 
 def details_rows(raw: bytes, ends: list[int], where: str) -> list[bytes]:
     """The encoded rows of a details object, cut by the sizes its table holds (no decoding)."""
-    head = b"d3:s1:vi1;s4:rowsl%d:" % len(ends)
-    tail = b"s4:types7:details"
+    head, tail = _details_head(len(ends)), _DETAILS_TAIL
     total = ends[-1] if ends else 0
     if not raw.startswith(head) or len(raw) != len(head) + total + len(tail) or not raw.endswith(tail):
         raise CorruptStoreError(f"details {where} do not match the sizes of their sample table")

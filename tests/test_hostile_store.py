@@ -14,7 +14,6 @@ FIFO outside the store, so a regression fails instead of hanging.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import struct
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import storekit
 from storekit import PY, Project, copy_store, loose_path
 
 from doteval.manifest import load_manifest
@@ -36,8 +36,8 @@ from doteval.tables import load_parts
 BASIC = [("list",), ("show", "X"), ("show", "X", "--full"), ("fsck",), ("gc", "--prune", "now")]
 
 
-# Not storekit's runners: a refusal is an outcome here, each result keeps its command line, and a
-# command that blocks on a FIFO fails the test within a minute instead of hanging it.
+# Results that keep their command line (a refusal is an outcome here); the subprocess runner
+# fails a command that blocks on a FIFO within a minute instead of hanging the test.
 class Done:
     def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
         self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
@@ -48,16 +48,8 @@ class Done:
 
 
 def cli(store: Path, *args: str) -> Done:
-    from doteval.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([*args, "--store", str(store)])
-        except SystemExit as e:
-            code = e.code
-    return Done(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+    done = storekit.cli(store, *args, ok=None)  # in this process; a refusal is a result here
+    return Done(args, done.returncode, done.stdout, done.stderr)
 
 
 def run_cli(store: Path, *args: str) -> Done:

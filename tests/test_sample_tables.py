@@ -17,7 +17,15 @@ from doteval.objects import Store
 from doteval.objects.encoding import decode, encode
 from doteval.runner import ExperimentRun, RunOptions
 from doteval.runs import read_head
-from doteval.tables import NewRow, details_bytes, load_parts, load_view, table_value
+from doteval.tables import (
+    NewRow,
+    SampleTable,
+    details_bytes,
+    load_parts,
+    load_view,
+    table_objects,
+    table_value,
+)
 
 DATA: list[tuple[str, str]] = []
 FAIL: set[str] = set()
@@ -158,3 +166,28 @@ def test_duplicate_items_are_separate_samples_and_resume_by_occurrence(tmp_path:
     table = load_view(store, ev)
     assert sorted(table.occurrences) == [0, 0, 1, 2]
     assert len(set(table.keys)) == 4
+
+
+def test_a_table_as_sealed_reads_back_the_same(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.create()
+    rows = [
+        NewRow(0, encode((f"q{i % 3}",)), i // 3, encode({"n": i}), {"x": i % 2 == 0}, {"x": ["accuracy"]})
+        for i in range(7)
+    ]
+    raws: list[bytes] = []
+    ids: list[bytes] = []
+    ((part, sealed),) = table_objects(rows, raws, ids)
+    store.objects.write_pack(raws, ids)
+    loaded = SampleTable.load(store, part.table_id)
+    assert (sealed.items, sealed.occurrences, sealed.flags) == (
+        loaded.items,
+        loaded.occurrences,
+        loaded.flags,
+    )
+    assert (sealed.scores, sealed.metrics, sealed.detail_ends) == (
+        loaded.scores,
+        loaded.metrics,
+        loaded.detail_ends,
+    )
+    assert sealed.scores == {"x": [i % 2 == 0 for i in range(7)]}
