@@ -159,7 +159,7 @@ def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | Non
     entries = _entries(packs_dir)
     names = [packs_dir / n for n, kind in entries if kind == "file"]
     for n, _kind in (e for e in entries if e[1] != "file"):
-        report.error(packs_dir / n, "unexpected entry among packs (not a plain file)", OUT)
+        report.error(packs_dir / n, "unexpected entry among packs: a symbolic link or not a plain file", OUT)
     idx_names = {p.stem for p in names if p.suffix == ".idx"}
     for path in names:
         if path.name.startswith("."):

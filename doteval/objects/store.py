@@ -145,6 +145,7 @@ class ObjectStore:
         object_id = hash_bytes(raw)
         path = self.loose_path(object_id)
         if path.exists():
+            store_dir(self.root, path.parent)  # never touch a file through a linked folder
             try:
                 os.utime(path, follow_symlinks=False)  # touched: a concurrent gc keeps it
                 return object_id
