@@ -96,7 +96,7 @@ def allocated_bytes(root: Path) -> int:
     while todo:
         folder = todo.pop()
         try:
-            listing = scan(folder)
+            listing = scan(folder, root=folder == root)
         except DotevalError:
             continue
         todo.extend(folder / d for d in listing.dirs)
@@ -206,14 +206,10 @@ def reachable_objects(
 
 
 def _journal_paths(store: Store) -> list[Path]:
-    try:
-        folders = sorted(store.journals_dir.iterdir())
-    except FileNotFoundError:
-        return []
     paths = []
-    for folder in folders:
+    for folder in scan(store.journals_dir).dirs:
         try:
-            paths.extend(store.journals(folder.name))
+            paths.extend(store.journals(folder))
         except DotevalError:  # not an experiment name
             continue
     return paths

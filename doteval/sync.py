@@ -197,7 +197,7 @@ def share_folders(root: Path) -> None:
     todo = [root]
     while todo:
         folder = todo.pop()
-        for d in scan(folder).dirs:
+        for d in scan(folder, root=folder == root).dirs:
             share_like_parent(folder / d)
             todo.append(folder / d)
 
@@ -216,8 +216,9 @@ def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
         if not (source / "VERSION").exists() and not (source / "refs").is_dir():
             raise StoreError(f"{src} is not a doteval store", hint="give the path of a .doteval folder")
         Path(dst).mkdir(parents=True, exist_ok=True)
-        check_walkable(source)
-        check_walkable(Path(dst))
+    for side in (src, dst):  # each local side: a copy never reads or writes through a link
+        if not is_remote(side):
+            check_walkable(Path(side))
     if use_rsync:
         stats.method = "rsync"
         for args in rsync_commands(src, dst):

@@ -232,3 +232,19 @@ def test_no_command_changes_anything_in_a_decoy_the_stores_folders_link_to(
         _code, output = storekit.finish(project.popen(name, store))
         assert "Traceback" not in output, output
         assert snapshot(decoy) == before, output
+
+
+def test_a_store_that_is_itself_a_link_the_user_made_works(base: Path, tmp_path: Path) -> None:
+    """Only links *inside* a store are refused: the store folder may be a link (to a bigger disk)."""
+    real = copy_store(base, tmp_path / "real")
+    store = tmp_path / "store"
+    store.symlink_to(real)
+    Project(tmp_path / "project", 6).run("Z", store)
+    assert storekit.cli(store, "fsck").returncode == 0
+    stats = storekit.cli_json(store, "gc", "--prune", "now")
+    assert stats["bytes_before"] > 0 and stats["refused"] == []
+    for flags in (["--no-rsync"], []) if rsync_available() else (["--no-rsync"],):
+        storekit.cli(store, "push", str(tmp_path / f"pushed{len(flags)}"), *flags)
+        storekit.cli(store, "pull", str(base), *flags)
+    assert sorted(e["name"] for e in storekit.cli_json(store, "list")["experiments"]) == ["X", "Y", "Z"]
+    assert storekit.cli(store, "fsck").returncode == 0

@@ -77,12 +77,13 @@ def is_real_dir(path: Path) -> bool:
         return False
 
 
-def scan(directory: Path) -> Listing:
+def scan(directory: Path, *, root: bool = False) -> Listing:
     """The entries of ``directory`` (empty if it is missing), sorted, never following a link.
 
-    Raises CorruptStoreError if ``directory`` itself is a link or not a folder.
+    Raises CorruptStoreError if ``directory`` itself is a link or not a folder,
+    unless it is the store's ``root`` (which may be a link the user made).
     """
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | (0 if root else getattr(os, "O_NOFOLLOW", 0))
     try:
         fd = os.open(directory, flags)
     except FileNotFoundError:
