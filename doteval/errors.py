@@ -12,6 +12,7 @@ exception that is not a ``DotevalError`` is a bug and keeps its traceback.
     │   ├── ExperimentNotFoundError        no such experiment
     │   └── ObjectNotFoundError            object id absent from the store
     ├── StoreError (OSError)
+    │   ├── StoreNotFoundError             no store given, and no .doteval found
     │   ├── CorruptObjectError             bytes that do not hash to their name
     │   ├── CorruptStoreError              unreadable pack, index, record or journal
     │   └── StoreVersionError              store written by a newer doteval
@@ -66,12 +67,21 @@ class NotFoundError(DotevalError, KeyError):
 
 
 class ExperimentNotFoundError(NotFoundError):
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"no experiment named {name!r} in this store",
-            hint="`doteval list` shows the experiments; `--store PATH` picks another store",
-        )
+    """``close``: names of the store that look like ``name`` (a typo); ``deleted``: the
+    experiment exists but was deleted."""
+
+    def __init__(self, name: str, *, close: tuple[str, ...] = (), deleted: bool = False) -> None:
+        if deleted:
+            message = f"experiment {name!r} was deleted"
+            hint = f"`doteval undelete {name}` brings it back with its history (until gc)"
+        else:
+            message = f"no experiment named {name!r} in this store"
+            if close:
+                message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+            hint = "`doteval list` shows the experiments; `--store PATH` picks another store"
+        super().__init__(message, hint=hint)
         self.name = name
+        self.close = close
 
 
 class ObjectNotFoundError(NotFoundError):
@@ -89,6 +99,14 @@ class StoreError(DotevalError, OSError):
     def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
         DotevalError.__init__(self, message, hint=hint)
         self.path = path
+
+
+class StoreNotFoundError(StoreError):
+    def __init__(self, start: str) -> None:
+        super().__init__(
+            f"no doteval store found in {start} or its parents; run an evaluation first, or pass --store",
+            path=start,
+        )
 
 
 class CorruptObjectError(StoreError):

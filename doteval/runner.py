@@ -218,6 +218,8 @@ class ExperimentRun:
     # -- lifecycle ----------------------------------------------------------
 
     def open(self) -> None:
+        if self.options.dry_run and not self.store.exists:
+            return  # nothing recorded yet, and a dry run creates no store
         self.store.create()
         self._lock.acquire()
         try:

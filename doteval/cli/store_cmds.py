@@ -150,7 +150,7 @@ PrintCommands = Annotated[bool, typer.Option("--print", help="Print the equivale
 def _sync(
     store: Path | None, other: str, *, pushing: bool, no_rsync: bool, print_commands: bool, as_json: bool
 ) -> None:
-    st = open_store(store)
+    st = open_store(store, create=not pushing)  # a pull creates the store it fills
     if print_commands:
         src, dst = (str(st.root), other) if pushing else (other, str(st.root))
         for args in rsync_commands(src, dst):
