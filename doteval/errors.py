@@ -68,20 +68,26 @@ class NotFoundError(DotevalError, KeyError):
 
 class ExperimentNotFoundError(NotFoundError):
     """``close``: names of the store that look like ``name`` (a typo); ``deleted``: the
-    experiment exists but was deleted."""
+    experiment exists but was deleted (``renamed_to``: by a rename)."""
 
-    def __init__(self, name: str, *, close: tuple[str, ...] = (), deleted: bool = False) -> None:
-        if deleted:
-            message = f"experiment {name!r} was deleted"
+    def __init__(
+        self, name: str, *, close: tuple[str, ...] = (), deleted: bool = False, renamed_to: str = ""
+    ) -> None:
+        message = f"no experiment named {name!r} in this store"
+        hint = "`doteval list` shows the experiments; `--store PATH` picks another store"
+        if renamed_to:
+            message += f" (it was renamed to {renamed_to!r})"
+            hint = f"`doteval show {renamed_to}`"
+        elif deleted:
+            message += " (it was deleted)"
             hint = f"`doteval undelete {name}` brings it back with its history (until gc)"
-        else:
-            message = f"no experiment named {name!r} in this store"
-            if close:
-                message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
-            hint = "`doteval list` shows the experiments; `--store PATH` picks another store"
+        elif close:
+            message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
         super().__init__(message, hint=hint)
         self.name = name
         self.close = close
+        self.deleted = deleted
+        self.explained = bool(close) or deleted  # close names were looked for (see missing_experiment)
 
 
 class ObjectNotFoundError(NotFoundError):

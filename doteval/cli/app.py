@@ -101,6 +101,7 @@ def _root(
 ) -> None:
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
     GlobalOptions.store = store  # set on every call: one process may run several commands (tests)
+    GlobalOptions.opened = None
 
 
 # Register the other commands (imported for their side effect on `app`), in the

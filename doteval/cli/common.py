@@ -48,6 +48,7 @@ class GlobalOptions:
     """Options given before the command (``doteval --store PATH COMMAND``)."""
 
     store: Path | None = None
+    opened: Store | None = None  # the store the command opened, for its error messages
 
 
 def store_path(path: Path | None) -> Path | None:
@@ -64,7 +65,8 @@ def open_store(path: Path | None, *, create: bool = False) -> Store:
     path = store_path(path)
     if path is None and not os.environ.get("DOTEVAL_STORE") and find_store() is None and not create:
         raise StoreNotFoundError(str(Path.cwd()))
-    return Store(path)
+    GlobalOptions.opened = Store(path)
+    return GlobalOptions.opened
 
 
 def print_json(document: Any) -> None:
