@@ -140,3 +140,43 @@ def test_a_run_with_no_store_anywhere_creates_one_in_the_current_folder(tmp_path
     doteval(sub, "run", "eval_x.py", "-e", "first", *PYTEST_FLAGS)
     assert (sub / ".doteval" / "VERSION").is_file()
     assert not (tmp_path / "a" / ".doteval").exists()
+
+
+# -- push and pull name a project folder by its store ------------------------------------------
+
+
+@pytest.mark.parametrize("method", [[], ["--no-rsync"]])
+def test_push_to_a_project_folder_writes_into_its_store(
+    project: Project, tmp_path: Path, method: list[str]
+) -> None:
+    from storekit import cli, cli_json
+
+    mine = tmp_path / "mine"
+    project.run("alpha", mine)
+    theirs = Project(tmp_path / "theirs", 2)
+    theirs.run("beta", None, f"--store={theirs.path / '.doteval'}")
+    before = sorted(p.name for p in theirs.path.iterdir())
+    cli(mine, "push", str(theirs.path), *method)
+    assert sorted(p.name for p in theirs.path.iterdir()) == before  # nothing beside the store
+    names = [e["name"] for e in cli_json(theirs.path / ".doteval", "list")["experiments"]]
+    assert sorted(names) == ["alpha", "beta"]
+    # pull names the project folder the same way
+    cli(tmp_path / "copy", "pull", str(theirs.path), *method)
+    assert sorted(e["name"] for e in cli_json(tmp_path / "copy", "list")["experiments"]) == ["alpha", "beta"]
+    out = cli(mine, "push", str(theirs.path), "--print").stdout
+    assert str(theirs.path / ".doteval") in out
+
+
+def test_push_refuses_a_folder_that_is_not_a_store(project: Project, tmp_path: Path) -> None:
+    from storekit import cli
+
+    mine = tmp_path / "mine"
+    project.run("alpha", mine)
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    done = cli(mine, "push", str(folder), ok=False)
+    assert done.stderr.splitlines()[0] == f"Error: {folder} is not a doteval store, and not empty"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    cli(mine, "push", str(tmp_path / "new" / "store"))  # a new folder becomes a store
+    assert (tmp_path / "new" / "store" / "VERSION").is_file()
