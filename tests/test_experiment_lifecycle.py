@@ -195,3 +195,11 @@ def test_the_change_refusal_suggests_a_name_not_taken(proj: Project, store_path:
     assert suggested and "--experiment long_eval_v3 " in suggested[0] + " ", out
     names = [e["name"] for e in json.loads(cli(store_path, "list", "--json").stdout)["experiments"]]
     assert "long_eval_v3" not in names
+
+
+def test_undelete_after_gc_expired_the_deletion_finds_nothing(proj: Project, store_path: Path) -> None:
+    proj.run("exp", None, "--samples", "2")
+    cli(store_path, "delete", "exp")
+    cli(store_path, "gc", "--expire-deleted", "now", "--prune", "now")
+    line = error_line(cli(store_path, "undelete", "exp", ok=False))
+    assert line == "Error: no experiment named 'exp' in this store"
