@@ -248,3 +248,16 @@ def test_a_store_that_is_itself_a_link_the_user_made_works(base: Path, tmp_path:
         storekit.cli(store, "pull", str(base), *flags)
     assert sorted(e["name"] for e in storekit.cli_json(store, "list")["experiments"]) == ["X", "Y", "Z"]
     assert storekit.cli(store, "fsck").returncode == 0
+
+
+def test_a_run_whose_seal_meets_a_linked_folder_says_so_in_one_line(base: Path, tmp_path: Path) -> None:
+    """The journal is written (journals/ is real), the seal is refused: one line, no second failure."""
+    store = copy_store(base, tmp_path / "store")
+    decoy = tmp_path / "decoy"
+    shutil.move(store / "objects", decoy)
+    (store / "objects").symlink_to(decoy)
+    before = snapshot(decoy)
+    code, output = storekit.finish(Project(tmp_path / "project", 6).popen("Z", store))
+    assert code != 0 and "Traceback" not in output, output
+    assert "objects is a symbolic link" in output, output
+    assert snapshot(decoy) == before
