@@ -235,14 +235,17 @@ class DotevalSession:
             self.abort(permission_error(e))
 
     def abort(self, error: DotevalError) -> None:
-        self.error = error
-        if self.run is not None:
+        run, self.run = self.run, None
+        if run is not None:
             if isinstance(error, ChangedEvaluationError):
-                self.run.stop_requested.set()  # what ran is kept; the rest did not run
+                run.stop_requested.set()  # what ran is kept; the rest did not run
             else:
-                self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
-            self.run.close()
-            self.run = None
+                run.failed = True  # an aborted run is sealed as Failed, never as Completed
+            try:
+                run.close()
+            except DotevalError as e:  # the seal failed too (the same damaged store, often): say why
+                error = e if str(e) != str(error) else error
+        self.error = error
         lines = f"doteval: {error}".splitlines()
         if error.hint:
             lines.append(f"  hint: {error.hint}")

@@ -271,8 +271,8 @@ class ExperimentRun:
                     status = STATUS_INTERRUPTED
                 elif self.failed:
                     status = STATUS_FAILED
-                self.manifest = self.recorder.finish(status)
-                self.recorder = None
+                recorder, self.recorder = self.recorder, None  # finished once, even if the seal fails
+                self.manifest = recorder.finish(status)
             elif self.outcomes:
                 self.manifest = self.head.manifest  # nothing changed: the experiment as it was
         finally:

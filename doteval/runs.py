@@ -121,7 +121,7 @@ class RunRecorder:
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
         path = self.store.journals_dir / self.experiment / f"{self.run_id}.journal"
-        self.journal = JournalWriter(path)
+        self.journal = JournalWriter(path, root=self.store.root)
         self._append(
             (
                 "start",

@@ -63,6 +63,11 @@ def gc(
         print_json(stats.to_json())
         return
     out = console()
+    for path in stats.refused:
+        out.print(
+            f"[yellow]warning[/]: {escape(path)}: not a plain file or folder (a symbolic link?), not walked",
+            soft_wrap=True,
+        )
     verb = "Would remove" if dry_run else "Removed"
     out.print(
         f"Kept {stats.reachable} reachable objects ({stats.kept_young} unreachable but younger than --prune)."

@@ -12,6 +12,8 @@ import os
 import stat
 from pathlib import Path
 
+from doteval.errors import CorruptStoreError
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -70,11 +72,56 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
-    """Write ``data`` to a fresh temporary file inside ``directory``."""
-    ensure_dir(directory)
-    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def temp_name() -> str:
+    """A fresh temporary file name: ``.tmp-<pid>-<12 hex>`` (the shape gc may remove)."""
+    return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def open_new(path: Path) -> int:
+    """Create ``path`` for writing; never through a symbolic link, never an existing file."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
+def store_dir(root: Path, directory: Path) -> None:
+    """``mkdir -p`` of ``directory`` inside the store ``root``, refusing to pass through a link.
+
+    Every folder between ``root`` (trusted: it may be a link the user made) and
+    ``directory`` must be a real folder, so that nothing is ever written outside
+    the store through a folder of a copied store that is a symbolic link.
+    """
+    ensure_dir(root)
+    path = root
+    for part in directory.relative_to(root).parts:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass
+            else:
+                share_like_parent(path)
+            mode = os.lstat(path).st_mode
+        if not stat.S_ISDIR(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+            raise CorruptStoreError(
+                f"{path.relative_to(root)} is {what}, not a folder of the store",
+                path=str(path),
+                hint="move it out of the store (`doteval fsck` lists what is wrong)",
+            )
+
+
+def write_temp(
+    directory: Path, data: bytes | list[bytes], *, durable: bool = True, root: Path | None = None
+) -> Path:
+    """Write ``data`` to a fresh temporary file inside ``directory`` (of the store ``root``, if given)."""
+    if root is not None:
+        store_dir(root, directory)
+    else:
+        ensure_dir(directory)
+    tmp = directory / temp_name()
+    fd = open_new(tmp)
     share_like_parent(tmp)
     try:
         chunks = [data] if isinstance(data, bytes) else data
@@ -127,8 +174,10 @@ def touch(path: Path) -> None:
         pass
 
 
-def write_new(dest: Path, data: bytes | list[bytes], *, durable: bool = True) -> bool:
-    tmp = write_temp(dest.parent, data, durable=durable)
+def write_new(
+    dest: Path, data: bytes | list[bytes], *, durable: bool = True, root: Path | None = None
+) -> bool:
+    tmp = write_temp(dest.parent, data, durable=durable, root=root)
     published = publish_new(tmp, dest)
     if durable and published:
         fsync_dir(dest.parent)

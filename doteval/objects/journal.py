@@ -19,7 +19,7 @@ from typing import Any
 
 from doteval.errors import CorruptStoreError
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, share_like_parent
+from doteval.objects.files import ensure_dir, share_like_parent, store_dir
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
@@ -31,10 +31,15 @@ MAX_RECORD = 1 << 30
 
 
 class JournalWriter:
-    def __init__(self, path: Path, *, fsync_interval: float = 1.0) -> None:
+    def __init__(self, path: Path, *, fsync_interval: float = 1.0, root: Path | None = None) -> None:
         self.path = path
-        ensure_dir(path.parent)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        if root is not None:  # the store's root: no folder between it and the journal may be a link
+            store_dir(root, path.parent)
+        else:
+            ensure_dir(path.parent)
+        self._fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o666
+        )
         share_like_parent(path)
         self._lock = threading.Lock()
         self._dirty = False

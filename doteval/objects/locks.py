@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import LockedError, StoreError
-from doteval.objects.files import ensure_dir, share_like_parent
+from doteval.objects.files import share_like_parent, store_dir
 from doteval.objects.names import check_name
 
 
@@ -41,7 +41,7 @@ class FileLock:
         return self._fd is not None
 
     def acquire(self, *, purpose: str = "run") -> None:
-        ensure_dir(self.path.parent)
+        store_dir(self.path.parent.parent, self.path.parent)  # root/locks/NAME.lock
         fd = _open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         share_like_parent(self.path)
         try:

@@ -14,6 +14,7 @@ name is durable (objects, then manifests, then refs).
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from doteval.objects.files import TMP_PREFIX, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.store import ObjectStore
+from doteval.objects.walk import is_real_dir, scan
 
 
 @dataclass(frozen=True)
@@ -89,31 +91,30 @@ class RefStore:
         self.objects = objects
 
     def names(self) -> list[str]:
-        try:
-            entries = sorted(self.dir.iterdir())
-        except FileNotFoundError:
-            return []
         out = []
-        for entry in entries:
+        for name in scan(self.dir).dirs:  # a link among them is never followed (fsck reports it)
             try:
-                check_name(entry.name)
+                out.append(check_name(name))
             except DotevalError:
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                out.append(entry.name)
         return out
 
     def read(self, name: str) -> RefState | None:
         directory = self.dir / check_name(name)
         if directory.is_symlink():
             raise CorruptStoreError("ref folder is a symbolic link", path=str(directory))
-        try:
-            files = [p for p in directory.iterdir() if not p.name.startswith(TMP_PREFIX)]
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        if os.path.lexists(self.dir) and not is_real_dir(self.dir):
+            raise CorruptStoreError("refs is not a folder (a symbolic link?)", path=str(self.dir))
+        if os.path.lexists(directory) and not is_real_dir(directory):
+            return None  # a file where a ref folder would be: no such experiment (fsck reports it)
+        listing = scan(directory)
+        odd = listing.refused + listing.dirs
+        if odd:
+            raise CorruptStoreError("unexpected file among ref records", path=str(directory / odd[0]))
+        files = [directory / n for n in listing.files if not n.startswith(TMP_PREFIX)]
         records: dict[ObjectId, RefRecord] = {}
         for path in files:
-            if not is_object_id(path.name) or path.is_symlink():
+            if not is_object_id(path.name):
                 raise CorruptStoreError("unexpected file among ref records", path=str(path))
             records[ObjectId(path.name)] = self._read_record(path)
         if not records:
@@ -158,7 +159,12 @@ class RefStore:
         directory = self.dir / check_name(name)
         for record in records:
             raw = self.objects.read_loose(self.dir / check_name(source) / record.id)
-            write_new(directory / record.id, self.objects.file_chunks(raw), durable=self.objects.durable)
+            write_new(
+                directory / record.id,
+                self.objects.file_chunks(raw),
+                durable=self.objects.durable,
+                root=self.dir.parent,
+            )
 
     def append(
         self,
@@ -206,7 +212,12 @@ class RefStore:
         raw = encode(record)
         record_id = hash_bytes(raw)
         directory = self.dir / check_name(name)
-        write_new(directory / record_id, self.objects.file_chunks(raw), durable=self.objects.durable)
+        write_new(
+            directory / record_id,
+            self.objects.file_chunks(raw),
+            durable=self.objects.durable,
+            root=self.dir.parent,
+        )
         return RefRecord(
             record_id,
             name,

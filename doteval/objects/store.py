@@ -31,9 +31,10 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, write_new
+from doteval.objects.files import store_dir, write_new, write_temp
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
+from doteval.objects.walk import RSYNC_FILTER, scan
 
 FORMAT_VERSION = 2  # 2: results in sample tables (doteval.tables)
 STORE_MARKER = "doteval-store"
@@ -175,12 +176,13 @@ class ObjectStore:
         object_id = hash_bytes(raw)
         path = self.loose_path(object_id)
         if path.exists():
+            store_dir(self.root, path.parent)  # never touch a file through a linked folder
             try:
                 os.utime(path, follow_symlinks=False)  # touched: a concurrent gc keeps it
                 return object_id
             except FileNotFoundError:
                 pass  # a gc packed it and removed the file just now: write it again
-        write_new(path, self.file_chunks(raw), durable=self.durable)
+        write_new(path, self.file_chunks(raw), durable=self.durable, root=self.root)
         return object_id
 
     def file_chunks(self, raw: bytes) -> list[bytes]:
@@ -225,15 +227,12 @@ class ObjectStore:
         """
         with self._packs_lock:
             try:
-                mtime = self.packs_dir.stat().st_mtime_ns
+                mtime = os.lstat(self.packs_dir).st_mtime_ns  # a link's own time: scan refuses it below
             except FileNotFoundError:
                 mtime = -1
             if mtime == self._packs_mtime and mtime != -1:
                 return list(self._packs.values())
-            try:
-                names = sorted(p.name for p in self.packs_dir.iterdir() if p.name.endswith(".idx"))
-            except FileNotFoundError:
-                names = []
+            names = [name for name in scan(self.packs_dir).files if name.endswith(".idx")]
             self._packs_mtime = mtime
             for name in names:
                 if name not in self._packs and not name.startswith("."):
@@ -285,7 +284,7 @@ class ObjectStore:
                     codec, payload = (CODEC_ZSTD_DICT if current is not None else CODEC_ZSTD), packed
             entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
         if entries:
-            ensure_dir(self.packs_dir)
+            store_dir(self.root, self.packs_dir)
             dictionary = current[0] if current is not None else NO_DICTIONARY
             write_pack(self.packs_dir, entries, dictionary)
             self._packs_mtime = -2  # list the folder again: its mtime may not have moved
@@ -363,13 +362,12 @@ class ObjectStore:
         return self._find_packed(bytes.fromhex(object_id)) is not None
 
     def iter_loose_ids(self) -> Iterator[ObjectId]:
-        if not self.objects_dir.is_dir():
-            return
-        for sub in sorted(self.objects_dir.iterdir()):
-            if len(sub.name) != 2 or not sub.is_dir():
+        """The ids of the loose objects (a link among their folders is never followed)."""
+        for sub in scan(self.objects_dir).dirs:
+            if len(sub) != 2:
                 continue
-            for f in sorted(sub.iterdir()):
-                name = sub.name + f.name
+            for f in scan(self.objects_dir / sub).files:
+                name = sub + f
                 if len(name) == 64:
                     try:
                         yield check_object_id(name)
@@ -406,5 +404,31 @@ def init_store(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     marker = root / "VERSION"
     if not marker.exists():
-        write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode())
+        write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode(), root=root)
     check_store_version(root)
+    _write_filter(root)
+
+
+def _write_filter(root: Path) -> None:
+    """The rsync filter, kept in the store (by its writers) for people who copy it with rsync alone."""
+    path = root / "rsync-filter"
+    wanted = RSYNC_FILTER.encode()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        current = None
+    except OSError:  # a link or worse: replaced by the real filter below (never written through)
+        current = b""
+    else:
+        with os.fdopen(fd, "rb") as f:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            current = f.read(len(wanted) + 1) if regular else b""
+    if current == wanted:
+        return
+    tmp = None
+    try:
+        tmp = write_temp(root, wanted, root=root)
+        os.replace(tmp, path)  # replaces a link, never follows it
+    except OSError:  # a store on a read-only mount: the filter is a convenience
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
