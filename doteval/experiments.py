@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, UsageError
+from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, StoreError, UsageError
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
@@ -21,6 +21,7 @@ from doteval.runs import read_head, recover
 from doteval.tables import load_view
 
 STATUS_RUNNING = "running"
+STATUS_DAMAGED = "damaged"  # listed, but its records cannot be read (see ``ExperimentInfo.damage``)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ExperimentInfo:
     diverged: bool = False
     deleted: bool = False
     live: LiveProgress | None = None  # what a running run has journaled so far
+    damage: str = ""  # why the experiment cannot be read (status ``damaged``)
 
     @property
     def total(self) -> int:
@@ -161,12 +163,16 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
 
 
 def list_experiments(store: Store, *, include_deleted: bool = False) -> list[ExperimentInfo]:
+    """Every experiment; one whose records cannot be read is listed as damaged, and never
+    keeps the others from being listed."""
     out = []
     for name in store.experiment_names():
         try:
             info = open_experiment(store, name, include_deleted=include_deleted)
         except ExperimentNotFoundError:
             continue
+        except (DotevalError, StoreError) as e:
+            info = ExperimentInfo(name, STATUS_DAMAGED, None, None, damage=str(e))
         out.append(info)
     out.sort(key=lambda i: i.last_updated, reverse=True)
     return out

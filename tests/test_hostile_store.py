@@ -191,6 +191,12 @@ def _run_all(
     return results
 
 
+def _damaged_rows(done: Done) -> list[str]:
+    """The experiments ``list`` marks damaged (it lists the others as usual)."""
+    assert not done.refused, done.stderr
+    return [line.split()[0] for line in done.stdout.splitlines() if " Damaged " in f"{line} "]
+
+
 # -- names that look like paths -----------------------------------------------------------------
 
 
@@ -284,9 +290,10 @@ def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
     else:
         path.symlink_to(case.fifo())
     results = _run_all(case, BASIC, subprocess_cli=kind == "symlink-to-fifo")  # one case as a user runs it
-    for args in (("list",), ("show", "X"), ("gc", "--prune", "now")):
+    for args in (("show", "X"), ("gc", "--prune", "now")):
         assert results[args].refused, args
         assert "symbolic link" in results[args].stderr or "not a regular file" in results[args].stderr
+    assert _damaged_rows(results[("list",)]) == ["X"]
     assert results[("fsck",)].refused
 
 
