@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doteval.errors import DotevalError, StoreError
+from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.manifest import load_manifest
 from doteval.objects import Store
-from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, share_like_parent
+from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, read_regular, share_like_parent
 
 RSYNC_FILTER = """\
 # doteval store: copy only immutable files (see docs/how-to/share-results.md)
@@ -35,6 +36,7 @@ RSYNC_FILTER = """\
 - *.lock
 - *.journal
 """
+MAX_FILTER_FILE = 1 << 16
 _REMOTE_RE = re.compile(r"^(?:[\w.@-]+):(?!//)")
 
 Progress = Callable[[str], None]
@@ -73,7 +75,11 @@ def rsync_available() -> bool:
 def write_filter(store: Store) -> Path:
     """The rsync filter, kept in the store so plain rsync users find it."""
     path = store.root / "rsync-filter"
-    if not path.exists() or path.read_text() != RSYNC_FILTER:
+    try:  # never through a link, never a FIFO or /dev/zero: one line instead
+        current: bytes | None = read_regular(path, MAX_FILTER_FILE, "rsync-filter")
+    except FileNotFoundError:
+        current = None
+    if current != RSYNC_FILTER.encode():
         tmp = store.root / f"{TMP_PREFIX}filter"
         tmp.write_text(RSYNC_FILTER)
         tmp.replace(path)
@@ -228,10 +234,37 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    if not is_remote(source):
+        check_source(Path(source))
     store.create()
     stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)
     return stats
+
+
+def check_source(root: Path) -> None:
+    """Refuse to pull a store whose ref records or manifests are malformed, before anything
+    of it is copied: a value a reader cannot use (a count of 10**400) would otherwise be
+    published into this store. A manifest missing from a partial copy is not refused."""
+    if not (root / "VERSION").exists() and not (root / "refs").is_dir():
+        return  # `sync` says it is not a store
+    source = Store(root)
+    seen: set[str] = set()
+    for name in source.refs.names():
+        try:
+            state = source.refs.read(name)
+            for record in state.records.values() if state is not None else ():
+                if record.manifest is not None and record.manifest not in seen:
+                    load_manifest(source, record.manifest)
+                    seen.add(record.manifest)
+        except ObjectNotFoundError:
+            continue
+        except StoreError as e:
+            raise StoreError(
+                f"not pulled: experiment {name!r} of {root} is damaged: {e.message}",
+                path=e.path,
+                hint=f"`doteval fsck --store {root}` lists what is damaged there",
+            ) from None
 
 
 def settle_all(store: Store, stats: SyncStats) -> None:

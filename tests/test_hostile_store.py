@@ -142,6 +142,7 @@ class Case:
     """A copied store, a folder outside it, and what a case planted."""
 
     def __init__(self, base: Path, tmp_path: Path) -> None:
+        self.base = base
         self.store = copy_store(base, tmp_path / "store")
         self.outside = tmp_path / "outside"
         self.outside.mkdir()
@@ -154,7 +155,8 @@ class Case:
 
     def fifo(self) -> Path:
         path = self.outside / "fifo"
-        os.mkfifo(path)
+        if not path.is_fifo():
+            os.mkfifo(path)
         return path
 
     def ref_record(self, name: str, **fields: object) -> Path:
@@ -480,3 +482,218 @@ def test_hostile_sample_tables_and_views_are_refused_in_one_line(
     assert results[("diff", "X", "evil")].refused == (not reads_results)
     assert "error(s)" in results[("fsck",)].stdout and "no errors" not in results[("fsck",)].stdout
     assert not results[("show", "X", "--full")].refused
+
+
+# -- store files that are links, FIFOs or devices, for every command that reads a store -------------
+
+
+def _readers(case: Case, tmp_path: Path, *, experiment: str = "X") -> list[tuple[str, ...]]:
+    """Every command that reads a store, each at ``experiment`` where it takes one."""
+    good = tmp_path / "good"
+    if not good.exists():
+        copy_store(case.base, good)
+    x = experiment
+    return [
+        ("list",),
+        ("show", x),
+        ("show", x, "--full"),
+        ("log",),
+        ("log", x),
+        ("diff", x, x),
+        ("export", x),
+        ("report", x, "-o", str(tmp_path / "report.html")),
+        ("fsck",),
+        ("gc", "--prune", "now"),
+        ("push", str(tmp_path / "pushed")),
+        ("pull", str(good)),
+    ]
+
+
+def doteval_run(case: Case, tmp_path: Path, experiment: str = "X") -> Done:
+    """``doteval run`` of the base's project into the case's store, as a user runs it."""
+    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", DOTEVAL_TEST_CALLS=str(tmp_path / "calls"))
+    args = ("run", "eval_x.py", "--experiment", experiment, "--store", str(case.store))
+    try:
+        proc = subprocess.run(
+            [PY, "-m", "doteval", *args, *storekit.PYTEST_FLAGS],
+            cwd=case.base.parent / "project",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("`doteval run` hung (did it open a FIFO?)")
+    return Done(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _plant_special(path: Path, kind: str, case: Case) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link-to-fifo":
+        path.symlink_to(case.fifo())
+    else:
+        raise AssertionError(kind)
+
+
+SPECIAL = ["dev-zero", "fifo", "link-to-fifo"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_version_file_that_is_not_a_regular_file_is_refused_by_every_command(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """A VERSION linked to /dev/zero once made every command read without end; a FIFO
+    blocked them forever. Every command refuses the store in one line, and writes nothing."""
+    case = Case(base, tmp_path)
+    _plant_special(case.store / "VERSION", kind, case)
+    before = snapshot(case.store)
+    results = _run_all(case, _readers(case, tmp_path))
+    results[("run",)] = run = doteval_run(case, tmp_path)
+    for args, done in results.items():
+        assert done.refused, args
+        assert "VERSION" in done.stdout + done.stderr, (args, done.stdout, done.stderr)
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    assert snapshot(case.store) == before
+    assert not (tmp_path / "pushed").exists()
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_an_rsync_filter_that_is_not_a_regular_file_is_never_read(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    case = Case(base, tmp_path)
+    _plant_special(case.store / "rsync-filter", kind, case)
+    results = _run_all(case, _readers(case, tmp_path))
+    run = doteval_run(case, tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for args, done in results.items():
+        if args[0] != "push":
+            assert not done.refused, (args, done.stderr)
+    push = results[("push", str(tmp_path / "pushed"))]
+    assert not push.refused or "rsync-filter" in push.stderr, push.stderr
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_journal_that_is_not_a_regular_file_never_blocks_a_command(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """A FIFO as a journal blocked every command that looked for dead runs to seal."""
+    case = Case(base, tmp_path)
+    folder = case.store / "journals" / "X"
+    folder.mkdir(parents=True, exist_ok=True)
+    _plant_special(folder / "20261130T000000-dead.journal", kind, case)
+    (case.store / "journals" / "J").mkdir()
+    _plant_special(case.store / "journals" / "J" / "20261130T000000-dead.journal", kind, case)
+    results = _run_all(case, [*_readers(case, tmp_path), ("show", "J")])
+    with fifo_watch(case.outside / "fifo") if kind == "link-to-fifo" else contextlib.nullcontext():
+        run = doteval_run(case, tmp_path)
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    assert results[("fsck",)].refused or "journal" in results[("fsck",)].stdout
+    assert results[("show", "J")].refused
+
+
+# -- absurd values in well-formed records ------------------------------------------------------------
+
+ABSURD = {
+    "total-huge": lambda m: m["evaluations"][0].update(total=10**400),
+    "finished-huge": lambda m: m.update(finished=1e300),
+    "started-nan": lambda m: m.update(started=float("nan")),
+    "done-negative": lambda m: m["evaluations"][0].update(done=-5),
+    "errors-text": lambda m: m["evaluations"][0].update(errors="7"),
+    "status-odd": lambda m: m.update(status="\x1b[31mhacked"),
+    "metric-huge": lambda m: m["evaluations"][0]["metrics"].append(
+        {"score": "s", "metric": "mean", "value": 10**400}
+    ),
+    "run-text": lambda m: m["evaluations"][0].update(run={"evaluated": "many"}),
+    "line-zero": lambda m: m["evaluations"][0].update(line=0),
+    "params-list": lambda m: m["evaluations"][0].update(params=[1, 2]),
+}
+
+
+def _absurd_manifest(case: Case, kind: str) -> str:
+    """A well-formed (correctly hashed) manifest, valid in every way but one absurd value."""
+    st = Store(case.store)
+    value = load_manifest(st, case.manifest).to_value()
+    ABSURD[kind](value)
+    return st.objects.put(value)
+
+
+@pytest.mark.parametrize("kind", sorted(ABSURD))
+def test_a_manifest_with_absurd_values_is_refused_and_never_hides_the_others(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """`total = 10**400` or `finished = 1e300` once passed fsck, then crashed list, show, log
+    and report for the whole store. Now `list` marks that experiment damaged and lists the
+    others; the commands that read it refuse in one line; fsck reports it."""
+    case = Case(base, tmp_path)
+    case.ref_record("evil", manifest=_absurd_manifest(case, kind))
+    commands = [*_readers(case, tmp_path, experiment="evil"), ("show", "X"), ("log", "X"), ("export", "X")]
+    results = _run_all(case, commands)
+    assert _damaged_rows(results[("list",)]) == ["evil"]
+    assert "X" in [line.split()[0] for line in results[("list",)].stdout.splitlines() if line.strip()]
+    for args in [("show", "evil"), ("show", "evil", "--full"), ("log", "evil"), ("export", "evil"),
+                 ("diff", "evil", "evil"), ("report", "evil", "-o", str(tmp_path / "report.html"))]:  # fmt: skip
+        assert results[args].refused and "malformed manifest" in results[args].stderr, (
+            args,
+            results[args].stderr,
+        )
+    for args in [("show", "X"), ("log", "X"), ("export", "X")]:
+        assert not results[args].refused, (args, results[args].stderr)
+    assert results[("log",)].refused or "evil" not in results[("log",)].stdout
+    fsck = results[("fsck",)]
+    assert fsck.refused and "malformed manifest" in fsck.stdout, fsck.stdout
+
+
+@pytest.mark.parametrize("kind", ["total-huge", "finished-huge"])
+def test_pull_refuses_a_manifest_with_absurd_values_before_publishing_it(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    source = Case(base, tmp_path / "source")
+    source.ref_record("evil", manifest=_absurd_manifest(source, kind))
+    dest = copy_store(base, tmp_path / "dest")
+    before = snapshot(dest)
+    for method in ((), ("--no-rsync",)):
+        done = cli(dest, "pull", str(source.store), *method)
+        assert_refused_or_ignored(done)
+        assert done.refused and "malformed manifest" in done.stderr, done.stderr
+        assert snapshot(dest) == before
+    assert not cli(dest, "list").refused
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"time": 1e300}, {"time": "now"}, {"op": 7}, {"merged": "a" * 64}, {"host": ["h"]}],
+    ids=["time-huge", "time-text", "op-int", "merged-text", "host-list"],
+)
+def test_a_ref_record_with_absurd_values_is_refused_and_never_hides_the_others(
+    base: Path, tmp_path: Path, fields: dict[str, object]
+) -> None:
+    case = Case(base, tmp_path)
+    case.ref_record("evil", **fields)
+    results = _run_all(case, [*_readers(case, tmp_path, experiment="evil"), ("show", "X")])
+    assert _damaged_rows(results[("list",)]) == ["evil"]
+    assert not results[("show", "X")].refused
+    assert results[("show", "evil")].refused and "malformed ref record" in results[("show", "evil")].stderr
+    assert results[("fsck",)].refused and "malformed ref record" in results[("fsck",)].stdout
+
+
+# -- store folders that are files -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["objects", "packs", "refs", "journals", "locks"])
+def test_a_store_folder_that_is_a_file_is_refused_in_one_line(
+    base: Path, tmp_path: Path, folder: str
+) -> None:
+    """`objects` (or another store folder) as a plain file: `run` crashed with NotADirectoryError."""
+    case = Case(base, tmp_path)
+    shutil.rmtree(case.store / folder, ignore_errors=True)
+    (case.store / folder).write_text("not a folder\n")
+    _run_all(case, _readers(case, tmp_path))
+    run = doteval_run(case, tmp_path, "fresh")
+    text = run.stdout + run.stderr
+    assert "Traceback" not in text and "NotADirectoryError" not in text, text
+    assert run.returncode != 0 and f"{folder}" in text, text

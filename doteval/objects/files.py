@@ -16,6 +16,9 @@ from pathlib import Path
 from doteval.errors import CorruptStoreError, StoreError
 
 TMP_PREFIX = ".tmp-"
+NOT_A_FOLDER_HINT = (
+    "a store folder is a file: move it out of the store (`doteval fsck` lists what else is damaged)"
+)
 
 
 def share_like_parent(path: Path) -> None:
@@ -47,6 +50,8 @@ def ensure_dir(path: Path) -> None:
     try:
         path.mkdir()
     except FileExistsError:
+        if not path.is_dir():  # a file (or a dangling link) where a store folder belongs
+            raise CorruptStoreError("not a folder", path=str(path), hint=NOT_A_FOLDER_HINT) from None
         return
     share_like_parent(path)
 

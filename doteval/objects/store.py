@@ -12,6 +12,7 @@ This module knows bytes and ids only; what an object means is up to its reader.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import threading
 from collections.abc import Iterable, Iterator
@@ -29,7 +30,14 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, open_regular, read_fd, read_regular, write_new
+from doteval.objects.files import (
+    NOT_A_FOLDER_HINT,
+    ensure_dir,
+    open_regular,
+    read_fd,
+    read_regular,
+    write_new,
+)
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 
@@ -363,6 +371,27 @@ def check_store_version(root: Path) -> None:
             path=str(marker),
             hint="export its experiments with the doteval that wrote it, or start a new store",
         )
+
+
+STORE_FOLDERS = ("objects", "packs", "refs", "journals", "locks")
+
+
+def check_store_folders(root: Path) -> None:
+    """Refuse a store where one of its folders is a file (or a FIFO, a device): every
+    command would meet it somewhere, and say so in a traceback."""
+    for name in STORE_FOLDERS:
+        try:
+            mode = (root / name).stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise StoreError(
+                f"cannot read store folder {name!r}: {e.strerror}", path=str(root / name)
+            ) from None
+        if not stat.S_ISDIR(mode):
+            raise CorruptStoreError(
+                f"store folder {name!r} is not a folder", path=str(root / name), hint=NOT_A_FOLDER_HINT
+            )
 
 
 def init_store(root: Path) -> None:
