@@ -684,16 +684,23 @@ def test_a_ref_record_with_absurd_values_is_refused_and_never_hides_the_others(
 # -- store folders that are files -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("folder", ["objects", "packs", "refs", "journals", "locks"])
+@pytest.mark.parametrize("folder", ["objects", "packs", "refs", "journals", "locks", "objects/*"])
 def test_a_store_folder_that_is_a_file_is_refused_in_one_line(
     base: Path, tmp_path: Path, folder: str
 ) -> None:
-    """`objects` (or another store folder) as a plain file: `run` crashed with NotADirectoryError."""
+    """`objects` (or another store folder) as a plain file: `run` crashed with NotADirectoryError.
+    ``objects/*``: every object folder the store lacks is a file, so the run meets one when it seals."""
     case = Case(base, tmp_path)
-    shutil.rmtree(case.store / folder, ignore_errors=True)
-    (case.store / folder).write_text("not a folder\n")
+    if folder == "objects/*":
+        for n in range(256):
+            path = case.store / "objects" / f"{n:02x}"
+            if not path.exists():
+                path.write_text("not a folder\n")
+    else:
+        shutil.rmtree(case.store / folder, ignore_errors=True)
+        (case.store / folder).write_text("not a folder\n")
     _run_all(case, _readers(case, tmp_path))
     run = doteval_run(case, tmp_path, "fresh")
     text = run.stdout + run.stderr
     assert "Traceback" not in text and "NotADirectoryError" not in text, text
-    assert run.returncode != 0 and f"{folder}" in text, text
+    assert run.returncode != 0 and "not a folder" in text, text
