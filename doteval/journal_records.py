@@ -93,7 +93,9 @@ def check_result(flag: int, slot: int, item: bytes, details: bytes, columns: int
         Result.from_record(record)
         duration = record.get("duration")
         if duration is not None and (
-            type(duration) is not float or not math.isfinite(duration) or not 0 <= duration <= checks.MAX_TIME
+            type(duration) not in (int, float)
+            or not math.isfinite(duration)
+            or not 0 <= duration <= checks.MAX_TIME
         ):
             raise ValueError("duration is not a number of seconds")
     except CorruptStoreError as e:
