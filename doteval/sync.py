@@ -23,10 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.errors import CorruptStoreError, DotevalError, ObjectNotFoundError, StoreError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
-from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, read_regular, share_like_parent
+from doteval.objects.files import (
+    TMP_PREFIX,
+    ensure_dir,
+    fsync_dir,
+    open_regular,
+    read_regular,
+    share_like_parent,
+)
 from doteval.objects.store import STORE_DIR
 
 RSYNC_FILTER = """\
@@ -93,9 +100,15 @@ def write_filter(store: Store) -> Path:
 def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
     if dst.exists():
         return
-    ensure_dir(dst.parent)
-    tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
-    shutil.copyfile(src, tmp)
+    try:
+        source = open_regular(src)
+    except CorruptStoreError:
+        return  # a link, a FIFO or a device is no store file: skipped, as rsync skips it
+    with os.fdopen(source, "rb") as f_src:
+        ensure_dir(dst.parent)
+        tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
+        with open(tmp, "wb") as f_tmp:
+            shutil.copyfileobj(f_src, f_tmp)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     shutil.copystat(src, tmp)

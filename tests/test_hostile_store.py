@@ -704,3 +704,23 @@ def test_a_store_folder_that_is_a_file_is_refused_in_one_line(
     text = run.stdout + run.stderr
     assert "Traceback" not in text and "NotADirectoryError" not in text, text
     assert run.returncode != 0 and "not a folder" in text, text
+
+
+@pytest.mark.parametrize("method", [(), ("--no-rsync",)], ids=["rsync", "copy"])
+def test_pull_copies_only_regular_files_and_never_reads_a_fifo_or_a_device(
+    base: Path, tmp_path: Path, method: tuple[str, ...]
+) -> None:
+    """A plain copy once read a FIFO among the source's objects (SpecialFileError) and would
+    copy /dev/zero without end; rsync skips what is not a regular file, so does the copy."""
+    source = Case(base, tmp_path / "source")
+    folder = source.store / "objects" / "ab"
+    folder.mkdir(exist_ok=True)
+    for n, kind in enumerate(SPECIAL):
+        _plant_special(folder / (f"{n}" * 62), kind, source)
+    dest = tmp_path / "dest"
+    with fifo_watch(source.outside / "fifo") as opened, fifo_watch(folder / ("1" * 62)) as opened_inside:
+        done = cli(dest, "pull", str(source.store), *method)
+    assert_refused_or_ignored(done)
+    assert not done.refused and not opened and not opened_inside, done.stderr
+    assert not list((dest / "objects").glob("ab/*"))
+    assert cli(dest, "fsck").returncode == 0
