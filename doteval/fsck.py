@@ -22,6 +22,7 @@ from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.packs import PackIndex
 from doteval.objects.store import check_store_version
+from doteval.runs import journal_problem
 from doteval.tables import SampleTable, load_details, load_parts
 
 STALE_TEMP = 3600.0
@@ -316,8 +317,11 @@ def _check_journals(store: Store, report: FsckReport) -> None:
                 holder = store.live_holder(directory.name)
             except DotevalError:
                 holder = None
+            problem = journal_problem(path)
             if holder is not None:
                 report.warn(path, f"live run (pid {holder.get('pid', '?')} on {holder.get('host', '?')})")
+            elif problem is not None:
+                report.error(path, f"a journal that cannot be sealed: {problem}", "move it out of the store")
             else:
                 report.warn(
                     path,

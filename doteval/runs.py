@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval import journal_records
-from doteval.errors import CorruptStoreError
+from doteval.errors import CorruptStoreError, DotevalError
 from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import ObjectId, Store
 from doteval.objects.encoding import decode, encode
@@ -253,6 +253,16 @@ def _parse(
 
 
 _JOURNAL_HINT = "move the journal out of the store to go on without its results"
+
+
+def journal_problem(path: Path) -> str | None:
+    """Why the journal at ``path`` cannot be sealed (for fsck), or None when it can."""
+    try:
+        records, _valid = read_journal(path)
+        _parse(records, path)
+    except DotevalError as e:
+        return str(e)
+    return None
 
 
 def seal(

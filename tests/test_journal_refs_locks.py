@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from doteval.errors import CorruptStoreError, LockedError, StoreError
+from doteval.fsck import fsck
 from doteval.manifest import FLAG_ERROR, FLAG_OK
 from doteval.objects import Store
 from doteval.objects.encoding import decode, encode
@@ -592,6 +593,8 @@ def test_a_journal_whose_run_header_makes_no_sense_is_refused_and_kept(
         recover(store, "exp")
     assert store.journals("exp")
     assert store.refs.read("other") is None
+    (problem,) = fsck(store).errors
+    assert "journal" in problem.message and problem.path.endswith(".journal")
 
 
 def test_live_progress_skips_journal_records_that_make_no_sense(tmp_path: Path) -> None:
