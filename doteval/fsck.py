@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.errors import CorruptStoreError, DotevalError, ObjectNotFoundError, StoreError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
+from doteval.objects.encoding import decode
 from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.packs import PackIndex
@@ -273,9 +274,10 @@ def _check_manifest(
         except (DotevalError, StoreError) as e:
             report.error(where, f"entries of {ev.node_id}: {e}", REFETCH)
             continue
+        columns = len(ev.columns)
         for part in parts:
             for kind, object_id, read in (
-                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id).scores),
+                ("sample table", part.table_id, lambda p=part, n=columns: _read_table(store, p.table_id, n)),
                 (
                     "results",
                     part.details_id,
@@ -300,6 +302,19 @@ def _check_manifest(
                     )
                 except (DotevalError, StoreError) as e:
                     report.error(where, f"{kind} of {ev.node_id}: {e}", REFETCH)
+
+
+def _read_table(store: Store, table_id: str, columns: int) -> None:
+    """Read a sample table as every reader would: its scores, and each item decoded to one
+    value per column (an item that does not decode would fail only the command that shows it)."""
+    table = SampleTable.load(store, table_id)
+    table.scores  # noqa: B018 - decoded for its checks
+    for row, item in enumerate(table.items):
+        value = decode(item)
+        if type(value) is not tuple or len(value) != columns:
+            raise CorruptStoreError(
+                f"sample table {table_id[:12]}: the item of row {row} is not one value per column"
+            )
 
 
 def _check_journals(store: Store, report: FsckReport) -> None:

@@ -429,7 +429,11 @@ class View:
         return sample_key(*self.prefix, self.items[i], self.occurrences[i])
 
     def item(self, i: int) -> Any:
-        return decode(self.items[i])
+        value = decode(self.items[i])
+        if type(value) is not tuple:  # an item is the tuple of its column values
+            table_id = self.parts[self.where[i][0]].table_id
+            raise CorruptStoreError(f"sample table {table_id[:12]}: an item is not a tuple of column values")
+        return value
 
     def result(self, i: int) -> dict[str, Any]:
         """The stored result of sample ``i`` (its details and its item).

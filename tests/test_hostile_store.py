@@ -725,3 +725,39 @@ def test_pull_copies_only_regular_files_and_never_reads_a_fifo_or_a_device(
     assert not done.refused and not opened and not opened_inside, done.stderr
     assert not list((dest / "objects").glob("ab/*"))
     assert cli(dest, "fsck").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "item", [b"s1:x", b"t1:s1:x", b"t2:s1:xs1:yZ"], ids=["not-a-tuple", "one-column", "bad"]
+)
+def test_a_sample_table_item_that_is_not_an_item_is_reported_by_fsck(
+    base: Path, tmp_path: Path, item: bytes
+) -> None:
+    """An item that does not decode to one value per column once made `show` count 128
+    samples and `export` die at the one it could not read: fsck names it now."""
+    case = Case(base, tmp_path)
+    st = Store(case.store)
+    (part,) = load_parts(st, case.entries)
+    table = st.objects.get(part.table_id)
+    sizes = list(struct.unpack(f"<{part.length}I", table["sizes"]))
+    first = table["items"][: sizes[0]]
+    table_id = st.objects.put(
+        {
+            **table,
+            "items": item + table["items"][len(first) :],
+            "sizes": struct.pack(f"<{part.length}I", len(item), *sizes[1:]),
+        }
+    )
+    view = st.objects.put(
+        {"type": "entries", "v": 2, "parts": [[table_id, part.details_id, part.length, b""]]}
+    )
+    manifest = load_manifest(st, case.manifest)
+    manifest.evaluations[0].entries = view
+    case.ref_record("evil", manifest=st.objects.put(manifest.to_value()))
+    results = _run_all(case, [*BASIC, ("show", "evil"), ("export", "evil")])
+    fsck = results[("fsck",)]
+    assert fsck.refused, fsck.stdout
+    assert "not one value per column" in fsck.stdout or "malformed encoded value" in fsck.stdout, fsck.stdout
+    assert not results[("show", "evil")].refused
+    if item != b"t1:s1:x":  # one value for two columns: exported as the one column it has
+        assert results[("export", "evil")].refused
