@@ -263,6 +263,8 @@ class SampleTable:
             sizes = _from_u32(data["sizes"])
             if not isinstance(blob, bytes) or not isinstance(flags, bytes) or len(sizes) != len(flags):
                 raise ValueError("columns of different lengths")
+            if flags.translate(None, bytes((FLAG_OK, FLAG_ERROR))):
+                raise ValueError("a flag is neither ok nor error")
             ends = list(accumulate(sizes))
             if (ends[-1] if ends else 0) != len(blob):
                 raise ValueError("item sizes do not add up")
