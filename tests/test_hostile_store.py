@@ -649,6 +649,10 @@ def test_a_manifest_with_absurd_values_is_refused_and_never_hides_the_others(
     assert results[("log",)].refused or "evil" not in results[("log",)].stdout
     fsck = results[("fsck",)]
     assert fsck.refused and "malformed manifest" in fsck.stdout, fsck.stdout
+    if kind in ("total-huge", "finished-huge"):  # a run into it is refused too (and the store untouched)
+        run = doteval_run(case, tmp_path, "evil")
+        assert run.refused and "malformed manifest" in run.stdout + run.stderr, run.stdout + run.stderr
+        assert "Traceback" not in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("kind", ["total-huge", "finished-huge"])
@@ -682,6 +686,9 @@ def test_a_ref_record_with_absurd_values_is_refused_and_never_hides_the_others(
     assert not results[("show", "X")].refused
     assert results[("show", "evil")].refused and "malformed ref record" in results[("show", "evil")].stderr
     assert results[("fsck",)].refused and "malformed ref record" in results[("fsck",)].stdout
+    run = doteval_run(case, tmp_path, "evil")
+    assert run.refused and "malformed ref record" in run.stdout + run.stderr, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
 
 
 # -- store folders that are files -----------------------------------------------------------------
