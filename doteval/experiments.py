@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, StoreError, UsageError
+from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, UsageError
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
@@ -175,7 +175,7 @@ def list_experiments(store: Store, *, include_deleted: bool = False) -> list[Exp
             info = open_experiment(store, name, include_deleted=include_deleted)
         except ExperimentNotFoundError:
             continue
-        except (DotevalError, StoreError) as e:
+        except DotevalError as e:
             info = ExperimentInfo(name, STATUS_DAMAGED, None, None, damage=str(e))
         out.append(info)
     out.sort(key=lambda i: i.last_updated, reverse=True)

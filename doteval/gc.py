@@ -154,8 +154,8 @@ def reachable_objects(
                 continue
             if rec[0] == "start" and isinstance(rec[1], dict):
                 started = rec[1].get("started")
-                if type(started) in (int, float) and 0 <= started <= MAX_TIME:
-                    oldest_run = float(started) if oldest_run is None else min(oldest_run, started)
+                if isinstance(started, (int, float)) and 0 <= started <= MAX_TIME:
+                    oldest_run = float(started) if oldest_run is None else min(oldest_run, float(started))
             if rec[0] == "eval" and len(rec) > 2 and isinstance(rec[2], dict):
                 code = rec[2].get("code")
                 if isinstance(code, str):

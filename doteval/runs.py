@@ -220,7 +220,7 @@ def _parse(
         header = records[0][1]
         if check:
             header = journal_records.start_header(header, path.parent.name)
-    except (IndexError, TypeError, ValueError) as e:
+    except (CorruptStoreError, IndexError, TypeError, ValueError) as e:
         raise CorruptStoreError(
             f"malformed journal header ({e})", path=str(path), hint=_JOURNAL_HINT
         ) from None

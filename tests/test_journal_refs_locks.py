@@ -579,8 +579,14 @@ def test_a_result_whose_slot_is_not_its_item_replaces_nothing(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "header",
-    [{"experiment": "other"}, {"started": 1e300}, {"started": "now"}, {"pid": 10**400}],
-    ids=["other-experiment", "time-huge", "time-text", "pid-huge"],
+    [
+        {"experiment": "other"},
+        {"started": 1e300},
+        {"started": "now"},
+        {"pid": 10**400},
+        {"parent_record": "../x"},
+    ],
+    ids=["other-experiment", "time-huge", "time-text", "pid-huge", "parent-path"],
 )
 def test_a_journal_whose_run_header_makes_no_sense_is_refused_and_kept(
     tmp_path: Path, header: dict[str, Any]
