@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doteval.errors import CorruptStoreError, DotevalError, ObjectNotFoundError, StoreError
-from doteval.manifest import load_manifest
+from doteval.errors import CorruptStoreError, DotevalError, StoreError
 from doteval.objects import Store
 from doteval.objects.files import (
     TMP_PREFIX,
@@ -268,38 +267,18 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    from doteval.incoming import check_source, pull_remote
+
     source = store_location(source, destination=False)
     if not is_remote(source):
         check_source(Path(source))
     store.create()
-    stats = sync(source, str(store.root), use_rsync=use_rsync)
+    if is_remote(source) and use_rsync is not False:
+        stats = pull_remote(store, source)  # its ref records checked before they are published
+    else:
+        stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)
     return stats
-
-
-def check_source(root: Path) -> None:
-    """Refuse to pull a store whose ref records or manifests are malformed, before anything
-    of it is copied: a value a reader cannot use (a count of 10**400) would otherwise be
-    published into this store. A manifest missing from a partial copy is not refused."""
-    if not (root / "VERSION").exists() and not (root / "refs").is_dir():
-        return  # `sync` says it is not a store
-    source = Store(root)
-    seen: set[str] = set()
-    for name in source.refs.names():
-        try:
-            state = source.refs.read(name)
-            for record in state.records.values() if state is not None else ():
-                if record.manifest is not None and record.manifest not in seen:
-                    load_manifest(source, record.manifest)
-                    seen.add(record.manifest)
-        except ObjectNotFoundError:
-            continue
-        except StoreError as e:
-            raise StoreError(
-                f"not pulled: experiment {name!r} of {root} is damaged: {e.message}",
-                path=e.path,
-                hint=f"`doteval fsck --store {root}` lists what is damaged there",
-            ) from None
 
 
 def settle_all(store: Store, stats: SyncStats) -> None:

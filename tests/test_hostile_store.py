@@ -770,3 +770,34 @@ def test_a_sample_table_item_that_is_not_an_item_is_reported_by_fsck(
     assert not results[("show", "evil")].refused
     if item != b"t1:s1:x":  # one value for two columns: exported as the one column it has
         assert results[("export", "evil")].refused
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """rsync's remote shell replaced by one that runs the command here: ``host:path`` works."""
+    script = tmp_path / "fake-ssh"
+    script.write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("RSYNC_RSH", str(script))
+    return "fakehost"
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
+def test_pull_from_host_path_publishes_only_checked_ref_records(
+    base: Path, tmp_path: Path, fake_ssh: str
+) -> None:
+    source = Case(base, tmp_path / "source")
+    dest = copy_store(base, tmp_path / "dest")
+    good = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert not good.refused and "rsync" in good.stdout, good.stderr
+    source.ref_record("evil", manifest=_absurd_manifest(source, "total-huge"))
+    source.ref_record("fine", time=2.0)
+    done = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert_refused_or_ignored(done)
+    assert done.refused and "malformed manifest" in done.stderr, done.stderr
+    assert not (dest / "refs" / "evil").exists() and not (dest / "refs" / "fine").exists()
+    assert not [p for p in dest.iterdir() if p.name.startswith(".tmp-")]
+    (source.store / "refs" / "evil").rename(tmp_path / "evil-moved")
+    done = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert not done.refused, done.stderr
+    assert sorted(line.split()[0] for line in cli(dest, "list").stdout.splitlines()[2:]) == ["X", "fine"]
