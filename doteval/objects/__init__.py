@@ -14,7 +14,7 @@ from doteval.objects.names import check_name
 from doteval.objects.refs import RefRecord, RefState, RefStore
 from doteval.objects.store import (
     ObjectStore,
-    check_store_folders,
+    check_store_layout,
     check_store_version,
     default_store_path,
     init_store,
@@ -29,7 +29,7 @@ class Store:
     def __init__(self, root: Path | str | None = None, *, durable: bool = True) -> None:
         self.root = Path(root) if root is not None else default_store_path()
         check_store_version(self.root)
-        check_store_folders(self.root)
+        check_store_layout(self.root)
         self.objects = ObjectStore(self.root, durable=durable)
         self.refs = RefStore(self.root, self.objects)
         self.journals_dir = self.root / "journals"

@@ -407,7 +407,7 @@ def check_store_version(root: Path) -> None:
 STORE_FOLDERS = ("objects", "packs", "refs", "journals", "locks")
 
 
-def check_store_folders(root: Path) -> None:
+def check_store_layout(root: Path) -> None:
     """Refuse a store where one of its folders is a file (or a FIFO, a device): every
     command would meet it somewhere, and say so in a traceback."""
     for name in STORE_FOLDERS:
