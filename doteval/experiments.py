@@ -23,6 +23,7 @@ from doteval.runs import read_head, recover
 from doteval.tables import load_view
 
 STATUS_RUNNING = "running"
+STATUS_DAMAGED = "damaged"  # listed, but its records cannot be read (see ``ExperimentInfo.damage``)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ExperimentInfo:
     diverged: bool = False
     deleted: bool = False
     live: LiveProgress | None = None  # what a running run has journaled so far
+    damage: str = ""  # why the experiment cannot be read (status ``damaged``)
 
     @property
     def total(self) -> int:
@@ -165,12 +167,16 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
 
 
 def list_experiments(store: Store, *, include_deleted: bool = False) -> list[ExperimentInfo]:
+    """Every experiment; one whose records cannot be read is listed as damaged, and never
+    keeps the others from being listed."""
     out = []
     for name in store.experiment_names():
         try:
             info = open_experiment(store, name, include_deleted=include_deleted)
         except ExperimentNotFoundError:
             continue
+        except DotevalError as e:
+            info = ExperimentInfo(name, STATUS_DAMAGED, None, None, damage=str(e))
         out.append(info)
     out.sort(key=lambda i: i.last_updated, reverse=True)
     return out

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.errors import CorruptStoreError, DotevalError, ObjectNotFoundError, StoreError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
+from doteval.objects.encoding import decode
 from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.packs import PackIndex
 from doteval.objects.store import check_store_version
 from doteval.objects.walk import check_store_folders, scan
+from doteval.runs import journal_problem
 from doteval.tables import SampleTable, load_details, load_parts
 
 STALE_TEMP = 3600.0
@@ -290,9 +292,10 @@ def _check_manifest(
         except (DotevalError, StoreError) as e:
             report.error(where, f"entries of {ev.node_id}: {e}", REFETCH)
             continue
+        columns = len(ev.columns)
         for part in parts:
             for kind, object_id, read in (
-                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id).scores),
+                ("sample table", part.table_id, lambda p=part, n=columns: _read_table(store, p.table_id, n)),
                 (
                     "results",
                     part.details_id,
@@ -319,6 +322,19 @@ def _check_manifest(
                     report.error(where, f"{kind} of {ev.node_id}: {e}", REFETCH)
 
 
+def _read_table(store: Store, table_id: str, columns: int) -> None:
+    """Read a sample table as every reader would: its scores, and each item decoded to one
+    value per column (an item that does not decode would fail only the command that shows it)."""
+    table = SampleTable.load(store, table_id)
+    table.scores  # noqa: B018 - decoded for its checks
+    for row, item in enumerate(table.items):
+        value = decode(item)
+        if type(value) is not tuple or len(value) != columns:
+            raise CorruptStoreError(
+                f"sample table {table_id[:12]}: the item of row {row} is not one value per column"
+            )
+
+
 def _check_journals(store: Store, report: FsckReport) -> None:
     for name, kind in _entries(store.journals_dir):
         directory = store.journals_dir / name
@@ -336,8 +352,11 @@ def _check_journals(store: Store, report: FsckReport) -> None:
                 holder = store.live_holder(directory.name)
             except DotevalError:
                 holder = None
+            problem = journal_problem(path)
             if holder is not None:
                 report.warn(path, f"live run (pid {holder.get('pid', '?')} on {holder.get('host', '?')})")
+            elif problem is not None:
+                report.error(path, f"a journal that cannot be sealed: {problem}", "move it out of the store")
             else:
                 report.warn(
                     path,

@@ -27,6 +27,7 @@ import zstandard
 from doteval.errors import CorruptObjectError, DotevalError, StoreError, UsageError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
+from doteval.objects.checks import MAX_TIME
 from doteval.objects.encoding import decode, encode
 from doteval.objects.files import store_dir
 from doteval.objects.hashing import hash_bytes, is_object_id
@@ -184,13 +185,17 @@ def reachable_objects(
             records, _valid = read_journal(journal)
         except (DotevalError, OSError):
             continue
-        for rec in records:
-            if rec and rec[0] == "start" and isinstance(rec[1], dict):
+        for rec in records:  # read as a best guess: a record of the wrong shape names nothing
+            if not isinstance(rec, tuple) or len(rec) < 2:
+                continue
+            if rec[0] == "start" and isinstance(rec[1], dict):
                 started = rec[1].get("started")
-                if isinstance(started, (int, float)) and (oldest_run is None or started < oldest_run):
-                    oldest_run = float(started)
-            if rec and rec[0] == "eval" and isinstance(rec[2], dict) and rec[2].get("code"):
-                reachable.add(rec[2]["code"])
+                if isinstance(started, (int, float)) and 0 <= started <= MAX_TIME:
+                    oldest_run = float(started) if oldest_run is None else min(oldest_run, float(started))
+            if rec[0] == "eval" and len(rec) > 2 and isinstance(rec[2], dict):
+                code = rec[2].get("code")
+                if isinstance(code, str):
+                    reachable.add(code)
     for name in store.refs.names():
         state = store.refs.read(name)
         if state is None:

@@ -314,7 +314,7 @@ class DotevalSession:
         try:
             run.close()
         except DotevalError as e:
-            self.error = e
+            self.error = self.seal_error = e  # said by ``summary``
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -322,6 +322,12 @@ class DotevalSession:
         self.finished_run = run
 
     def summary(self, reporter: Any) -> None:
+        error = getattr(self, "seal_error", None)
+        if error is not None:  # the run could not be sealed: one line, and what to do
+            reporter.write_line(f"doteval: {error}", red=True, bold=True)
+            if error.hint:
+                reporter.write_line(f"  hint: {error.hint}")
+            return
         if self.plans:
             from doteval.cli.render import plan_lines
 

@@ -26,7 +26,13 @@ from pathlib import Path
 
 from doteval.errors import DotevalError, StoreError
 from doteval.objects import Store
-from doteval.objects.files import fsync_dir, open_new, share_like_parent, store_dir, temp_name
+from doteval.objects.files import (
+    fsync_dir,
+    open_new,
+    share_like_parent,
+    store_dir,
+    temp_name,
+)
 from doteval.objects.store import STORE_DIR
 from doteval.objects.walk import RSYNC_FILTER as RSYNC_FILTER  # re-exported: the documented filter
 from doteval.objects.walk import RSYNC_FILTER_RULES, check_store_folders, refused_entries, scan
@@ -261,9 +267,16 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    from doteval.incoming import check_source, pull_remote
+
     source = store_location(source, destination=False)
+    if not is_remote(source):
+        check_source(Path(source))
     store.create()
-    stats = sync(source, str(store.root), use_rsync=use_rsync)
+    if is_remote(source) and use_rsync is not False:
+        stats = pull_remote(store, source)  # its ref records checked before they are published
+    else:
+        stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)
     return stats
 

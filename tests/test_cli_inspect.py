@@ -200,6 +200,7 @@ def test_list_json_fields(cli: Cli, store_dir: Path) -> None:
         "deleted",
         "holder",
         "live",
+        "damage",
     }
     assert all(set(e) == documented for e in doc["experiments"])
     errs = experiments["errs"]
@@ -946,8 +947,8 @@ def test_corrupt_manifest_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     assert loose.exists()
     loose.write_bytes(b"garbage, not an object")
     commands = [
-        ["list"], ["list", "--json"], ["show", "one"], ["show", "one", "--json"], ["log"], ["log", "one"],
-        ["diff", "one", "other"], ["export", "one"],
+        ["show", "one"], ["show", "one", "--json"], ["log"], ["log", "one"], ["diff", "one", "other"],
+        ["export", "one"],
     ]  # fmt: skip
     for command in commands:
         code, out, err = run_main(capsys, *command, "--store", str(path))
@@ -956,8 +957,11 @@ def test_corrupt_manifest_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     proc = run_module("show", "one", "--store", str(path))
     assert (proc.returncode, proc.stdout) == (1, "")
     assert_one_error(proc.stderr, "not an object file")
-    # The other experiment still reads.
+    # The other experiment still reads, and is listed beside the damaged one.
     assert Cli(path).json("show", "other")["total"] == 3
+    listed = {e["name"]: e for e in Cli(path).json("list")["experiments"]}
+    assert listed["other"]["status"] == "completed" and listed["other"]["damage"] is None
+    assert listed["one"]["status"] == "damaged" and "not an object file" in listed["one"]["damage"]
 
 
 # ---------------------------------------------------------------- --json: one document, nothing else

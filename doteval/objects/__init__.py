@@ -12,7 +12,13 @@ from doteval.objects.hashing import ObjectId, hash_bytes
 from doteval.objects.locks import ExperimentLock, live_holder
 from doteval.objects.names import check_name, is_name
 from doteval.objects.refs import RefRecord, RefState, RefStore
-from doteval.objects.store import ObjectStore, check_store_version, default_store_path, init_store
+from doteval.objects.store import (
+    ObjectStore,
+    check_store_layout,
+    check_store_version,
+    default_store_path,
+    init_store,
+)
 from doteval.objects.walk import is_real_dir, scan
 
 __all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
@@ -24,6 +30,7 @@ class Store:
     def __init__(self, root: Path | str | None = None, *, durable: bool = True) -> None:
         self.root = Path(root) if root is not None else default_store_path()
         check_store_version(self.root)
+        check_store_layout(self.root)
         self.objects = ObjectStore(self.root, durable=durable)
         self.refs = RefStore(self.root, self.objects)
         self.journals_dir = self.root / "journals"

@@ -19,7 +19,7 @@ from typing import Any
 
 from doteval.errors import CorruptStoreError
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, share_like_parent, store_dir
+from doteval.objects.files import ensure_dir, open_regular, read_fd, share_like_parent, store_dir
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
@@ -28,6 +28,7 @@ _FRAME = struct.Struct(">II")
 # u32 item length | item (canonical encoding) | result details (canonical encoding).
 _RESULT = struct.Struct(">cIBqII")
 MAX_RECORD = 1 << 30
+MAX_JOURNAL = 1 << 36  # read whole into memory: a run of this size is sealed long before
 
 
 class JournalWriter:
@@ -87,9 +88,16 @@ class JournalWriter:
 
 
 def read_journal(path: Path) -> tuple[list[Any], bool]:
-    """Records of the longest valid prefix, and whether the whole file was valid."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """Records of the longest valid prefix, and whether the whole file was valid.
+
+    Only a regular file is read (never a link, a FIFO or a device), and only as much
+    of it as it held when opened.
+    """
+    fd = open_regular(path, "journal")
+    try:
+        data = read_fd(fd, MAX_JOURNAL, path, "journal")
+    finally:
+        os.close(fd)
     if data[: len(JOURNAL_MAGIC)] != JOURNAL_MAGIC:
         if JOURNAL_MAGIC.startswith(data):
             return [], False  # died before the header was complete

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import CorruptStoreError, DotevalError, StoreError
+from doteval.objects import checks
 from doteval.objects.encoding import decode, encode
 from doteval.objects.files import TMP_PREFIX, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes, is_object_id
@@ -85,6 +86,32 @@ class RefState:
         return out
 
 
+MAX_REF_RECORD = 1 << 20  # a record names a few objects: far less than this
+
+
+def ref_record(record_id: ObjectId, data: Any, where: str) -> RefRecord:
+    """A decoded ref record, every field checked for its type and range."""
+    try:
+        if checks.mapping(data, "record").get("type") != "ref":
+            raise ValueError("not a ref record")
+        manifest, parent, merged = data["manifest"], data["parent"], data.get("merged", [])
+        if type(merged) is not list:
+            raise ValueError("merged is not a list")
+        return RefRecord(
+            id=record_id,
+            experiment=checks.text(data["experiment"], "experiment"),
+            manifest=check_object_id(manifest, where=where) if manifest is not None else None,
+            parent=check_object_id(parent, where=where) if parent is not None else None,
+            time=checks.timestamp(data["time"], "time"),
+            op=checks.text(data["op"], "op"),
+            host=checks.text(data.get("host", ""), "host"),
+            note=checks.text(data.get("note", ""), "note"),
+            merged=tuple(check_object_id(m, where=where) for m in merged),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CorruptStoreError(f"malformed ref record ({e})", path=where) from None
+
+
 class RefStore:
     def __init__(self, root: Path, objects: ObjectStore) -> None:
         self.dir = root / "refs"
@@ -131,28 +158,10 @@ class RefStore:
         return RefState(name, records, tuple(heads))
 
     def _read_record(self, path: Path) -> RefRecord:
-        raw = self.objects.read_loose(path)
+        raw = self.objects.read_loose(path, what="ref record", limit=MAX_REF_RECORD)
         if hash_bytes(raw) != path.name:
             raise CorruptStoreError("ref record does not match its name", path=str(path))
-        data = decode(raw)
-        try:
-            if data["type"] != "ref":
-                raise KeyError("type")
-            manifest = data["manifest"]
-            parent = data["parent"]
-            return RefRecord(
-                id=ObjectId(path.name),
-                experiment=str(data["experiment"]),
-                manifest=check_object_id(manifest, where=str(path)) if manifest else None,
-                parent=check_object_id(parent, where=str(path)) if parent else None,
-                time=float(data["time"]),
-                op=str(data["op"]),
-                host=str(data.get("host", "")),
-                note=str(data.get("note", "")),
-                merged=tuple(check_object_id(m, where=str(path)) for m in data.get("merged", ())),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise CorruptStoreError(f"malformed ref record ({e})", path=str(path)) from None
+        return ref_record(ObjectId(path.name), decode(raw), str(path))
 
     def adopt(self, name: str, records: list[RefRecord], source: str) -> None:
         """Copy ``source``'s record files under ``name`` (a rename keeps its history)."""

@@ -11,7 +11,6 @@ This module knows bytes and ids only; what an object means is up to its reader.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import struct
@@ -31,7 +30,15 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import store_dir, write_new, write_temp
+from doteval.objects.files import (
+    NOT_A_FOLDER_HINT,
+    open_regular,
+    read_fd,
+    read_regular,
+    store_dir,
+    write_new,
+    write_temp,
+)
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 from doteval.objects.walk import RSYNC_FILTER, scan
@@ -193,29 +200,22 @@ class ObjectStore:
     def put(self, value: Any) -> ObjectId:
         return self.put_bytes(encode(value))
 
-    def read_loose(self, path: Path) -> bytes:
+    def read_loose(self, path: Path, *, what: str = "object file", limit: int = MAX_OBJECT_SIZE) -> bytes:
+        """The decompressed bytes of a loose file (an object, or a ref record: ``what``) holding
+        at most ``limit`` bytes; read only if it is a regular file (see ``open_regular``)."""
         head_len = len(LOOSE_MAGIC) + _LOOSE_HEAD.size
-        # Never through a symbolic link, never blocking on a FIFO: a shared store is untrusted.
+        fd = open_regular(path, what)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise CorruptStoreError("object file is a symbolic link", path=str(path)) from None
-            raise
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CorruptStoreError("object file is not a regular file", path=str(path))
-            head = f.read(head_len)
-            if len(head) != head_len or head[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
-                raise CorruptStoreError("not an object file (bad header)", path=str(path))
-            codec, raw_len = _LOOSE_HEAD.unpack_from(head, len(LOOSE_MAGIC))
-            if raw_len > MAX_OBJECT_SIZE:
-                raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
-            limit = raw_len + 1024 if codec == CODEC_RAW else MAX_OBJECT_SIZE
-            # read() allocates its whole argument up front: never ask for more than is there
-            size = os.fstat(f.fileno()).st_size - head_len
-            payload = f.read(max(0, min(limit, size)))
-        return self.decompress(codec, raw_len, payload, where=str(path))
+            # a zstd payload is only kept when smaller than the raw bytes
+            data = read_fd(fd, head_len + limit, path, what)
+        finally:
+            os.close(fd)
+        if len(data) < head_len or data[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
+            raise CorruptStoreError("not an object file (bad header)", path=str(path))
+        codec, raw_len = _LOOSE_HEAD.unpack_from(data, len(LOOSE_MAGIC))
+        if raw_len > limit:
+            raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
+        return self.decompress(codec, raw_len, data[head_len:], where=str(path))
 
     # -- packs ------------------------------------------------------------
 
@@ -375,14 +375,19 @@ class ObjectStore:
                         continue
 
 
+MAX_VERSION_FILE = 256
+
+
 def check_store_version(root: Path) -> None:
     marker = root / "VERSION"
     try:
-        text = marker.read_text()
+        text = read_regular(marker, MAX_VERSION_FILE, "store VERSION file").decode()
     except FileNotFoundError:
         return
     except UnicodeDecodeError:
         raise CorruptStoreError("unreadable store VERSION file", path=str(marker)) from None
+    except DotevalError:
+        raise
     except OSError as e:
         raise StoreError(f"cannot read store version: {e}", path=str(marker)) from None
     parts = text.split()
@@ -396,6 +401,27 @@ def check_store_version(root: Path) -> None:
             path=str(marker),
             hint="export its experiments with the doteval that wrote it, or start a new store",
         )
+
+
+STORE_FOLDERS = ("objects", "packs", "refs", "journals", "locks")
+
+
+def check_store_layout(root: Path) -> None:
+    """Refuse a store where one of its folders is a file (or a FIFO, a device): every
+    command would meet it somewhere, and say so in a traceback."""
+    for name in STORE_FOLDERS:
+        try:
+            mode = (root / name).stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise StoreError(
+                f"cannot read store folder {name!r}: {e.strerror}", path=str(root / name)
+            ) from None
+        if not stat.S_ISDIR(mode):
+            raise CorruptStoreError(
+                f"store folder {name!r} is not a folder", path=str(root / name), hint=NOT_A_FOLDER_HINT
+            )
 
 
 def init_store(root: Path) -> None:
