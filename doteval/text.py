@@ -20,6 +20,20 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+CELL_LIMIT = 1000
+
+
+def clip_text(text: str, limit: int = CELL_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters for a terminal, with its full length said.
+
+    A table that folds one long unbroken token costs time quadratic in its length
+    (a 10 MB response took minutes); ``show --sample`` and ``export`` keep values whole.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters in all)"
+
+
 def format_param(value: Any) -> str:
     """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
     if isinstance(value, dict) and "__type__" in value:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from doteval.cli.common import StoreOption, app
+from doteval.cli.common import StoreOption, app, escape_unencodable_output
 
 __all__ = ["app"]
 
@@ -98,6 +98,7 @@ def _root(
     ] = False,
 ) -> None:
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
+    escape_unencodable_output()
 
 
 # Register the other commands (imported for their side effect on `app`), in the

@@ -16,6 +16,7 @@ from doteval.cli.render import short_node_id
 from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
+from doteval.output import output_problem, replace_file
 from doteval.text import format_value
 
 
@@ -185,18 +186,25 @@ def export_(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv", help="Write CSV cells exactly, even those a spreadsheet would run as formulas."
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Export every sample (item, scores, response, error, key) as JSON lines, CSV or JSON."""
+    problem = output_problem(output) if output is not None else None
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--output")
     st = open_store(store)
     revision = resolve(st, name)
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
     if output is None:
-        export(st, revision, fmt, sys.stdout)
+        export(st, revision, fmt, sys.stdout, raw_csv=raw_csv)
         return
-    tmp = output.with_name(f".{output.name}.tmp")
-    with open(tmp, "w", newline="" if fmt == "csv" else None, encoding="utf-8") as f:
-        count = export(st, revision, fmt, f)
-    tmp.replace(output)
+    with replace_file(output, newline="" if fmt == "csv" else None) as f:
+        count = export(st, revision, fmt, f, raw_csv=raw_csv)
     console().print(f"Wrote {count} samples to {escape(str(output))}.", highlight=False)
