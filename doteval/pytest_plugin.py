@@ -237,7 +237,10 @@ class DotevalSession:
                 self.run.stop_requested.set()  # what ran is kept; the rest did not run
             else:
                 self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
-            self.run.close()
+            try:
+                self.run.close()
+            except DotevalError:
+                pass  # (a disk still full) the journal keeps every finished sample for the next run
             self.run = None
         lines = f"doteval: {error}".splitlines()
         if error.hint:

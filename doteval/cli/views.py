@@ -216,7 +216,9 @@ def _print_live(info: ExperimentInfo) -> None:
         f"Samples: {info.done}/{info.total} ({percent(info.done, info.total)})",
         f"Errors: {info.errors}",
         f"Last updated: {format_time(info.last_updated) if info.last_updated else '-'}",
-        f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}",
+        f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
+        if info.holder
+        else "Not sealed: the store could not be written (a full disk?); the next command that can write seals it",
     ]:
         out.print(escape(line), soft_wrap=True)
 

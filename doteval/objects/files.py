@@ -8,11 +8,29 @@ ever overwrites an existing immutable file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+from doteval.errors import NoSpaceError
+
 TMP_PREFIX = ".tmp-"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(path: Path, need: int) -> NoSpaceError:
+    """The error for a full disk met writing ``path``, naming the store it belongs to
+    (the nearest folder holding a ``VERSION`` file), and about how much room is needed."""
+    store = path
+    for folder in (path, *path.parents):
+        try:
+            if (folder / "VERSION").is_file():
+                store = folder
+                break
+        except OSError:
+            break
+    return NoSpaceError(str(store), need)
 
 
 def share_like_parent(path: Path) -> None:
@@ -45,6 +63,10 @@ def ensure_dir(path: Path) -> None:
         path.mkdir()
     except FileExistsError:
         return
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(path, 0) from None
+        raise
     share_like_parent(path)
 
 
@@ -73,11 +95,16 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
     """Write ``data`` to a fresh temporary file inside ``directory``."""
     ensure_dir(directory)
+    chunks = [data] if isinstance(data, bytes) else data
     tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(directory, sum(len(c) for c in chunks)) from None
+        raise
     share_like_parent(tmp)
     try:
-        chunks = [data] if isinstance(data, bytes) else data
         buffer = bytearray()
         for chunk in chunks:  # few large writes, not one per chunk
             buffer += chunk
@@ -87,9 +114,11 @@ def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = Tr
         _write_all(fd, buffer)
         if durable:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as e:
         os.close(fd)
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            raise no_space(directory, sum(len(c) for c in chunks)) from None
         raise
     os.close(fd)
     return tmp

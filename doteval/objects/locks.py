@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import LockedError, StoreError
-from doteval.objects.files import ensure_dir, share_like_parent
+from doteval.objects.files import DISK_FULL, ensure_dir, no_space, share_like_parent
 from doteval.objects.names import check_name
 
 
@@ -62,8 +62,14 @@ class FileLock:
             "purpose": purpose,
         }
         data = json.dumps(info).encode()
-        os.pwrite(fd, data, 0)  # write, then cut: the file is never empty while held
-        os.ftruncate(fd, len(data))
+        try:
+            os.pwrite(fd, data, 0)  # write, then cut: the file is never empty while held
+            os.ftruncate(fd, len(data))
+        except OSError as e:
+            os.close(fd)
+            if e.errno in DISK_FULL:
+                raise no_space(self.path, len(data)) from None
+            raise
         self._fd = fd
 
     def release(self) -> None:

@@ -31,7 +31,7 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, write_new
+from doteval.objects.files import DISK_FULL, ensure_dir, no_space, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 
@@ -372,7 +372,12 @@ def check_store_version(root: Path) -> None:
 def init_store(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise StoreError(f"store path {root} is not a directory", path=str(root))
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(root, 0) from None
+        raise
     marker = root / "VERSION"
     if not marker.exists():
         write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode())
