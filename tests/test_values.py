@@ -103,6 +103,7 @@ def test_csv_export_neutralizes_formulas_and_raw_csv_keeps_them(store_path: Path
         assert row["score.score"] == "-0.5"
         text = [v for k, v in row.items() if k != "score.score"]
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in text)
+    assert cli(store_path, "export", "f", "--raw-csv", ok=False).returncode == 2  # CSV only
     # JSON keeps the exact text
     assert sorted(r["response"] for r in exported(store_path, "f")) == sorted(FORMULAS)
 

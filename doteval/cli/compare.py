@@ -202,6 +202,10 @@ def export_(
     revision = resolve(st, name)
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if raw_csv and fmt != "csv":
+        raise typer.BadParameter(
+            "goes with --format csv (JSON always holds the exact text)", param_hint="--raw-csv"
+        )
     if output is None:
         export(st, revision, fmt, sys.stdout, raw_csv=raw_csv)
         return
