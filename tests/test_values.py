@@ -128,7 +128,12 @@ def test_show_full_cuts_a_huge_token_and_says_its_length(
     monkeypatch.setattr(Table, "add_row", spy)
     out = cli(store_path, "show", "huge", "--full", ok=None).stdout
     assert len(out) < 50_000
-    assert out.count(f"{size:,} characters in all") == 2
+    assert out.count(f"({size:,}") == 2  # "… (20,000,000 characters in all)", maybe wrapped
+    # the same for `diff --samples`, which lists both responses of a changed sample
+    record(store_path, "huge2", [Result(False, response="y" * size)])
+    out = cli(store_path, "diff", "huge", "huge2", "--samples", ok=None).stdout
+    assert len(out) < 50_000
+    assert out.count(f"({size:,}") == 2  # "… (20,000,000 characters in all)", maybe wrapped
     # export keeps the value whole
     assert [len(r["response"]) for r in exported(store_path, "huge")] == [size]
 

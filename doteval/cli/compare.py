@@ -17,7 +17,7 @@ from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
 from doteval.output import output_problem, replace_file
-from doteval.text import format_value
+from doteval.text import clip_text, format_value
 
 
 def _signed(x: float | None) -> str:
@@ -158,11 +158,11 @@ def _print_samples(listed: list[dict[str, Any]], regressions: bool) -> None:
     for s in listed:
         style = "red" if s["direction"] == "regressed" else "green" if s["direction"] == "improved" else None
         table.add_row(
-            escape(", ".join(f"{k}={v}" for k, v in s["item"].items())),
-            escape(_side(s["a"])),
-            escape(_side(s["b"])),
-            escape(_scores(s["a"])),
-            escape(_scores(s["b"])),
+            escape(clip_text(", ".join(f"{k}={v}" for k, v in s["item"].items()))),
+            escape(clip_text(_side(s["a"]))),
+            escape(clip_text(_side(s["b"]))),
+            escape(clip_text(_scores(s["a"]))),
+            escape(clip_text(_scores(s["b"]))),
             style=style,
         )
     out.print(table)
