@@ -19,6 +19,7 @@ from storekit import Project, cli, cli_json, finish, read_export
 from doteval.errors import NoSpaceError
 from doteval.objects.files import write_temp
 from doteval.objects.journal import JournalWriter, read_journal
+from doteval.objects.locks import FileLock
 
 
 def _mount(path: Path, size: str, *options: str) -> bool:
@@ -86,5 +87,11 @@ def test_every_write_path_says_the_disk_is_full(small_disk: Path) -> None:
     with pytest.raises(NoSpaceError):
         writer.append("z" * 600_000)
     writer.close()
+    (small_disk / "locks").mkdir()
+    with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
+        while True:  # the last byte
+            f.write(b"f" * 512)
+    with pytest.raises(NoSpaceError):  # a lock cannot say who holds it
+        FileLock(small_disk / "locks" / "x.lock", "experiment 'x'").acquire()
     records, whole = read_journal(writer.path)
     assert whole and records and set(records) == {"y" * 100_000}  # whole records only

@@ -98,6 +98,8 @@ def _open_lock_file(path: Path, flags: int) -> int:
     except FileNotFoundError:
         raise
     except OSError as e:
+        if e.errno in DISK_FULL:  # no inode left for a new lock file
+            raise no_space(path, 0) from None
         if e.errno == errno.ELOOP:
             raise StoreError(
                 f"lock file {path} is a symbolic link", path=str(path), hint="remove it"
