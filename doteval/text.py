@@ -28,10 +28,12 @@ def clip_text(text: str, limit: int = CELL_LIMIT) -> str:
 
     A table that folds one long unbroken token costs time quadratic in its length
     (a 10 MB response took minutes); ``show --sample`` and ``export`` keep values whole.
+    A lone surrogate comes out as its ``\\udXXX`` escape, as doteval's stdout writes it.
     """
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text):,} characters in all)"
+    cut = text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters in all)"
+    if not cut.isascii():  # a lone surrogate, escaped here so the table measures what is printed
+        cut = cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    return cut
 
 
 def format_param(value: Any) -> str:
