@@ -66,6 +66,13 @@ def test_a_run_on_a_full_disk_is_one_line_keeps_its_samples_and_resumes(
     shown = cli(store, "show", "full").stdout
     assert f"Samples: {kept}/3000" in shown and "Not sealed" in shown
 
+    # the same command while the disk is still full: the same line, nothing lost
+    code, out = finish(project.popen("full", store))
+    assert code != 0 and "no space left on device writing to" in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out
+    kept = cli_json(store, "list")["experiments"][0]["done"]
+    assert kept >= asked - 1
+
     subprocess.run(["mount", "-o", "remount,size=40m", str(small_disk)], check=True)
     project.calls_path.unlink()
     out = project.run("full", store)
