@@ -20,6 +20,9 @@ from doteval.errors import UsageError
 
 SPEC_ATTR = "_doteval_spec"
 
+# Options that say how samples run, not what a result is: changing them changes no fingerprint.
+EXECUTION_OPTIONS = frozenset({"timeout"})
+
 
 @dataclass
 class EvaluationSpec:
@@ -37,6 +40,9 @@ class EvaluationSpec:
     @property
     def name(self) -> str:
         return getattr(self.func, "__name__", "evaluation")
+
+    def fingerprinted_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in EXECUTION_OPTIONS}
 
     def fixture_names(self) -> tuple[str, ...]:
         params = inspect.signature(self.func).parameters
@@ -61,9 +67,15 @@ def foreach(
     ``columns`` names the item's fields ("prompt,expected"); each item is a
     tuple (or list) with one value per column, a dict with those keys, or, for
     a single column, the bare value. ``options`` are recorded with the code
-    fingerprint: changing them is a change of the evaluation.
+    fingerprint: changing them is a change of the evaluation. ``timeout=SECONDS``
+    is the exception: it ends a sample that runs longer with a ``TimeoutError``
+    result (see ``doteval.deadline``) and is not part of the fingerprint.
     """
     cols = parse_columns(columns)
+    if options.get("timeout") is not None:
+        from doteval.settings import timeout_seconds
+
+        options["timeout"] = timeout_seconds(options["timeout"], "@foreach(timeout=...)")
     if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
         raise UsageError(
             f"@foreach needs an iterable dataset (list, generator...), got {type(dataset).__name__}"

@@ -13,11 +13,13 @@ import contextlib
 import fnmatch
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from doteval import settings
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
@@ -40,11 +42,29 @@ EVAL_FILE_PATTERN = "eval_*.py"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
     group.addoption(
-        "--experiment", metavar="NAME", help="experiment to record into (resumes it if it exists)"
+        "--experiment",
+        metavar="NAME",
+        type=_checked(settings.experiment_name),
+        help="experiment to record into (resumes it if it exists)",
     )
-    group.addoption("--samples", metavar="N", type=int, help="evaluate at most N items of each dataset")
     group.addoption(
-        "--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)"
+        "--samples",
+        metavar="N",
+        type=_checked(settings.sample_limit),
+        help="evaluate at most N items of each dataset",
+    )
+    group.addoption(
+        "--concurrency",
+        metavar="N",
+        type=_checked(settings.concurrency),
+        help="samples in flight at once (default: 1 sync, 16 async)",
+    )
+    # Not --timeout: pytest-timeout owns that name, and its timeout ends the whole evaluation.
+    group.addoption(
+        "--sample-timeout",
+        metavar="SECONDS",
+        type=_checked(settings.timeout_seconds),
+        help="end a sample that runs longer with a timeout error, retried by the next run",
     )
     group.addoption("--store", metavar="PATH", help="results store (default: $DOTEVAL_STORE or ./.doteval)")
     group.addoption(
@@ -75,6 +95,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
+
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option type that refuses a value with the shared check's own line (not argparse's)."""
+
+    def parse(text: str) -> Any:
+        import argparse
+
+        try:
+            return check(text)
+        except DotevalError as e:
+            raise argparse.ArgumentTypeError(getattr(e, "reason", str(e))) from None
+
+    parse.__name__ = check.__name__
+    return parse
 
 
 def argparse_suppress() -> str:
@@ -196,7 +231,8 @@ class DotevalSession:
         evals = [i for i in items if isinstance(i, pytest.Function) and get_spec(i.obj) is not None]
         if not evals or self.config.option.collectonly:
             return
-        experiment = self._opt("experiment") or generated_name()
+        given = self._opt("experiment")
+        experiment = given if given is not None else generated_name()
         store_opt = self._opt("store")
         self.store_path = Path(store_opt) if store_opt else None
         try:
@@ -213,9 +249,8 @@ class DotevalSession:
                     max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
                 ),
                 command=[],
+                timeout=self._opt("sample_timeout"),
             )
-            if options.samples is not None and options.samples < 0:
-                raise DotevalError("--samples must be 0 or more")
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
             run = ExperimentRun(store, options, self.listener)

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from doteval import settings
 from doteval.changes import code_diff, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 from doteval.execute import Execution, execute
@@ -80,6 +81,16 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
+    timeout: float | None = None  # seconds one sample may take; @foreach(timeout=) wins
+
+    def __post_init__(self) -> None:
+        self.experiment = settings.experiment_name(self.experiment)
+        if self.samples is not None:
+            self.samples = settings.sample_limit(self.samples)
+        if self.concurrency is not None:
+            self.concurrency = settings.concurrency(self.concurrency)
+        if self.timeout is not None:
+            self.timeout = settings.timeout_seconds(self.timeout)
 
 
 @dataclass
@@ -287,7 +298,7 @@ class ExperimentRun:
 
     def prepare(self, node_id: str, spec: EvaluationSpec) -> PreparedEvaluation:
         """Fingerprint the code and refuse a change unless --rerun-changed."""
-        code = code_fingerprint(spec.func, columns=spec.columns, options=spec.options)
+        code = code_fingerprint(spec.func, columns=spec.columns, options=spec.fingerprinted_options())
         prepared = PreparedEvaluation(node_id, spec, code)
         old = self._previous(node_id)
         if old is not None:
@@ -427,6 +438,7 @@ class ExperimentRun:
                 prepared.node_id, attempt, exc, delay
             ),
             on_interrupt=self.listener.interrupted,
+            timeout=self._timeout(spec),
         )
         try:
             execute(execution, [(sample, sample[3]) for sample in pending])
@@ -447,6 +459,10 @@ class ExperimentRun:
         if self.options.concurrency:
             return max(1, self.options.concurrency)
         return 16 if spec.is_async else 1
+
+    def _timeout(self, spec: EvaluationSpec) -> float | None:
+        own = spec.options.get("timeout")
+        return settings.timeout_seconds(own, "@foreach(timeout=...)") if own is not None else self.options.timeout
 
     def _read_dataset(self, spec: EvaluationSpec, fingerprint: str, params_digest: str) -> Dataset:
         limit = self.options.samples

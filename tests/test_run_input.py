@@ -1,0 +1,172 @@
+"""Careless input on the run path, in real pytest sessions: endless datasets, hung samples,
+generator datasets shared by parametrized cases, evaluations with one id, bad option values.
+
+Runs that could hang are subprocesses with a generous timeout that turns a hang into a
+failure; nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from doteval.session import SessionStatus, get_session
+from doteval.storage import get_storage_backend
+
+FLAGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q")
+HANG = 300  # seconds after which a run is taken to hang
+
+
+def write(base: Path, name: str, source: str) -> Path:
+    path = base / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def pytest_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*args, *FLAGS, timeout=HANG)
+
+
+def doteval_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.run(sys.executable, "-m", "doteval", "run", *args, *FLAGS, timeout=HANG)
+
+
+def output(result: pytest.RunResult) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
+def status(name: str) -> tuple[SessionStatus, int, int, int]:
+    session = get_session(name)
+    assert session is not None, f"no experiment {name!r}"
+    return session.status, session.completed_count, session.total_count, session.error_count
+
+
+def errors_of(name: str) -> list[tuple[str, str]]:
+    """(error type, message) of every errored sample of experiment ``name``."""
+    session = get_storage_backend().load_session(name)
+    assert session is not None
+    return sorted((r["error"]["type"], r["error"]["message"]) for r in session["results"] if r["error"])
+
+
+# -- 7. a hung sample ends with a timeout error, retried by the next run -----------------
+
+HUNG = """
+import asyncio
+import os
+import threading
+
+from doteval import foreach
+
+
+def stuck():
+    return not os.path.exists("fixed")
+
+
+@foreach("x", [1, 2, 3])
+async def eval_async(x):
+    if x == 2 and stuck():
+        await asyncio.Event().wait()  # a call that never answers
+    return True
+
+
+@foreach("x", [1, 2, 3])
+def eval_sync(x):
+    if x == 2 and stuck():
+        threading.Event().wait()  # a call that never answers, in a plain function
+    return True
+
+
+@foreach("x", [1, 2, 3], timeout=0.5)
+def eval_own_timeout(x):
+    if x == 2 and stuck():
+        threading.Event().wait()
+    return True
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "evaluation", "seconds"),
+    [
+        ("pytest", "eval_async", "1"),
+        ("pytest", "eval_sync", "1"),
+        ("doteval run", "eval_async", "1"),
+        ("doteval run", "eval_sync", "1"),
+        ("pytest", "eval_own_timeout", "0.5"),  # @foreach(timeout=0.5), no option
+    ],
+)
+def test_a_hung_sample_times_out_and_the_next_run_retries_it(
+    pytester: pytest.Pytester, how: str, evaluation: str, seconds: str
+) -> None:
+    write(pytester.path, "eval_hung.py", HUNG)
+    target = f"eval_hung.py::{evaluation}"
+    args = [target, "--experiment", "hung"]
+    if evaluation != "eval_own_timeout":
+        args += ["--timeout" if how == "doteval run" else "--sample-timeout", seconds]
+    run = doteval_run if how == "doteval run" else pytest_run
+
+    result = run(pytester, *args)
+    assert "Traceback" not in output(result), output(result)
+    assert status("hung") == (SessionStatus.FAILED, 2, 3, 1)
+    assert errors_of("hung") == [("TimeoutError", f"the sample timed out after {seconds}s")]
+
+    (pytester.path / "fixed").touch()
+    result = run(pytester, *args)
+    assert result.ret == 0, output(result)
+    assert "this run evaluated 1, reused 2" in output(result)
+    assert status("hung") == (SessionStatus.COMPLETED, 3, 3, 0)
+
+
+def test_the_timeout_is_no_part_of_the_code_fingerprint(pytester: pytest.Pytester) -> None:
+    source = 'from doteval import foreach\n\n@foreach("x", [1, 2], timeout={t})\ndef eval_t(x):\n    return True\n'
+    write(pytester.path, "eval_t.py", source.format(t=5))
+    assert pytest_run(pytester, "eval_t.py", "--experiment", "t").ret == 0
+    write(pytester.path, "eval_t.py", source.format(t=60))
+    result = pytest_run(pytester, "eval_t.py", "--experiment", "t")
+    assert result.ret == 0, output(result)
+    assert "this run evaluated 0, reused 2" in output(result)
+
+
+def test_a_bad_foreach_timeout_is_one_line(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_t.py", 'from doteval import foreach\n\n@foreach("x", [1], timeout=-1)\ndef eval_t(x):\n    return True\n')
+    result = pytest_run(pytester, "eval_t.py", "--experiment", "t")
+    assert result.ret != 0
+    assert "@foreach(timeout=...) must be a number of seconds above 0, not '-1'" in output(result)
+
+
+# -- 19. bad option values are refused the same way by pytest and by doteval run ---------
+
+ONE = 'from doteval import foreach\n\n@foreach("x", [1, 2])\ndef eval_one(x):\n    return True\n'
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--experiment", "", "needs a name"),
+        ("--experiment", " ", "needs a name"),
+        ("--concurrency", "0", "must be a whole number of 1 or more, not '0'"),
+        ("--concurrency", "-3", "must be a whole number of 1 or more, not '-3'"),
+        ("--samples", "-1", "must be a whole number of 0 or more, not '-1'"),
+        ("--timeout", "0", "must be a number of seconds above 0"),
+        ("--timeout", "nan", "must be a number of seconds above 0"),
+    ],
+)
+@pytest.mark.parametrize("how", ["pytest", "doteval run"])
+def test_bad_run_options_are_refused_in_one_line(
+    pytester: pytest.Pytester, store_path: Path, how: str, option: str, value: str, message: str
+) -> None:
+    write(pytester.path, "eval_one.py", ONE)
+    if how == "pytest" and option == "--timeout":
+        option = "--sample-timeout"
+    run = doteval_run if how == "doteval run" else pytest_run
+    result = run(pytester, "eval_one.py", f"{option}={value}")
+    out = output(result)
+    assert result.ret not in (0, 1), out  # a usage error, before anything runs
+    lines = [line for line in out.splitlines() if message in line]
+    assert len(lines) == 1, out
+    assert option in lines[0]
+    assert "Traceback" not in out
+    assert not store_path.exists()  # nothing recorded, no run-… experiment
