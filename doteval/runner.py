@@ -462,7 +462,11 @@ class ExperimentRun:
 
     def _timeout(self, spec: EvaluationSpec) -> float | None:
         own = spec.options.get("timeout")
-        return settings.timeout_seconds(own, "@foreach(timeout=...)") if own is not None else self.options.timeout
+        return (
+            settings.timeout_seconds(own, "@foreach(timeout=...)")
+            if own is not None
+            else self.options.timeout
+        )
 
     def _read_dataset(self, spec: EvaluationSpec, fingerprint: str, params_digest: str) -> Dataset:
         limit = self.options.samples

@@ -121,7 +121,9 @@ def test_a_hung_sample_times_out_and_the_next_run_retries_it(
 
 
 def test_the_timeout_is_no_part_of_the_code_fingerprint(pytester: pytest.Pytester) -> None:
-    source = 'from doteval import foreach\n\n@foreach("x", [1, 2], timeout={t})\ndef eval_t(x):\n    return True\n'
+    source = (
+        'from doteval import foreach\n\n@foreach("x", [1, 2], timeout={t})\ndef eval_t(x):\n    return True\n'
+    )
     write(pytester.path, "eval_t.py", source.format(t=5))
     assert pytest_run(pytester, "eval_t.py", "--experiment", "t").ret == 0
     write(pytester.path, "eval_t.py", source.format(t=60))
@@ -131,7 +133,11 @@ def test_the_timeout_is_no_part_of_the_code_fingerprint(pytester: pytest.Pyteste
 
 
 def test_a_bad_foreach_timeout_is_one_line(pytester: pytest.Pytester) -> None:
-    write(pytester.path, "eval_t.py", 'from doteval import foreach\n\n@foreach("x", [1], timeout=-1)\ndef eval_t(x):\n    return True\n')
+    write(
+        pytester.path,
+        "eval_t.py",
+        'from doteval import foreach\n\n@foreach("x", [1], timeout=-1)\ndef eval_t(x):\n    return True\n',
+    )
     result = pytest_run(pytester, "eval_t.py", "--experiment", "t")
     assert result.ret != 0
     assert "@foreach(timeout=...) must be a number of seconds above 0, not '-1'" in output(result)

@@ -39,12 +39,16 @@ def run(
     samples: Annotated[
         int | None,
         typer.Option(
-            "--samples", callback=_checked(settings.sample_limit), help="Evaluate at most N items of each dataset."
+            "--samples",
+            callback=_checked(settings.sample_limit),
+            help="Evaluate at most N items of each dataset.",
         ),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", callback=_checked(settings.concurrency), help="Samples in flight at once."),
+        typer.Option(
+            "--concurrency", callback=_checked(settings.concurrency), help="Samples in flight at once."
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
