@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,35 @@ class EvaluationSpec:
         return tuple(n for n in params if n not in self.columns)
 
 
+class SharedIterator:
+    """A one-shot dataset (a generator) that every reader reads from its first item.
+
+    Items are kept as they are first read, so the second case of a
+    ``@pytest.mark.parametrize``, or a second call, sees the same items instead
+    of an exhausted generator; and nobody reads further than they need
+    (``--samples 2`` over an endless generator reads three items).
+    """
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self._source = source
+        self._read: list[Any] = []
+        self._ended = False
+
+    def __iter__(self) -> Iterator[Any]:
+        n = 0
+        while True:
+            if n == len(self._read):
+                if self._ended:
+                    return
+                try:
+                    self._read.append(next(self._source))
+                except StopIteration:
+                    self._ended = True
+                    return
+            yield self._read[n]
+            n += 1
+
+
 def parse_columns(columns: str | Sequence[str]) -> tuple[str, ...]:
     names = columns.split(",") if isinstance(columns, str) else list(columns)
     parsed = tuple(str(n).strip() for n in names)
@@ -80,6 +109,9 @@ def foreach(
         raise UsageError(
             f"@foreach needs an iterable dataset (list, generator...), got {type(dataset).__name__}"
         )
+
+    if isinstance(dataset, Iterator):
+        dataset = SharedIterator(dataset)
 
     def decorate(func: Callable[..., Any]) -> Any:
         sig = inspect.signature(func)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from doteval import settings
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, permission_error
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
@@ -187,6 +187,25 @@ def evaluation_id(item: pytest.Function) -> str:
     return relative + sep + rest
 
 
+def unique_evaluation_ids(items: list[pytest.Function]) -> dict[str, str]:
+    """Each item's evaluation id (by pytest node id); two items with one id are refused, since
+    their results would be mixed in one evaluation of the store."""
+    ids: dict[str, str] = {}
+    first: dict[str, pytest.Function] = {}
+    for item in items:
+        eid = ids[item.nodeid] = evaluation_id(item)
+        other = first.setdefault(eid, item)
+        if other is not item:
+            here = item.config.invocation_params.dir
+            a, b = (os.path.relpath(i.path, here) for i in (other, item))
+            raise UsageError(
+                f"two evaluations would be stored as {eid!r}: the one in {a} and the one in {b}",
+                hint="an evaluation is named by its file's path from its project root (the nearest "
+                "folder with a pyproject.toml, .git...); rename one, or run each with its own --experiment",
+            )
+    return ids
+
+
 # pytest's own fixtures are plumbing, not parameters of a result.
 def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
     defs = item._fixtureinfo.name2fixturedefs.get(name)
@@ -253,13 +272,14 @@ class DotevalSession:
             )
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
+            ids = unique_evaluation_ids(evals)
             run = ExperimentRun(store, options, self.listener)
             run.open()
             self.run = run
             for item in evals:
                 spec = get_spec(item.obj)
                 assert spec is not None
-                self.prepared[item.nodeid] = run.prepare(evaluation_id(item), spec)
+                self.prepared[item.nodeid] = run.prepare(ids[item.nodeid], spec)
         except DotevalError as e:
             self.abort(e)
         except PermissionError as e:

@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,8 @@ __all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_k
 class RunListener:
     """Callbacks a run reports progress through; every method may be left as is."""
 
-    def evaluation_started(self, name: str, total: int, reused: int, pending: int) -> None: ...
+    def evaluation_started(self, name: str, total: int | None, reused: int, pending: int) -> None:
+        """``total`` is None when the dataset's size is unknown (a generator cut by --samples)."""
 
     def sample_done(self, name: str, ok: bool) -> None: ...
 
@@ -191,7 +193,7 @@ class Dataset:
     encoded: list[bytes] = field(default_factory=list)  # canonical encoding of each item
     occurrences: list[int] = field(default_factory=list)  # among equal items before it
     complete: bool = True  # False when --samples or --shard left items out
-    total: int = 0  # items in the whole dataset
+    total: int | None = 0  # items in the whole dataset; None: unknown (a generator cut by --samples)
 
 
 @dataclass
@@ -224,7 +226,7 @@ class ExperimentRun:
         self._lock = store.lock(self.name)
         self._index = itertools.count()
         self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
-        self._dataset_total = 0  # items in the dataset last read, beyond --samples too
+        self._dataset_total: int | None = 0  # items in the dataset last read (None: unknown)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -423,7 +425,8 @@ class ExperimentRun:
                 "removed": match.removed,
             },
         )
-        self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, len(pending))
+        shown_total = outcome.total if data.total is not None else None
+        self.listener.evaluation_started(prepared.node_id, shown_total, outcome.reused, len(pending))
         status = STATUS_COMPLETED
         execution = Execution(
             spec=spec,
@@ -483,13 +486,11 @@ class ExperimentRun:
             items.append(item)
             encoded.append(item_bytes)
             occurrences.append(occurrence)
-        self._dataset_total = len(items)
+        data.total = len(items)
         if limit is not None and len(items) == limit:
-            # --samples: count what lies beyond (not encoded), so the experiment says N/total.
-            rest = sum(1 for _ in iterator)
-            data.complete = rest == 0
-            self._dataset_total += rest
-        data.total = self._dataset_total
+            data.total = _size_beyond_limit(spec.dataset, iterator, limit)
+            data.complete = data.total == limit
+        self._dataset_total = data.total
         if self.options.shard is not None:
             prefix = key_prefix(fingerprint, params_digest)
             picked = []
@@ -508,7 +509,9 @@ class ExperimentRun:
     def _match(self, prepared: PreparedEvaluation, data: Dataset) -> Match:
         """What the experiment holds of ``data``: by item and occurrence, no key hashed."""
         old = self._previous(prepared.node_id)
-        match = Match(total=data.total if not data.complete else len(data.items))
+        # An unknown total is at least one more than was read: the experiment is not complete.
+        total = data.total if data.total is not None else len(data.items) + 1
+        match = Match(total=total if not data.complete else len(data.items))
         continuing = old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line
         if old is None or not continuing or old.entries is None:
             match.pending = [
@@ -590,3 +593,15 @@ class ExperimentRun:
 
 
 _END = object()
+
+
+def _size_beyond_limit(dataset: Any, iterator: Any, limit: int) -> int | None:
+    """The size of a dataset of which ``limit`` items were read (``--samples``), without reading
+    the rest: a collection's ``len``; for a generator, one look past the limit tells whether it
+    ends there, else its size is unknown (None). An endless generator is never drained."""
+    if isinstance(dataset, Sized) and not isinstance(dataset, Iterator):
+        try:
+            return max(len(dataset), limit)
+        except Exception:  # a __len__ that does not work: read one item to see
+            pass
+    return limit if next(iterator, _END) is _END else None

@@ -176,3 +176,210 @@ def test_bad_run_options_are_refused_in_one_line(
     assert option in lines[0]
     assert "Traceback" not in out
     assert not store_path.exists()  # nothing recorded, no run-… experiment
+
+
+# -- 5. --samples reads only what it needs ----------------------------------------------------
+
+ENDLESS = """
+import itertools
+
+from doteval import foreach
+
+
+class Counted:
+    \"\"\"A sequence that logs every item read from it.\"\"\"
+
+    def __len__(self):
+        return 1000
+
+    def __iter__(self):
+        for i in range(1000):
+            yield pulled("list", i)
+
+
+def pulled(source, i):
+    with open("pulls.txt", "a") as f:
+        f.write(f"{source} {i}\\n")
+    return i
+
+
+def endless():
+    for i in itertools.count():
+        yield pulled("endless", i)
+
+
+def three():
+    for i in range(3):
+        yield pulled("three", i)
+
+
+@foreach("x", endless())
+def eval_endless(x):
+    return True
+
+
+@foreach("x", three())
+def eval_three(x):
+    return True
+
+
+@foreach("x", Counted())
+def eval_sequence(x):
+    return True
+"""
+
+
+def pulls(base: Path) -> list[str]:
+    path = base / "pulls.txt"
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return lines
+
+
+def test_samples_over_an_endless_generator_reads_only_what_it_needs(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_endless.py", ENDLESS)
+    result = pytest_run(pytester, "eval_endless.py::eval_endless", "--experiment", "e", "--samples", "2")
+    assert result.ret == 0, output(result)
+    # Two items, and one look past them to learn that the dataset goes on.
+    assert pulls(pytester.path) == ["endless 0", "endless 1", "endless 2"]
+    state, done, total, errors = status("e")
+    assert (done, errors) == (2, 0)
+    assert total > done  # its size is unknown: the experiment is not complete
+    assert state != SessionStatus.COMPLETED
+
+    result = pytest_run(pytester, "eval_endless.py::eval_endless", "--experiment", "e", "--samples", "4")
+    assert result.ret == 0, output(result)
+    assert "this run evaluated 2, reused 2" in output(result)
+    assert len(pulls(pytester.path)) == 5
+
+
+def test_samples_over_a_generator_that_ends_there_is_complete(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_endless.py", ENDLESS)
+    result = pytest_run(pytester, "eval_endless.py::eval_three", "--experiment", "t", "--samples", "3")
+    assert result.ret == 0, output(result)
+    assert pulls(pytester.path) == ["three 0", "three 1", "three 2"]
+    assert status("t") == (SessionStatus.COMPLETED, 3, 3, 0)
+
+
+def test_samples_over_a_sequence_takes_its_size_from_len(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_endless.py", ENDLESS)
+    result = pytest_run(pytester, "eval_endless.py::eval_sequence", "--experiment", "s", "--samples", "2")
+    assert result.ret == 0, output(result)
+    assert pulls(pytester.path) == ["list 0", "list 1"]  # the other 998 are not read to count them
+    assert status("s")[1:] == (2, 1000, 0)
+
+
+def read_terminal(args: list[str], cwd: Path) -> str:
+    """What a run shows in a terminal (a pseudo-terminal), stderr included."""
+    import os
+    import pty
+    import subprocess
+    import time
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, DOTEVAL_PROGRESS="auto", COLUMNS="160", TERM="xterm")
+    proc = subprocess.Popen(args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + HANG
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the run ended and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the run did not end")
+    os.close(master)
+    proc.wait(timeout=HANG)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_the_progress_bar_says_a_generators_size_is_unknown(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_endless.py", ENDLESS)
+    base = [sys.executable, "-m", "pytest", *FLAGS]
+    shown = read_terminal(
+        [*base, "eval_endless.py::eval_endless", "--experiment", "e", "--samples", "2"], pytester.path
+    )
+    assert "2/?" in shown, shown
+    shown = read_terminal(
+        [*base, "eval_endless.py::eval_sequence", "--experiment", "s", "--samples", "2"], pytester.path
+    )
+    assert "2/2" in shown and "/?" not in shown, shown
+
+
+# -- 10. a generator dataset shared by parametrized cases -------------------------------------
+
+PARAMETRIZED = """
+import pytest
+
+from doteval import foreach
+
+
+def rows():
+    for i in range(3):
+        with open("pulls.txt", "a") as f:
+            f.write(f"{i}\\n")
+        yield (f"q{i}", i)
+
+
+@pytest.mark.parametrize("model", ["small", "large"])
+@foreach("prompt,n", rows())
+def eval_models(prompt, n, model):
+    return n >= 0
+"""
+
+
+def test_a_generator_dataset_is_read_once_and_shared_by_parametrized_cases(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "eval_models.py", PARAMETRIZED)
+    result = pytest_run(pytester, "eval_models.py", "--experiment", "m")
+    assert result.ret == 0, output(result)
+    assert pulls(pytester.path) == ["0", "1", "2"]
+    assert status("m") == (SessionStatus.COMPLETED, 6, 6, 0)
+    assert "this run evaluated 6, reused 0" in output(result)
+
+    result = pytest_run(pytester, "eval_models.py", "--experiment", "m")
+    assert result.ret == 0, output(result)
+    assert "this run evaluated 0, reused 6" in output(result)
+
+
+def test_a_generator_evaluation_called_twice_sees_every_item_twice() -> None:
+    from doteval import foreach
+
+    @foreach("x", (i for i in range(3)))
+    def evaluation(x: int) -> bool:
+        return x >= 0
+
+    assert len(evaluation()) == 3
+    assert len(evaluation()) == 3
+
+
+# -- 9. two evaluations with one id ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["pytest", "doteval run"])
+def test_two_evaluations_with_one_id_are_refused_naming_both_files(
+    pytester: pytest.Pytester, store_path: Path, how: str
+) -> None:
+    for folder in ("a", "b"):
+        write(pytester.path, f"{folder}/pyproject.toml", "")
+        source = f'from doteval import foreach\n\n@foreach("x", [1, 2])\ndef eval_qa(x):\n    return "{folder}" == "a"\n'
+        write(pytester.path, f"{folder}/eval_qa.py", source)
+    run = doteval_run if how == "doteval run" else pytest_run
+    result = run(pytester, "a", "b", "--import-mode=importlib", "--experiment", "qa")
+    out = output(result)
+    assert result.ret not in (0, 5), out
+    lines = [line for line in out.splitlines() if "'eval_qa.py::eval_qa'" in line]
+    assert len(lines) == 1, out
+    assert "a/eval_qa.py" in lines[0] and "b/eval_qa.py" in lines[0]
+    assert "Traceback" not in out
+    assert get_session("qa") is None  # nothing recorded
+
+    # Each folder on its own is one evaluation, as before.
+    result = run(pytester, "a", "--import-mode=importlib", "--experiment", "qa")
+    assert result.ret == 0, output(result)
+    assert status("qa") == (SessionStatus.COMPLETED, 2, 2, 0)
+    assert get_storage_backend().load_session("qa")["results"][0]["evaluation"] == "eval_qa.py::eval_qa"
