@@ -73,7 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start a new line of results for evaluations whose code or params changed",
     )
     group.addoption(
-        "--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)"
+        "--max-retries",
+        metavar="N",
+        type=_checked(settings.retry_count),
+        default=3,
+        help="retries of a transient error (default 3)",
     )
     group.addoption(
         "--shard",
@@ -88,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--retry-delay",
         metavar="SECONDS",
-        type=float,
+        type=_checked(settings.retry_delay),
         default=1.0,
         help="first retry delay, doubled each time",
     )

@@ -59,18 +59,33 @@ def concurrency(value: Any) -> int:
     return _whole("--concurrency", value, 1)
 
 
+def retry_count(value: Any) -> int:
+    """``--max-retries N``: retries of a transient error, N >= 0."""
+    return _whole("--max-retries", value, 0)
+
+
+def retry_delay(value: Any) -> float:
+    """``--retry-delay SECONDS``: the first retry's delay, a finite number >= 0."""
+    number = _number(value)
+    if number is None or not (0 <= number < math.inf):
+        raise SettingError("--retry-delay", f"must be a number of seconds, 0 or more, not {str(value)!r}")
+    return number
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
 def timeout_seconds(value: Any, option: str = "--timeout") -> float:
     """``--timeout SECONDS`` or ``@foreach(..., timeout=SECONDS)``: a finite number above 0."""
-    number: float | None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            number = None
+    number = _number(value)
     if number is None or not (0 < number < math.inf):
         raise SettingError(option, f"must be a number of seconds above 0, not {str(value)!r}")
     return number

@@ -158,6 +158,8 @@ ONE = 'from doteval import foreach\n\n@foreach("x", [1, 2])\ndef eval_one(x):\n 
         ("--samples", "-1", "must be a whole number of 0 or more, not '-1'"),
         ("--timeout", "0", "must be a number of seconds above 0"),
         ("--timeout", "nan", "must be a number of seconds above 0"),
+        ("--max-retries", "-1", "must be a whole number of 0 or more, not '-1'"),
+        ("--retry-delay", "-1", "must be a number of seconds, 0 or more, not '-1'"),
     ],
 )
 @pytest.mark.parametrize("how", ["pytest", "doteval run"])
@@ -273,6 +275,7 @@ def read_terminal(args: list[str], cwd: Path) -> str:
     """What a run shows in a terminal (a pseudo-terminal), stderr included."""
     import os
     import pty
+    import select
     import subprocess
     import time
 
@@ -283,6 +286,13 @@ def read_terminal(args: list[str], cwd: Path) -> str:
     chunks = []
     deadline = time.monotonic() + HANG
     while True:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            os.close(master)
+            pytest.fail("the run did not end:\n" + b"".join(chunks).decode(errors="replace"))
+        if not select.select([master], [], [], 1.0)[0]:
+            continue
         try:
             chunk = os.read(master, 65536)
         except OSError:  # the run ended and closed the terminal
@@ -290,9 +300,6 @@ def read_terminal(args: list[str], cwd: Path) -> str:
         if not chunk:
             break
         chunks.append(chunk)
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the run did not end")
     os.close(master)
     proc.wait(timeout=HANG)
     return b"".join(chunks).decode(errors="replace")

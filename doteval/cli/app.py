@@ -70,7 +70,12 @@ def run(
         str | None, typer.Option("--shard", metavar="I/N", help="Evaluate only shard I of N of the samples.")
     ] = None,
     max_retries: Annotated[
-        int | None, typer.Option("--max-retries", min=0, help="Retries of a transient error (default 3).")
+        int | None,
+        typer.Option(
+            "--max-retries",
+            callback=_checked(settings.retry_count),
+            help="Retries of a transient error (default 3).",
+        ),
     ] = None,
     store: StoreOption = None,
 ) -> int:
