@@ -93,6 +93,7 @@ def eval_own_timeout(x):
     [
         ("pytest", "eval_async", "1"),
         ("pytest", "eval_sync", "1"),
+        ("pytest --concurrency 3", "eval_sync", "1"),  # plain functions in threads
         ("doteval run", "eval_async", "1"),
         ("doteval run", "eval_sync", "1"),
         ("pytest", "eval_own_timeout", "0.5"),  # @foreach(timeout=0.5), no option
@@ -106,6 +107,8 @@ def test_a_hung_sample_times_out_and_the_next_run_retries_it(
     args = [target, "--experiment", "hung"]
     if evaluation != "eval_own_timeout":
         args += ["--timeout" if how == "doteval run" else "--sample-timeout", seconds]
+    if how.endswith("--concurrency 3"):
+        args += ["--concurrency", "3"]
     run = doteval_run if how == "doteval run" else pytest_run
 
     result = run(pytester, *args)
