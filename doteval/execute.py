@@ -36,6 +36,7 @@ class Execution:
     record: Callable[[Any, tuple[Any, ...], Result, float], None]
     on_retry: Callable[[int, BaseException, float], None]
     on_interrupt: Callable[[int], None]
+    timeout: float | None = None  # seconds one sample may take (see doteval.deadline)
 
     def kwargs(self, item: tuple[Any, ...]) -> dict[str, Any]:
         kwargs = dict(self.fixtures)
@@ -56,6 +57,10 @@ class Execution:
 def execute(execution: Execution, pending: Pending) -> None:
     if execution.spec.is_async:
         _run_async(execution, pending)
+    elif execution.timeout is not None:
+        from doteval.deadline import run_with_deadline
+
+        run_with_deadline(execution, pending)
     elif execution.concurrency > 1:
         _run_threads(execution, pending)
     else:
@@ -98,6 +103,8 @@ def _run_threads(ex: Execution, pending: Pending) -> None:
 def _run_async(ex: Execution, pending: Pending) -> None:
     import asyncio
 
+    from doteval.deadline import within
+
     work = iter(pending)
     in_flight = [0]
 
@@ -120,7 +127,7 @@ def _run_async(ex: Execution, pending: Pending) -> None:
             started = time.time()
             in_flight[0] += 1
             try:
-                result = await call(item)
+                result = await within(ex.timeout, call(item))
             finally:
                 in_flight[0] -= 1
             ex.record(key, item, result, started)

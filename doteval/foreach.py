@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from doteval.errors import UsageError
 
 SPEC_ATTR = "_doteval_spec"
+
+# Options that say how samples run, not what a result is: changing them changes no fingerprint.
+EXECUTION_OPTIONS = frozenset({"timeout"})
 
 
 @dataclass
@@ -38,9 +41,41 @@ class EvaluationSpec:
     def name(self) -> str:
         return getattr(self.func, "__name__", "evaluation")
 
+    def fingerprinted_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in EXECUTION_OPTIONS}
+
     def fixture_names(self) -> tuple[str, ...]:
         params = inspect.signature(self.func).parameters
         return tuple(n for n in params if n not in self.columns)
+
+
+class SharedIterator:
+    """A one-shot dataset (a generator) that every reader reads from its first item.
+
+    Items are kept as they are first read, so the second case of a
+    ``@pytest.mark.parametrize``, or a second call, sees the same items instead
+    of an exhausted generator; and nobody reads further than they need
+    (``--samples 2`` over an endless generator reads three items).
+    """
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self._source = source
+        self._read: list[Any] = []
+        self._ended = False
+
+    def __iter__(self) -> Iterator[Any]:
+        n = 0
+        while True:
+            if n == len(self._read):
+                if self._ended:
+                    return
+                try:
+                    self._read.append(next(self._source))
+                except StopIteration:
+                    self._ended = True
+                    return
+            yield self._read[n]
+            n += 1
 
 
 def parse_columns(columns: str | Sequence[str]) -> tuple[str, ...]:
@@ -61,13 +96,22 @@ def foreach(
     ``columns`` names the item's fields ("prompt,expected"); each item is a
     tuple (or list) with one value per column, a dict with those keys, or, for
     a single column, the bare value. ``options`` are recorded with the code
-    fingerprint: changing them is a change of the evaluation.
+    fingerprint: changing them is a change of the evaluation. ``timeout=SECONDS``
+    is the exception: it ends a sample that runs longer with a ``TimeoutError``
+    result (see ``doteval.deadline``) and is not part of the fingerprint.
     """
     cols = parse_columns(columns)
+    if options.get("timeout") is not None:
+        from doteval.settings import timeout_seconds
+
+        options["timeout"] = timeout_seconds(options["timeout"], "@foreach(timeout=...)")
     if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
         raise UsageError(
             f"@foreach needs an iterable dataset (list, generator...), got {type(dataset).__name__}"
         )
+
+    if isinstance(dataset, Iterator):
+        dataset = SharedIterator(dataset)
 
     def decorate(func: Callable[..., Any]) -> Any:
         sig = inspect.signature(func)

@@ -13,12 +13,14 @@ import contextlib
 import fnmatch
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, permission_error
+from doteval import settings
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
 from doteval.objects import Store
@@ -40,11 +42,29 @@ EVAL_FILE_PATTERN = "eval_*.py"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
     group.addoption(
-        "--experiment", metavar="NAME", help="experiment to record into (resumes it if it exists)"
+        "--experiment",
+        metavar="NAME",
+        type=_checked(settings.experiment_name),
+        help="experiment to record into (resumes it if it exists)",
     )
-    group.addoption("--samples", metavar="N", type=int, help="evaluate at most N items of each dataset")
     group.addoption(
-        "--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)"
+        "--samples",
+        metavar="N",
+        type=_checked(settings.sample_limit),
+        help="evaluate at most N items of each dataset",
+    )
+    group.addoption(
+        "--concurrency",
+        metavar="N",
+        type=_checked(settings.concurrency),
+        help="samples in flight at once (default: 1 sync, 16 async)",
+    )
+    # Not --timeout: pytest-timeout owns that name, and its timeout ends the whole evaluation.
+    group.addoption(
+        "--sample-timeout",
+        metavar="SECONDS",
+        type=_checked(settings.timeout_seconds),
+        help="end a sample that runs longer with a timeout error, retried by the next run",
     )
     group.addoption(
         "--store",
@@ -57,7 +77,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start a new line of results for evaluations whose code or params changed",
     )
     group.addoption(
-        "--max-retries", metavar="N", type=int, default=3, help="retries of a transient error (default 3)"
+        "--max-retries",
+        metavar="N",
+        type=_checked(settings.retry_count),
+        default=3,
+        help="retries of a transient error (default 3)",
     )
     group.addoption(
         "--shard",
@@ -72,13 +96,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--retry-delay",
         metavar="SECONDS",
-        type=float,
+        type=_checked(settings.retry_delay),
         default=1.0,
         help="first retry delay, doubled each time",
     )
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
+
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option type that refuses a value with the shared check's own line (not argparse's)."""
+
+    def parse(text: str) -> Any:
+        import argparse
+
+        try:
+            return check(text)
+        except DotevalError as e:
+            raise argparse.ArgumentTypeError(getattr(e, "reason", str(e))) from None
+
+    parse.__name__ = check.__name__
+    return parse
 
 
 def argparse_suppress() -> str:
@@ -156,6 +195,25 @@ def evaluation_id(item: pytest.Function) -> str:
     return relative + sep + rest
 
 
+def unique_evaluation_ids(items: list[pytest.Function]) -> dict[str, str]:
+    """Each item's evaluation id (by pytest node id); two items with one id are refused, since
+    their results would be mixed in one evaluation of the store."""
+    ids: dict[str, str] = {}
+    first: dict[str, pytest.Function] = {}
+    for item in items:
+        eid = ids[item.nodeid] = evaluation_id(item)
+        other = first.setdefault(eid, item)
+        if other is not item:
+            here = item.config.invocation_params.dir
+            a, b = (os.path.relpath(i.path, here) for i in (other, item))
+            raise UsageError(
+                f"two evaluations would be stored as {eid!r}: the one in {a} and the one in {b}",
+                hint="an evaluation is named by its file's path from its project root (the nearest "
+                "folder with a pyproject.toml, .git...); rename one, or run each with its own --experiment",
+            )
+    return ids
+
+
 # pytest's own fixtures are plumbing, not parameters of a result.
 def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
     defs = item._fixtureinfo.name2fixturedefs.get(name)
@@ -200,7 +258,8 @@ class DotevalSession:
         evals = [i for i in items if isinstance(i, pytest.Function) and get_spec(i.obj) is not None]
         if not evals or self.config.option.collectonly:
             return
-        experiment = self._opt("experiment") or generated_name()
+        given = self._opt("experiment")
+        experiment = given if given is not None else generated_name()
         store_opt = self._opt("store")
         self.store_path = Path(store_opt) if store_opt else None
         try:
@@ -217,18 +276,18 @@ class DotevalSession:
                     max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
                 ),
                 command=[],
+                timeout=self._opt("sample_timeout"),
             )
-            if options.samples is not None and options.samples < 0:
-                raise DotevalError("--samples must be 0 or more")
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
+            ids = unique_evaluation_ids(evals)
             run = ExperimentRun(store, options, self.listener)
             run.open()
             self.run = run
             for item in evals:
                 spec = get_spec(item.obj)
                 assert spec is not None
-                self.prepared[item.nodeid] = run.prepare(evaluation_id(item), spec)
+                self.prepared[item.nodeid] = run.prepare(ids[item.nodeid], spec)
         except DotevalError as e:
             self.abort(e)
         except PermissionError as e:

@@ -19,9 +19,11 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
+from doteval import settings
 from doteval.changes import code_diff, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 from doteval.execute import Execution, execute
@@ -50,7 +52,8 @@ __all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_k
 class RunListener:
     """Callbacks a run reports progress through; every method may be left as is."""
 
-    def evaluation_started(self, name: str, total: int, reused: int, pending: int) -> None: ...
+    def evaluation_started(self, name: str, total: int | None, reused: int, pending: int) -> None:
+        """``total`` is None when the dataset's size is unknown (a generator cut by --samples)."""
 
     def sample_done(self, name: str, ok: bool) -> None: ...
 
@@ -81,6 +84,16 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
+    timeout: float | None = None  # seconds one sample may take; @foreach(timeout=) wins
+
+    def __post_init__(self) -> None:
+        self.experiment = settings.experiment_name(self.experiment)
+        if self.samples is not None:
+            self.samples = settings.sample_limit(self.samples)
+        if self.concurrency is not None:
+            self.concurrency = settings.concurrency(self.concurrency)
+        if self.timeout is not None:
+            self.timeout = settings.timeout_seconds(self.timeout)
 
 
 @dataclass
@@ -186,7 +199,7 @@ class Dataset:
     encoded: list[bytes] = field(default_factory=list)  # canonical encoding of each item
     occurrences: list[int] = field(default_factory=list)  # among equal items before it
     complete: bool = True  # False when --samples or --shard left items out
-    total: int = 0  # items in the whole dataset
+    total: int | None = 0  # items in the whole dataset; None: unknown (a generator cut by --samples)
 
 
 @dataclass
@@ -219,7 +232,7 @@ class ExperimentRun:
         self._lock = store.lock(self.name)
         self._index = itertools.count()
         self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
-        self._dataset_total = 0  # items in the dataset last read, beyond --samples too
+        self._dataset_total: int | None = 0  # items in the dataset last read (None: unknown)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -295,7 +308,7 @@ class ExperimentRun:
 
     def prepare(self, node_id: str, spec: EvaluationSpec) -> PreparedEvaluation:
         """Fingerprint the code and refuse a change unless --rerun-changed."""
-        code = code_fingerprint(spec.func, columns=spec.columns, options=spec.options)
+        code = code_fingerprint(spec.func, columns=spec.columns, options=spec.fingerprinted_options())
         prepared = PreparedEvaluation(node_id, spec, code)
         old = self._previous(node_id)
         if old is not None:
@@ -420,7 +433,8 @@ class ExperimentRun:
                 "removed": match.removed,
             },
         )
-        self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, len(pending))
+        shown_total = outcome.total if data.total is not None else None
+        self.listener.evaluation_started(prepared.node_id, shown_total, outcome.reused, len(pending))
         status = STATUS_COMPLETED
         execution = Execution(
             spec=spec,
@@ -435,6 +449,7 @@ class ExperimentRun:
                 prepared.node_id, attempt, exc, delay
             ),
             on_interrupt=self.listener.interrupted,
+            timeout=self._timeout(spec),
         )
         try:
             execute(execution, [(sample, sample[3]) for sample in pending])
@@ -456,6 +471,14 @@ class ExperimentRun:
             return max(1, self.options.concurrency)
         return 16 if spec.is_async else 1
 
+    def _timeout(self, spec: EvaluationSpec) -> float | None:
+        own = spec.options.get("timeout")
+        return (
+            settings.timeout_seconds(own, "@foreach(timeout=...)")
+            if own is not None
+            else self.options.timeout
+        )
+
     def _read_dataset(self, spec: EvaluationSpec, fingerprint: str, params_digest: str) -> Dataset:
         limit = self.options.samples
         iterator = iter(spec.dataset)
@@ -471,13 +494,11 @@ class ExperimentRun:
             items.append(item)
             encoded.append(item_bytes)
             occurrences.append(occurrence)
-        self._dataset_total = len(items)
+        data.total = len(items)
         if limit is not None and len(items) == limit:
-            # --samples: count what lies beyond (not encoded), so the experiment says N/total.
-            rest = sum(1 for _ in iterator)
-            data.complete = rest == 0
-            self._dataset_total += rest
-        data.total = self._dataset_total
+            data.total = _size_beyond_limit(spec.dataset, iterator, limit)
+            data.complete = data.total == limit
+        self._dataset_total = data.total
         if self.options.shard is not None:
             prefix = key_prefix(fingerprint, params_digest)
             picked = []
@@ -496,7 +517,9 @@ class ExperimentRun:
     def _match(self, prepared: PreparedEvaluation, data: Dataset) -> Match:
         """What the experiment holds of ``data``: by item and occurrence, no key hashed."""
         old = self._previous(prepared.node_id)
-        match = Match(total=data.total if not data.complete else len(data.items))
+        # An unknown total is at least one more than was read: the experiment is not complete.
+        total = data.total if data.total is not None else len(data.items) + 1
+        match = Match(total=total if not data.complete else len(data.items))
         continuing = old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line
         if old is None or not continuing or old.entries is None:
             match.pending = [
@@ -578,3 +601,15 @@ class ExperimentRun:
 
 
 _END = object()
+
+
+def _size_beyond_limit(dataset: Any, iterator: Any, limit: int) -> int | None:
+    """The size of a dataset of which ``limit`` items were read (``--samples``), without reading
+    the rest: a collection's ``len``; for a generator, one look past the limit tells whether it
+    ends there, else its size is unknown (None). An endless generator is never drained."""
+    if isinstance(dataset, Sized) and not isinstance(dataset, Iterator):
+        try:
+            return max(len(dataset), limit)
+        except Exception:  # a __len__ that does not work: read one item to see
+            pass
+    return limit if next(iterator, _END) is _END else None

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
+from doteval import settings
 from doteval.cli.common import GlobalOptions, StoreOption, app, escape_unencodable_output, store_path
+from doteval.errors import DotevalError
 
 __all__ = ["app"]
 
@@ -26,13 +29,35 @@ def run(
     ] = None,
     experiment: Annotated[
         str | None,
-        typer.Option("--experiment", "-e", help="Experiment to record into; resumes it if it exists."),
+        typer.Option(
+            "--experiment",
+            "-e",
+            callback=_checked(settings.experiment_name),
+            help="Experiment to record into; resumes it if it exists.",
+        ),
     ] = None,
     samples: Annotated[
-        int | None, typer.Option("--samples", min=0, help="Evaluate at most N items of each dataset.")
+        int | None,
+        typer.Option(
+            "--samples",
+            callback=_checked(settings.sample_limit),
+            help="Evaluate at most N items of each dataset.",
+        ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Samples in flight at once.")
+        int | None,
+        typer.Option(
+            "--concurrency", callback=_checked(settings.concurrency), help="Samples in flight at once."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            callback=_checked(settings.timeout_seconds),
+            help="End a sample that runs longer with a timeout error (retried by the next run).",
+        ),
     ] = None,
     rerun_changed: Annotated[
         bool, typer.Option("--rerun-changed", help="Start a new line of results for changed evaluations.")
@@ -45,7 +70,12 @@ def run(
         str | None, typer.Option("--shard", metavar="I/N", help="Evaluate only shard I of N of the samples.")
     ] = None,
     max_retries: Annotated[
-        int | None, typer.Option("--max-retries", min=0, help="Retries of a transient error (default 3).")
+        int | None,
+        typer.Option(
+            "--max-retries",
+            callback=_checked(settings.retry_count),
+            help="Retries of a transient error (default 3).",
+        ),
     ] = None,
     store: StoreOption = None,
 ) -> int:
@@ -54,12 +84,14 @@ def run(
 
     args = list(paths or [])
     options: list[str] = []
-    if experiment:
+    if experiment is not None:
         options += ["--experiment", experiment]
     if samples is not None:
         options += ["--samples", str(samples)]
     if concurrency is not None:
         options += ["--concurrency", str(concurrency)]
+    if timeout is not None:
+        options += ["--sample-timeout", f"{timeout:g}"]
     if rerun_changed:
         options.append("--rerun-changed")
     if dry_run:
@@ -79,6 +111,20 @@ def run(
     if not any(a.startswith("-p") for a in extra) and os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "doteval.pytest_plugin"]
     return int(pytest.main(pytest_args))
+
+
+def _checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A typer callback refusing a value with the shared check's line (see doteval.settings)."""
+
+    def callback(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except DotevalError as e:
+            raise typer.BadParameter(getattr(e, "reason", str(e))) from None
+
+    return callback
 
 
 def _version_callback(value: bool) -> None:

@@ -24,7 +24,7 @@ class ProgressListener(RunListener):
             self.console = Console(file=sys.stderr)
         return self.console
 
-    def evaluation_started(self, name: str, total: int, reused: int, pending: int) -> None:
+    def evaluation_started(self, name: str, total: int | None, reused: int, pending: int) -> None:
         console = self._console()
         if not console.is_terminal:
             return
