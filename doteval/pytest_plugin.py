@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from doteval.error_budget import MaxErrors, parse_max_errors, run_errors
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
@@ -76,9 +77,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1.0,
         help="first retry delay, doubled each time",
     )
+    group.addoption(
+        "--max-errors",
+        metavar="N",
+        type=_max_errors,
+        help="exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
+    )
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
+
+
+def _max_errors(text: str) -> MaxErrors:
+    import argparse
+
+    try:
+        return parse_max_errors(text)
+    except DotevalError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def argparse_suppress() -> str:
@@ -178,6 +194,7 @@ class DotevalSession:
         self.listener: RunListener | None = None
         self.plans: list[Plan] = []
         self.run_command: list[str] = []
+        self.over_budget = ""  # the line saying --max-errors was exceeded
 
     # -- options ------------------------------------------------------------
 
@@ -289,19 +306,14 @@ class DotevalSession:
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
             with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-                outcome = run.run_evaluation(prepared, fixtures, params)
+                run.run_evaluation(prepared, fixtures, params)
         except DotevalError as e:
             self.abort(e)
         except PermissionError as e:
             self.abort(permission_error(e))
         if run.interrupted:
             item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
-        elif outcome.errors:
-            pytest.fail(
-                f"doteval: {outcome.errors} of {outcome.total} samples ended in an error; "
-                f"`doteval show {run.name} --errors` lists them, and running the same command retries them",
-                pytrace=False,
-            )
+        # Errored samples do not fail the item: they are data the next run retries (--max-errors).
 
     def finish(self, session: pytest.Session) -> None:
         run = self.run
@@ -316,7 +328,23 @@ class DotevalSession:
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif self.too_many_errors(run) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.finished_run = run
+
+    def too_many_errors(self, run: ExperimentRun) -> bool:
+        """Whether more samples ended in an error than ``--max-errors`` allows (never without it)."""
+        limit: MaxErrors | None = self._opt("max_errors")
+        if limit is None or run.manifest is None or run.options.dry_run:
+            return False
+        errors, samples = run_errors(run.manifest, run.outcomes)
+        if not limit.exceeded(errors, samples):
+            return False
+        self.over_budget = (
+            f"doteval: {errors} of {samples} samples ended in an error, more than "
+            f"--max-errors {limit.text} allows: exit code 1"
+        )
+        return True
 
     def summary(self, reporter: Any) -> None:
         if self.plans:
@@ -339,6 +367,8 @@ class DotevalSession:
             color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)
+        if self.over_budget:
+            reporter.write_line(self.over_budget, red=True)
 
 
 def _make_listener(config: pytest.Config) -> RunListener:

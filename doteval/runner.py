@@ -56,7 +56,19 @@ class RunListener:
 
     def evaluation_finished(self, name: str, outcome: EvaluationOutcome) -> None: ...
 
-    def retrying(self, name: str, attempt: int, error: BaseException, delay: float) -> None: ...
+    def retrying(
+        self,
+        name: str,
+        attempt: int,
+        error: BaseException,
+        delay: float,
+        *,
+        sample: str = "",
+        attempts: int = 0,
+    ) -> None:
+        """Attempt number ``attempt`` (from 1, of at most ``attempts``) of ``sample`` (its key
+        prefix and item, as ``doteval show --sample`` takes it) failed with the transient
+        ``error``; the next one starts in ``delay`` seconds."""
 
     def interrupted(self, in_flight: int) -> None: ...
 
@@ -167,6 +179,14 @@ def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) 
             type_name=e.type_name,
             path=e.path,
         ) from None
+
+
+def sample_label(prepared: PreparedEvaluation, params_digest: str, sample: tuple[Any, ...]) -> str:
+    """A sample as a retry line names it: its key prefix (what ``show --sample`` takes) and item."""
+    _slot, item_bytes, occurrence, item = sample
+    key = sample_key(prepared.code.digest, params_digest, item_bytes, occurrence).hex()[:12]
+    shown = ", ".join(f"{c}={v!r}" for c, v in zip(prepared.spec.columns, item))
+    return f"{key} ({shown[:57] + '...' if len(shown) > 60 else shown})"
 
 
 def generated_name() -> str:
@@ -423,11 +443,16 @@ class ExperimentRun:
             retry=self.options.retry,
             concurrency=self._concurrency(spec),
             stop=self.stop_requested,
-            record=lambda sample, item, result, started: self._record(
-                index, prepared, sample, result, started, outcome
+            record=lambda sample, item, result, started, attempts: self._record(
+                index, prepared, sample, result, started, outcome, attempts
             ),
-            on_retry=lambda attempt, exc, delay: self.listener.retrying(
-                prepared.node_id, attempt, exc, delay
+            on_retry=lambda sample, attempt, exc, delay: self.listener.retrying(
+                prepared.node_id,
+                attempt,
+                exc,
+                delay,
+                sample=sample_label(prepared, params.digest, sample),
+                attempts=self.options.retry.max_retries + 1,
             ),
             on_interrupt=self.listener.interrupted,
         )
@@ -545,11 +570,12 @@ class ExperimentRun:
         result: Result,
         started: float,
         outcome: EvaluationOutcome,
+        attempts: int = 1,
     ) -> None:
         assert self.recorder is not None
         slot, item_bytes, occurrence, _item = sample
         try:
-            details = result.record_bytes(round(time.time() - started, 6))
+            details = result.record_bytes(round(time.time() - started, 6), attempts)
         except EncodingError:
             try:
                 result.to_record()  # names the field that cannot be stored
