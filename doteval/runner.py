@@ -44,7 +44,7 @@ from doteval.runs import (
 from doteval.tables import FLAG_ERROR, FLAG_OK, KEY_VERSION, key_prefix, load_view, sample_key
 from doteval.text import parse_fraction
 
-__all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_key"]
+__all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
 
 
 class RunListener:
@@ -56,21 +56,20 @@ class RunListener:
 
     def evaluation_finished(self, name: str, outcome: EvaluationOutcome) -> None: ...
 
-    def retrying(
-        self,
-        name: str,
-        attempt: int,
-        error: BaseException,
-        delay: float,
-        *,
-        sample: str = "",
-        attempts: int = 0,
-    ) -> None:
-        """Attempt number ``attempt`` (from 1, of at most ``attempts``) of ``sample`` (its key
-        prefix and item, as ``doteval show --sample`` takes it) failed with the transient
-        ``error``; the next one starts in ``delay`` seconds."""
+    def retrying(self, name: str, retry: Retrying) -> None: ...
 
     def interrupted(self, in_flight: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A sample's attempt failed with a transient error; the next one starts in ``delay`` s."""
+
+    sample: str  # its key prefix (what `doteval show --sample` takes) and item
+    attempt: int  # the attempt that failed, counted from 1
+    attempts: int  # at most this many
+    error: BaseException
+    delay: float
 
 
 @dataclass
@@ -448,11 +447,13 @@ class ExperimentRun:
             ),
             on_retry=lambda sample, attempt, exc, delay: self.listener.retrying(
                 prepared.node_id,
-                attempt,
-                exc,
-                delay,
-                sample=sample_label(prepared, params.digest, sample),
-                attempts=self.options.retry.max_retries + 1,
+                Retrying(
+                    sample_label(prepared, params.digest, sample),
+                    attempt,
+                    self.options.retry.max_retries + 1,
+                    exc,
+                    delay,
+                ),
             ),
             on_interrupt=self.listener.interrupted,
         )

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from doteval.runner import EvaluationOutcome, RunListener
+from doteval.runner import EvaluationOutcome, Retrying, RunListener
 from doteval.text import format_duration
 
 DEFAULT_EVERY = 5.0  # seconds between two plain progress lines
@@ -84,22 +84,13 @@ class ProgressListener(RunListener):
             self.plain.finished(outcome.interrupted)
             self.plain = None
 
-    def retrying(
-        self,
-        name: str,
-        attempt: int,
-        error: BaseException,
-        delay: float,
-        *,
-        sample: str = "",
-        attempts: int = 0,
-    ) -> None:
-        of = f" of {attempts}" if attempts else ""
-        message = " ".join(str(error).split())
+    def retrying(self, name: str, retry: Retrying) -> None:
+        message = " ".join(str(retry.error).split())
         message = f": {message[:97] + '...' if len(message) > 100 else message}" if message else ""
         line = (
-            f"doteval: retrying {name.split('::')[-1]} sample {sample}: attempt {attempt}{of} failed "
-            f"with {type(error).__name__}{message}; attempt {attempt + 1} in {delay:.1f}s"
+            f"doteval: retrying {name.split('::')[-1]} sample {retry.sample}: attempt {retry.attempt} "
+            f"of {retry.attempts} failed with {type(retry.error).__name__}{message}; "
+            f"attempt {retry.attempt + 1} in {retry.delay:.1f}s"
         )
         if self.progress is not None:
             self.progress.console.print(f"[yellow]{escape(line)}", soft_wrap=True)
