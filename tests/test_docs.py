@@ -221,6 +221,14 @@ def test_the_rule_for_transient_errors_is_documented_as_the_code_has_it() -> Non
     howto = " ".join(RESUME_HOWTO.read_text(encoding="utf-8").split())
     assert all(f"`{part}`" in howto for part in retry.TRANSIENT_NAME_PARTS)
 
+    # and its example runs as shown
+    import doctest
+
+    section = re.sub(r"```\w*", "", _section(PYTHON_API, "## Retries of transient errors"))
+    test = doctest.DocTestParser().get_doctest(section, {}, "retries", str(PYTHON_API), 0)
+    assert test.examples
+    assert doctest.DocTestRunner().run(test).failed == 0
+
 
 def test_environment_variables_are_documented() -> None:
     text = _cli_reference()
