@@ -18,14 +18,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from doteval.results import Result
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from doteval.execute import Execution, Pending
+
+
+T = TypeVar("T")
 
 
 def timed_out(seconds: float) -> Result:
@@ -33,8 +36,9 @@ def timed_out(seconds: float) -> Result:
     return Result.from_exception(TimeoutError(f"the sample timed out after {seconds:g}s"))
 
 
-async def within(seconds: float | None, sample: Awaitable[Result]) -> Result:
-    """Await ``sample`` (a call that turns its own exceptions into results), cancelled at ``seconds``."""
+async def within(seconds: float | None, sample: Awaitable[T], on_timeout: Callable[[], T]) -> T:
+    """Await ``sample`` (a call that turns its own exceptions into results), cancelled at
+    ``seconds``; then what ``on_timeout`` gives stands for it."""
     import asyncio
 
     if seconds is None:
@@ -42,28 +46,28 @@ async def within(seconds: float | None, sample: Awaitable[Result]) -> Result:
     try:
         return await asyncio.wait_for(sample, seconds)
     except asyncio.TimeoutError:
-        return timed_out(seconds)
+        return on_timeout()
 
 
 def run_with_deadline(ex: Execution, pending: Pending) -> None:
     """Plain functions with a timeout: each sample in its own daemon thread, at most
     ``ex.concurrency`` running that have not passed their deadline."""
-    from doteval.execute import _interrupt_guard
+    from doteval.execute import _Attempts, _interrupt_guard
 
     assert ex.timeout is not None
     limit = ex.timeout
     work = iter(pending)
-    finished: queue.Queue[tuple[object, Result | None, BaseException | None]] = queue.Queue()
-    # token -> (record key, item, wall-clock start, monotonic start)
-    in_flight: dict[object, tuple[Any, tuple[Any, ...], float, float]] = {}
+    finished: queue.Queue[tuple[object, tuple[Result, int] | None, BaseException | None]] = queue.Queue()
+    # token -> (record key, item, wall-clock start, monotonic start, the sample's attempts)
+    in_flight: dict[object, tuple[Any, tuple[Any, ...], float, float, _Attempts]] = {}
 
-    def run_one(token: object, item: tuple[Any, ...]) -> None:
+    def run_one(token: object, key: Any, item: tuple[Any, ...], attempts: _Attempts) -> None:
         try:
-            result = ex.call(item)
+            done = ex.call(key, item, attempts)
         except BaseException as exc:  # handed to the run's thread, which raises it
             finished.put((token, None, exc))
         else:
-            finished.put((token, result, None))
+            finished.put((token, done, None))
 
     with _interrupt_guard(ex, lambda: len(in_flight)):
         while True:
@@ -72,9 +76,10 @@ def run_with_deadline(ex: Execution, pending: Pending) -> None:
                 if nxt is None:
                     break
                 token = object()
-                in_flight[token] = (nxt[0], nxt[1], time.time(), time.monotonic())
+                attempts = _Attempts(ex, nxt[0])
+                in_flight[token] = (nxt[0], nxt[1], time.time(), time.monotonic(), attempts)
                 threading.Thread(
-                    target=run_one, args=(token, nxt[1]), name="doteval-sample", daemon=True
+                    target=run_one, args=(token, nxt[0], nxt[1], attempts), name="doteval-sample", daemon=True
                 ).start()
             if not in_flight:
                 break
@@ -83,15 +88,15 @@ def run_with_deadline(ex: Execution, pending: Pending) -> None:
                 token, result, exc = finished.get(timeout=max(0.0, first_deadline - time.monotonic()))
             except queue.Empty:
                 now = time.monotonic()
-                for token, (key, item, started, began) in list(in_flight.items()):
+                for token, (key, item, started, began, attempts) in list(in_flight.items()):
                     if now - began >= limit:
                         del in_flight[token]
-                        ex.record(key, item, timed_out(limit), started)
+                        ex.record(key, item, timed_out(limit), started, attempts.count)
                 continue
             entry = in_flight.pop(token, None)
             if entry is None:
                 continue  # the late end of a sample already recorded as timed out
             if exc is not None:
                 raise exc
-            assert result is not None
-            ex.record(entry[0], entry[1], result, entry[2])
+            if result is not None:  # None: Ctrl+C cancelled its retry wait (not recorded)
+                ex.record(entry[0], entry[1], result[0], entry[2], result[1])

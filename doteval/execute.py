@@ -2,9 +2,11 @@
 
 An exception in one sample becomes that sample's error result (after retries
 of transient errors) and never ends the run. Ctrl+C once stops taking new
-samples and lets those in flight finish; Ctrl+C twice stops at once. Each
-result is handed to ``record`` as soon as it exists, on the calling thread.
-This module knows nothing of the store.
+samples, lets the model calls in flight finish and cancels the samples that
+wait to retry (they are not recorded: the next run evaluates them); Ctrl+C
+twice stops at once. Each result is handed to ``record``, with the number of
+attempts it took, as soon as it exists, on the calling thread. This module
+knows nothing of the store.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ class Execution:
     retry: RetryPolicy
     concurrency: int
     stop: threading.Event
-    record: Callable[[Any, tuple[Any, ...], Result, float], None]
-    on_retry: Callable[[int, BaseException, float], None]
+    record: Callable[[Any, tuple[Any, ...], Result, float, int], None]  # ..., result, started, attempts
+    # (sample, number from 1 of the attempt that failed, its error, seconds before the next)
+    on_retry: Callable[[Any, int, BaseException, float], None]
     on_interrupt: Callable[[int], None]
     timeout: float | None = None  # seconds one sample may take (see doteval.deadline)
 
@@ -43,15 +46,60 @@ class Execution:
         kwargs.update(zip(self.spec.columns, item))
         return kwargs
 
-    def call(self, item: tuple[Any, ...]) -> Result:
+    def call(
+        self, sample: Any, item: tuple[Any, ...], attempts: _Attempts | None = None
+    ) -> tuple[Result, int] | None:
+        """The sample's result and the attempts it took; None when Ctrl+C cancelled its retry."""
         kwargs = self.kwargs(item)
+        attempts = attempts or _Attempts(self, sample)
         try:
-            value = call_with_retries(lambda: self.spec.func(**kwargs), self.retry, on_retry=self.on_retry)
-            return to_result(value)
+            value = call_with_retries(
+                lambda: self.spec.func(**kwargs), self.retry, on_retry=attempts, sleep=self.backoff
+            )
+            return to_result(value), attempts.count
+        except _Cancelled:
+            return None
         except (KeyboardInterrupt, SystemExit, DotevalError):
             raise
         except Exception as exc:  # one sample's error never ends the run
-            return Result.from_exception(exc)
+            return Result.from_exception(exc), attempts.count
+
+    def backoff(self, delay: float) -> None:
+        """Wait before a retry; a first Ctrl+C (``stop``) cancels the wait, and the sample."""
+        if self.stop.wait(delay):
+            raise _Cancelled
+
+    async def abackoff(self, delay: float) -> None:
+        import asyncio
+
+        end = time.monotonic() + delay
+        while not self.stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))
+        raise _Cancelled
+
+
+class _Cancelled(BaseException):
+    """A sample's retry wait was cancelled by Ctrl+C (never caught as a sample's error)."""
+
+
+class _Attempts:
+    """Counts a sample's attempts (from 1) and reports each retry with the sample."""
+
+    def __init__(self, ex: Execution, sample: Any) -> None:
+        self.ex, self.sample, self.count = ex, sample, 1
+
+    def __call__(self, retry: int, exc: BaseException, delay: float) -> None:
+        self.count = retry + 2  # retry 0 follows attempt 1
+        self.ex.on_retry(self.sample, retry + 1, exc, delay)
+
+    def timed_out(self) -> tuple[Result, int]:
+        """The sample's result when it ran past its timeout, with the attempts it had begun."""
+        from doteval.deadline import timed_out
+
+        return timed_out(self.ex.timeout or 0.0), self.count
 
 
 def execute(execution: Execution, pending: Pending) -> None:
@@ -73,14 +121,16 @@ def _run_sync(ex: Execution, pending: Pending) -> None:
             if ex.stop.is_set():
                 break
             started = time.time()
-            ex.record(key, item, ex.call(item), started)
+            done = ex.call(key, item)
+            if done is not None:
+                ex.record(key, item, done[0], started, done[1])
 
 
 def _run_threads(ex: Execution, pending: Pending) -> None:
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     work = iter(pending)
-    in_flight: dict[Future[Result], tuple[bytes, tuple[Any, ...], float]] = {}
+    in_flight: dict[Future[tuple[Result, int] | None], tuple[bytes, tuple[Any, ...], float]] = {}
     executor = ThreadPoolExecutor(max_workers=ex.concurrency, thread_name_prefix="doteval")
     try:
         with _interrupt_guard(ex, lambda: len(in_flight)):
@@ -89,13 +139,15 @@ def _run_threads(ex: Execution, pending: Pending) -> None:
                     nxt = next(work, None)
                     if nxt is None:
                         break
-                    in_flight[executor.submit(ex.call, nxt[1])] = (nxt[0], nxt[1], time.time())
+                    in_flight[executor.submit(ex.call, *nxt)] = (nxt[0], nxt[1], time.time())
                 if not in_flight:
                     break
                 finished, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     key, item, started = in_flight.pop(fut)
-                    ex.record(key, item, fut.result(), started)
+                    done = fut.result()
+                    if done is not None:
+                        ex.record(key, item, done[0], started, done[1])
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
 
@@ -108,15 +160,19 @@ def _run_async(ex: Execution, pending: Pending) -> None:
     work = iter(pending)
     in_flight = [0]
 
-    async def call(item: tuple[Any, ...]) -> Result:
+    async def call(sample: Any, item: tuple[Any, ...], attempts: _Attempts) -> tuple[Result, int] | None:
         kwargs = ex.kwargs(item)
         try:
-            value = await acall_with_retries(lambda: ex.spec.func(**kwargs), ex.retry, on_retry=ex.on_retry)
-            return to_result(value)
+            value = await acall_with_retries(
+                lambda: ex.spec.func(**kwargs), ex.retry, on_retry=attempts, sleep=ex.abackoff
+            )
+            return to_result(value), attempts.count
+        except _Cancelled:
+            return None
         except (KeyboardInterrupt, SystemExit, DotevalError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            return Result.from_exception(exc)
+            return Result.from_exception(exc), attempts.count
 
     async def worker() -> None:
         while not ex.stop.is_set():
@@ -125,12 +181,14 @@ def _run_async(ex: Execution, pending: Pending) -> None:
                 return
             key, item = nxt
             started = time.time()
+            attempts = _Attempts(ex, key)
             in_flight[0] += 1
             try:
-                result = await within(ex.timeout, call(item))
+                done = await within(ex.timeout, call(key, item, attempts), attempts.timed_out)
             finally:
                 in_flight[0] -= 1
-            ex.record(key, item, result, started)
+            if done is not None:
+                ex.record(key, item, done[0], started, done[1])
 
     async def main() -> None:
         await asyncio.gather(*(worker() for _ in range(min(ex.concurrency, max(len(pending), 1)))))
@@ -141,7 +199,8 @@ def _run_async(ex: Execution, pending: Pending) -> None:
 
 @contextlib.contextmanager
 def _interrupt_guard(ex: Execution, in_flight: Callable[[], int]) -> Iterator[None]:
-    """First Ctrl+C: finish the samples in flight, start no new one. Second: stop now."""
+    """First Ctrl+C: finish the model calls in flight, cancel the retry waits, start no new
+    sample. Second: stop now."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from doteval import settings
+from doteval.error_budget import MaxErrors, parse_max_errors, run_errors
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError, permission_error
 from doteval.fingerprint import find_project_root, params_fingerprint
 from doteval.foreach import get_spec
@@ -99,6 +100,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_checked(settings.retry_delay),
         default=1.0,
         help="first retry delay, doubled each time",
+    )
+    group.addoption(
+        "--max-errors",
+        metavar="N",
+        type=_checked(parse_max_errors),
+        help="exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
     )
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
@@ -236,6 +243,7 @@ class DotevalSession:
         self.listener: RunListener | None = None
         self.plans: list[Plan] = []
         self.run_command: list[str] = []
+        self.over_budget = ""  # the line saying --max-errors was exceeded
 
     # -- options ------------------------------------------------------------
 
@@ -352,19 +360,14 @@ class DotevalSession:
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
             with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-                outcome = run.run_evaluation(prepared, fixtures, params)
+                run.run_evaluation(prepared, fixtures, params)
         except DotevalError as e:
             self.abort(e)
         except PermissionError as e:
             self.abort(permission_error(e))
         if run.interrupted:
             item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
-        elif outcome.errors:
-            pytest.fail(
-                f"doteval: {outcome.errors} of {outcome.total} samples ended in an error; "
-                f"`doteval show {run.name} --errors` lists them, and running the same command retries them",
-                pytrace=False,
-            )
+        # Errored samples do not fail the item: they are data the next run retries (--max-errors).
 
     def finish(self, session: pytest.Session) -> None:
         run = self.run
@@ -379,7 +382,23 @@ class DotevalSession:
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif self.too_many_errors(run) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.finished_run = run
+
+    def too_many_errors(self, run: ExperimentRun) -> bool:
+        """Whether more samples ended in an error than ``--max-errors`` allows (never without it)."""
+        limit: MaxErrors | None = self._opt("max_errors")
+        if limit is None or run.manifest is None or run.options.dry_run:
+            return False
+        errors, samples = run_errors(run.manifest, run.outcomes)
+        if not limit.exceeded(errors, samples):
+            return False
+        self.over_budget = (
+            f"doteval: {errors} of {samples} samples ended in an error, more than "
+            f"--max-errors {limit.text} allows: exit code 1"
+        )
+        return True
 
     def summary(self, reporter: Any) -> None:
         error = getattr(self, "seal_error", None)
@@ -408,6 +427,8 @@ class DotevalSession:
             color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)
+        if self.over_budget:
+            reporter.write_line(self.over_budget, red=True)
 
 
 def _make_listener(config: pytest.Config) -> RunListener:

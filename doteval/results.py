@@ -15,6 +15,10 @@ Record format (every value is plain, encodable data)::
         "metadata": {str: Any, ...},
     }
 
+The store adds ``duration`` (seconds) and ``attempts`` (calls the sample took,
+from 1, retries of transient errors included; absent from records written
+before doteval counted them: unknown).
+
 ``error.type`` is the exception's qualified class name (``"ValueError"``,
 ``"openai.RateLimitError"``) or ``""`` when the error was given as a message.
 Metric names that are not registered when a record is read become placeholder
@@ -302,14 +306,15 @@ class Result:
         _check_encodable("result field 'metadata'", self.metadata)
         return record
 
-    def record_bytes(self, duration: float) -> bytes:
+    def record_bytes(self, duration: float, attempts: int = 1) -> bytes:
         """The canonical encoding of the stored record: ``to_record(check=False)`` with
-        ``type``, ``v`` and ``duration``, built straight from the fields (the run's hot
-        path; a property test holds it to ``encode`` byte for byte). Raises
+        ``type``, ``v``, ``duration`` and ``attempts`` (how many times the sample was
+        called, retries of transient errors included), built straight from the fields (the
+        run's hot path; a property test holds it to ``encode`` byte for byte). Raises
         ``EncodingError`` when a value cannot be encoded."""
         error = self.error_info
         parts = [
-            b"d8:s1:vi1;s4:types6:results5:error",
+            b"d9:s1:vi1;s4:types6:results5:error",
             b"N" if error is None else encode(error.to_record()),
             b"s6:prompt",
             _encoded(self.prompt),
@@ -323,7 +328,7 @@ class Result:
             for metric in score.metrics:
                 m = metric.name.encode("utf-8", "surrogatepass")
                 parts.append(b"s%d:%s" % (len(m), m))
-        parts.append(b"s8:duration" + encode(float(duration)))
+        parts.append(b"s8:attemptsi%d;s8:duration" % attempts + encode(float(duration)))
         parts.append(b"s8:metadata" + (encode(dict(self.metadata)) if self.metadata else b"d0:"))
         parts.append(b"s8:response")
         parts.append(_encoded(self.response))

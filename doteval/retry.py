@@ -43,13 +43,18 @@ TRANSIENT_NAME_PARTS: tuple[str, ...] = (
     "ConnectionError",
 )
 
+# Retried with their subclasses. httpx's and requests' errors do not derive from them:
+# their names are matched (TRANSIENT_NAME_PARTS).
+TRANSIENT_TYPES: tuple[type[BaseException], ...] = (TimeoutError, asyncio.TimeoutError, ConnectionError)
+
 # Never retried, whatever they look like: the user or the event loop wants
-# the run to stop.
-_NEVER: tuple[type[BaseException], ...] = (
+# the run to stop (and DotevalError: doteval's own errors are not transient).
+NEVER_RETRIED: tuple[type[BaseException], ...] = (
     KeyboardInterrupt,
     SystemExit,
     GeneratorExit,
     asyncio.CancelledError,
+    DotevalError,
 )
 
 OnRetry = Callable[[int, BaseException, float], Any]
@@ -82,9 +87,9 @@ def http_status(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is worth retrying: a timeout, a dropped connection, a rate
     limit or a server-side failure. Everything else is not."""
-    if isinstance(exc, (*_NEVER, DotevalError)):
+    if isinstance(exc, NEVER_RETRIED):
         return False
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
+    if isinstance(exc, TRANSIENT_TYPES):
         return True
     if http_status(exc) in TRANSIENT_STATUSES:
         return True
@@ -265,8 +270,10 @@ async def acall_with_retries(
 
 
 __all__ = [
+    "NEVER_RETRIED",
     "TRANSIENT_NAME_PARTS",
     "TRANSIENT_STATUSES",
+    "TRANSIENT_TYPES",
     "RetryPolicy",
     "acall_with_retries",
     "call_with_retries",

@@ -46,7 +46,7 @@ from doteval.runs import (
 from doteval.tables import FLAG_ERROR, FLAG_OK, KEY_VERSION, key_prefix, load_view, sample_key
 from doteval.text import parse_fraction
 
-__all__ = ["KEY_VERSION", "ExperimentRun", "RunOptions", "key_prefix", "sample_key"]
+__all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
 
 
 class RunListener:
@@ -59,9 +59,20 @@ class RunListener:
 
     def evaluation_finished(self, name: str, outcome: EvaluationOutcome) -> None: ...
 
-    def retrying(self, name: str, attempt: int, error: BaseException, delay: float) -> None: ...
+    def retrying(self, name: str, retry: Retrying) -> None: ...
 
     def interrupted(self, in_flight: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A sample's attempt failed with a transient error; the next one starts in ``delay`` s."""
+
+    sample: str  # its key prefix (what `doteval show --sample` takes) and item
+    attempt: int  # the attempt that failed, counted from 1
+    attempts: int  # at most this many
+    error: BaseException
+    delay: float
 
 
 @dataclass
@@ -185,6 +196,14 @@ def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) 
             type_name=e.type_name,
             path=e.path,
         ) from None
+
+
+def sample_label(prepared: PreparedEvaluation, params_digest: str, sample: tuple[Any, ...]) -> str:
+    """A sample as a retry line names it: its key prefix (what ``show --sample`` takes) and item."""
+    _slot, item_bytes, occurrence, item = sample
+    key = sample_key(prepared.code.digest, params_digest, item_bytes, occurrence).hex()[:12]
+    shown = ", ".join(f"{c}={v!r}" for c, v in zip(prepared.spec.columns, item))
+    return f"{key} ({shown[:57] + '...' if len(shown) > 60 else shown})"
 
 
 def generated_name() -> str:
@@ -442,11 +461,18 @@ class ExperimentRun:
             retry=self.options.retry,
             concurrency=self._concurrency(spec),
             stop=self.stop_requested,
-            record=lambda sample, item, result, started: self._record(
-                index, prepared, sample, result, started, outcome
+            record=lambda sample, item, result, started, attempts: self._record(
+                index, prepared, sample, result, started, outcome, attempts
             ),
-            on_retry=lambda attempt, exc, delay: self.listener.retrying(
-                prepared.node_id, attempt, exc, delay
+            on_retry=lambda sample, attempt, exc, delay: self.listener.retrying(
+                prepared.node_id,
+                Retrying(
+                    sample_label(prepared, params.digest, sample),
+                    attempt,
+                    self.options.retry.max_retries + 1,
+                    exc,
+                    delay,
+                ),
             ),
             on_interrupt=self.listener.interrupted,
             timeout=self._timeout(spec),
@@ -573,11 +599,12 @@ class ExperimentRun:
         result: Result,
         started: float,
         outcome: EvaluationOutcome,
+        attempts: int = 1,
     ) -> None:
         assert self.recorder is not None
         slot, item_bytes, occurrence, _item = sample
         try:
-            details = result.record_bytes(round(time.time() - started, 6))
+            details = result.record_bytes(round(time.time() - started, 6), attempts)
         except EncodingError:
             try:
                 result.to_record()  # names the field that cannot be stored

@@ -61,6 +61,7 @@ def sample_record(store: Store, ref: SampleRef) -> dict[str, Any]:
         "error": record.get("error"),
         "metadata": record.get("metadata") or {},
         "duration": record.get("duration"),
+        "attempts": record.get("attempts"),  # None: recorded before doteval counted attempts
     }
 
 

@@ -322,13 +322,14 @@ def test_show_sample_by_unique_prefix(cli: Cli) -> None:
     ]
     assert "Error: ValueError: model failed on q2" in lines
     assert "Traceback (most recent call last):" in lines  # the sample's own traceback
-    assert re.fullmatch(r"Duration: \d+\.\d{3}s", lines[-1])
+    assert re.fullmatch(r"Duration: \d+\.\d{3}s", lines[-2])
+    assert lines[-1] == "Attempts: 1"  # ValueError is not retried
 
     ok = next(s for s in samples if s["item"]["prompt"] == "q3")
     detail = cli.json("show", "errs", "--sample", unique_prefix(ok["key"], keys))
     assert set(detail) == {
         "evaluation", "key", "ok", "item", "prompt", "response", "scores", "error",
-        "metadata", "duration", "why",
+        "metadata", "duration", "attempts", "why",
     } - {"why"}  # fmt: skip
     assert detail["key"] == ok["key"] and detail["ok"] is True
     assert (detail["prompt"], detail["response"], detail["scores"]) == ("q3", "A3", {"exact_match": True})

@@ -116,29 +116,123 @@ def test_every_pytest_option_is_documented(pytester: pytest.Pytester) -> None:
     assert not missing, f"pytest options missing from docs/reference/cli.md: {missing}"
 
 
-@pytest.mark.parametrize(
-    ("args", "code"),
-    [
-        (["--version"], 0),
-        (["list"], 0),
-        (["show", "no_such_experiment"], 1),  # a doteval error
-        (["show"], 2),  # usage errors: a missing argument,
-        (["no-such-command"], 2),  # an unknown command,
-        (["list", "--no-such-option"], 2),  # an unknown option
-    ],
-)
-def test_documented_exit_codes(args: list[str], code: int, store_path: Path) -> None:
-    # docs/reference/cli.md, "Exit codes": 0 ok, 1 doteval error, 2 usage error.
+FLAKY_EVAL = """
+from doteval import Result, foreach
+
+
+@foreach("q", [f"q{i}" for i in range(10)])
+def eval_flaky(q):
+    if q in ("q3", "q7"):
+        raise ValueError("cannot score " + q)
+    return Result(True)
+"""
+
+
+def _exit_code_examples() -> list[tuple[int, str]]:
+    """(code, command) for every command shown in a row of the "Exit codes" table."""
+    text = _cli_reference()
+    section = text[text.index("## Exit codes") :]
+    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    examples = []
+    for row in re.findall(r"^\| (\d) \|(.*)$", section, flags=re.MULTILINE):
+        # the examples are listed after a colon (prose names commands too: "also `doteval diff`")
+        for span in re.findall(r"[:,] `([^`]+)`", row[1]):
+            if span == "doteval" or span.startswith(("doteval ", "pytest ")):
+                examples.append((int(row[0]), span))
+    return examples
+
+
+def test_the_exit_code_table_has_an_example_for_each_code() -> None:
+    codes = {code for code, _ in _exit_code_examples()}
+    assert codes == {0, 1, 2, 4, 5}, codes
+
+
+@pytest.mark.parametrize(("code", "command"), _exit_code_examples())
+def test_documented_exit_codes(code: int, command: str, tmp_path: Path) -> None:
+    # Each row of docs/reference/cli.md's "Exit codes" table, run as written.
+    import shlex
+
+    project = tmp_path / "project"
+    (project / "empty_folder").mkdir(parents=True)
+    (project / "eval_flaky.py").write_text(FLAKY_EVAL)
+    program, *args = shlex.split(command)
+    if program == "pytest":
+        args = ["-p", "no:cacheprovider", *args]
     proc = subprocess.run(
-        [sys.executable, "-m", "doteval", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", program, *args], capture_output=True, text=True, timeout=120, cwd=project
     )
-    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert proc.returncode == code, proc.stdout + proc.stderr
+
+
+PYTHON_API = DOCS / "reference" / "python-api.md"
+RESUME_HOWTO = DOCS / "how-to" / "resume-failed-evaluations.md"
+
+
+def _section(path: Path, heading: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end > 0 else len(text)]
+
+
+def _resolve(name: str) -> type:
+    import asyncio
+    import builtins
+
+    import doteval.errors
+
+    module, _, attr = name.rpartition(".")
+    where = {"": builtins, "asyncio": asyncio}.get(module, doteval.errors)
+    found = getattr(where, attr, None) or getattr(doteval.errors, attr)
+    assert isinstance(found, type), name
+    return found
+
+
+def test_the_rule_for_transient_errors_is_documented_as_the_code_has_it() -> None:
+    from doteval import retry
+
+    rule = " ".join(_section(PYTHON_API, "## Retries of transient errors").split())
+    bullets = {b.split(":", 1)[0]: b for b in rule.split(" - ")}
+
+    def spans(prefix: str) -> list[str]:
+        (bullet,) = [b for head, b in bullets.items() if head.startswith(prefix)]
+        return re.findall(r"`([^`]+)`", bullet.split(":", 1)[1].split("(so ")[0])
+
+    types = {_resolve(n) for n in spans("it is an instance of one of these classes")}
+    assert types == set(retry.TRANSIENT_TYPES)
+    statuses = {int(n) for n in spans("or it carries one of these HTTP statuses") if n.isdigit()}
+    assert statuses == set(retry.TRANSIENT_STATUSES)
+    assert tuple(spans("or the name of its class")) == retry.TRANSIENT_NAME_PARTS
+    never = rule[rule.index("Never retried") :].split("`. ")[0] + "`"
+    assert {_resolve(n) for n in re.findall(r"`([^`]+)`", never)} == set(retry.NEVER_RETRIED)
+
+    # every other page that names the statuses or the names names all of them
+    listed = r"(?:HTTP|status) ((?:\d{3}(?:,? and |,? or |, ))+\d{3})"
+    for path in (CLI_REFERENCE, PYTHON_API, RESUME_HOWTO):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        found = re.findall(listed, text)
+        assert found, path
+        for numbers in found:
+            assert {int(n) for n in re.findall(r"\d{3}", numbers)} == set(retry.TRANSIENT_STATUSES), (
+                path,
+                numbers,
+            )
+    howto = " ".join(RESUME_HOWTO.read_text(encoding="utf-8").split())
+    assert all(f"`{part}`" in howto for part in retry.TRANSIENT_NAME_PARTS)
+
+    # and its example runs as shown
+    import doctest
+
+    section = re.sub(r"```\w*", "", _section(PYTHON_API, "## Retries of transient errors"))
+    test = doctest.DocTestParser().get_doctest(section, {}, "retries", str(PYTHON_API), 0)
+    assert test.examples
+    assert doctest.DocTestRunner().run(test).failed == 0
 
 
 def test_environment_variables_are_documented() -> None:
     text = _cli_reference()
-    for name in ("DOTEVAL_STORE", "DOTEVAL_PROGRESS", "NO_COLOR"):
+    for name in ("DOTEVAL_STORE", "DOTEVAL_PROGRESS", "DOTEVAL_PROGRESS_EVERY", "NO_COLOR"):
         assert f"`{name}" in text, name
 
 

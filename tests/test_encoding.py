@@ -428,6 +428,7 @@ names = st.text(min_size=1, max_size=8)
     st.dictionaries(st.text(max_size=5), values, max_size=3),
     st.one_of(st.none(), st.tuples(st.text(max_size=8), st.text(max_size=8))),
     st.floats(min_value=0, max_value=1e6),
+    st.integers(min_value=1, max_value=1000),
 )
 @settings(max_examples=300, deadline=None)
 def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
@@ -437,6 +438,7 @@ def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
     metadata: dict[str, Any],
     error: Any,
     duration: float,
+    attempts: int,
 ) -> None:
     from doteval.results import ErrorInfo, Result, Score
 
@@ -448,4 +450,5 @@ def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
         error=ErrorInfo(*error) if error else None,
     )
     record = {**result.to_record(check=False), "type": "result", "v": 1, "duration": duration}
-    assert result.record_bytes(duration) == _general(record) == encode(record)
+    assert result.record_bytes(duration, attempts) == encode({**record, "attempts": attempts})
+    assert result.record_bytes(duration, attempts) == _general({**record, "attempts": attempts})

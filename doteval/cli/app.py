@@ -21,6 +21,18 @@ from doteval.errors import DotevalError
 __all__ = ["app"]
 
 
+def _check_max_errors(value: str | None) -> str | None:
+    if value is not None:
+        from doteval.error_budget import parse_max_errors
+        from doteval.errors import DotevalError
+
+        try:
+            parse_max_errors(value)
+        except DotevalError as e:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(
     ctx: typer.Context,
@@ -77,6 +89,15 @@ def run(
             help="Retries of a transient error (default 3).",
         ),
     ] = None,
+    max_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--max-errors",
+            metavar="N",
+            callback=_check_max_errors,
+            help="Exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error.",
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> int:
     """Run evaluations (eval_*.py) through pytest into the store; the same command resumes."""
@@ -100,6 +121,8 @@ def run(
         options += ["--shard", shard]
     if max_retries is not None:
         options += ["--max-retries", str(max_retries)]
+    if max_errors is not None:
+        options += ["--max-errors", max_errors]
     store = store_path(store)
     if store is not None:
         options += ["--store", str(store)]

@@ -116,7 +116,10 @@ def run_summary_lines(
     elif status == "interrupted":
         lines.append(f"Resume with: {command if stopped else without_option(command, '--samples')}")
     elif status == "failed":
-        lines.append(f"{errors} sample(s) errored; running the same command retries them: {command}")
+        lines.append(
+            f"{errors} sample(s) errored (`doteval show {name} --errors` lists them); "
+            f"running the same command retries them: {command}"
+        )
     return lines
 
 

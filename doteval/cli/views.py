@@ -373,6 +373,16 @@ def _print_sample(d: dict[str, Any]) -> None:
         out.print(f"Metadata: {escape(repr(d['metadata']))}", soft_wrap=True)
     if d.get("duration") is not None:
         out.print(f"Duration: {d['duration']:.3f}s")
+    if d.get("attempts") is not None:
+        retried = d["attempts"] - 1
+        out.print(
+            f"Attempts: {d['attempts']}"
+            + (
+                f" ({retried} {'retry' if retried == 1 else 'retries'} after a transient error)"
+                if retried
+                else ""
+            )
+        )
     w = d.get("why")
     if w:
         out.print()
