@@ -236,8 +236,8 @@ def test_show_summary(cli: Cli) -> None:
         Host: <host>
 
         Evaluation           Samples  Errors  Code        Params
-        ─────────────────────────────────────────────────────────────────────
-        eval_qa.py::eval_qa    20/20       0  <id>  model={name: 'm-a'}
+        ───────────────────────────────────────────────────────────────────────
+        eval_qa.py::eval_qa    20/20       0  <id>  model={'name': 'm-a'}
 
         Evaluation           Metric                Value  Samples  Errors
         ─────────────────────────────────────────────────────────────────

@@ -84,7 +84,17 @@ def _print_report(report: DiffReport) -> None:
         if d.code:
             out.print("  code differs:")
             for line in d.code:
-                style = "red" if line.startswith("-") else "green" if line.startswith("+") else None
+                style = (
+                    "bold"
+                    if line.startswith(("--- ", "+++ "))
+                    else "red"
+                    if line.startswith("-")
+                    else "green"
+                    if line.startswith("+")
+                    else "cyan"
+                    if line.startswith("@@")
+                    else None
+                )
                 out.print(
                     f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True
                 )
