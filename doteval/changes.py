@@ -84,13 +84,13 @@ def params_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     for name in sorted(set(old) | set(new)):
         if name not in new:
-            out.append(f"{name}: {_short(old[name])} -> (gone)")
+            out.extend(_change(name, _text(old[name]), "(gone)"))
             continue
         # ``old`` was read back from the store: compare and show ``new`` in that same
         # form (a dataclass or __doteval_params__ object decodes to a dict with __type__).
         now = decode(encode(new[name]))
         if name not in old:
-            out.append(f"{name}: (new) -> {_short(now)}")
+            out.extend(_change(name, "(new)", _text(now)))
         else:
             out.extend(_value_diff(name, old[name], now))
     return out
@@ -105,14 +105,14 @@ def _value_diff(path: str, old: Any, new: Any) -> list[str]:
         for key in sorted(set(old) | set(new), key=repr):
             sub = f"{path}.{key}"
             if key not in new:
-                lines.append(f"{sub}: {_short(old[key])} -> (gone)")
+                lines.extend(_change(sub, _text(old[key]), "(gone)"))
             elif key not in old:
-                lines.append(f"{sub}: (new) -> {_short(new[key])}")
+                lines.extend(_change(sub, "(new)", _text(new[key])))
             else:
                 lines.extend(_value_diff(sub, old[key], new[key]))
         if lines:
             return lines
-    return [f"{path}: {_short(old)} -> {_short(new)}"]
+    return _change(path, _text(old), _text(new))
 
 
 def changed_params(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -120,6 +120,13 @@ def changed_params(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _short(value: Any) -> str:
-    text = format_param(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _text(value: Any) -> str:
+    return format_param(value)
+
+
+def _change(path: str, before: str, now: str) -> list[str]:
+    """``path: before -> now``; values too long for one line go on two, in full
+    (a cut value would hide the very character that changed)."""
+    if len(path) + len(before) + len(now) <= 72:
+        return [f"{path}: {before} -> {now}"]
+    return [f"{path}:", f"  - {before}", f"  + {now}"]
