@@ -141,11 +141,11 @@ def _metrics_view(metrics: list[Any], width: int) -> RenderableType:
         table.add_row(*(Text(cell) for cell in row), style=style)
 
     def stacked() -> list[str]:
-        return [
-            f"{label}: A {a}, B {b}, delta {delta}, 95% CI {ci}; better {better}, worse {worse}, "
-            f"same {same}; p {p}"
-            for label, a, b, delta, ci, better, worse, same, p in cells
-        ]
+        lines = []
+        for label, a, b, delta, ci, better, worse, same, p in cells:
+            lines.append(f"{label}: A {a}, B {b}, delta {delta}")
+            lines.append(f"  95% CI {ci}; better {better}, worse {worse}, same {same}; p {p}")
+        return lines
 
     return fitted(table, stacked, width)
 

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from doteval.report import charts
 from doteval.report.charts import fmt, signed
 from doteval.report.data import Report, short_node_id
-from doteval.text import format_duration
+from doteval.text import format_duration, format_param
 
 COMPRESS_ABOVE = 64 * 1024  # rows JSON larger than this is gzipped (bytes)
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -132,18 +132,11 @@ def render_html(report: Report, *, compress: bool | None = None) -> str:
 
 
 def _params_text(ev: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={_value_text(v)}" for k, v in sorted(ev["params"].items()))
+    # The one readable form of params, as `doteval show` writes them.
+    params = ", ".join(f"{k}={format_param(v)}" for k, v in sorted(ev["params"].items()))
     if ev["unfingerprintable"]:
         params += (", " if params else "") + "not fingerprinted: " + ", ".join(ev["unfingerprintable"])
     return params or "-"
-
-
-def _value_text(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, float, bool)) or v is None:
-        return fmt(v)
-    return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
 def _experiment_view(report: Report) -> dict[str, Any]:
