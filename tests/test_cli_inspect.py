@@ -508,7 +508,9 @@ def test_show_json_fields(cli: Cli) -> None:
     assert ev["node_id"] == "evals/eval_qa.py::eval_qa"
     assert ev["columns"] == ["prompt", "expected"] and ev["params"] == {"model": {"name": "m-b"}}
     # B is wrong on q2 and q3 only: 19 of its 21 items.
-    assert ev["metrics"] == [{"score": "exact_match", "metric": "accuracy", "value": pytest.approx(19 / 21), "n": 21}]
+    assert ev["metrics"] == [
+        {"score": "exact_match", "metric": "accuracy", "value": pytest.approx(19 / 21), "n": 21}
+    ]
     assert ev["last_run"]["evaluated"] == 21 and ev["line"] == 1
     assert re.fullmatch(r"[0-9a-f]{64}", ev["fingerprint"])
 
