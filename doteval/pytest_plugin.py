@@ -72,6 +72,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1.0,
         help="first retry delay, doubled each time",
     )
+    # The original doteval's -C/--concurrent: recognised only to point at --concurrency.
+    group.addoption(
+        "-C",
+        "--concurrent",
+        dest="doteval_concurrent",
+        nargs="?",
+        const="",
+        help=argparse_suppress(),
+        default=None,
+    )
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
@@ -84,6 +94,10 @@ def argparse_suppress() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("doteval_concurrent", None) is not None:
+        raise pytest.UsageError(
+            "-C/--concurrent is the original doteval's option: use --concurrency N (samples in flight at once)"
+        )
     config.stash[_SESSION] = DotevalSession(config)
     config.addinivalue_line("markers", "doteval: an evaluation run over a dataset by doteval")
 
