@@ -87,6 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
 
 
+def _is_terminal(reporter: Any) -> bool:
+    try:
+        return bool(reporter._tw._file.isatty())
+    except Exception:
+        return False
+
+
 def argparse_suppress() -> str:
     import argparse
 
@@ -339,13 +346,13 @@ class DotevalSession:
         run = getattr(self, "finished_run", None)
         if run is None or run.manifest is None:
             return
-        from doteval.cli.render import run_summary_lines
+        from doteval.cli.render import output_width, run_summary_lines
 
         for line in run_summary_lines(
             run.manifest,
             outcomes=run.outcomes,
             command=" ".join(shlex.quote(a) for a in run.options.command),
-            width=max(reporter._tw.fullwidth, 100),  # a CI log is not 80 columns wide
+            width=output_width(reporter._tw.fullwidth, _is_terminal(reporter)),
             color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)

@@ -46,3 +46,19 @@ def test_coverage_words() -> None:
     assert coverage(3, done=4, errors=1, total=10) == (
         "3 of 10 samples; 1 error not scored, 1 without this score, 5 not run yet"
     )
+
+
+def test_the_run_summary_fits_the_terminal(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # COLUMNS is the width (docs/reference/cli.md, "Output width"); a metrics table wider
+    # than that is printed as lines, not cut and not wider than the terminal.
+    proj = Project(pytester, monkeypatch)
+    monkeypatch.setenv("COLUMNS", "60")
+    proj.write("eval_cov.py", EVAL)
+    lines = proj.run("eval_cov.py", "--experiment", "cov", "--max-retries", "0").outlines
+    start = lines.index("doteval summary")
+    end = next(i for i, line in enumerate(lines) if line.startswith("Experiment 'cov'"))
+    table = lines[start + 1 : end]
+    assert table and all(len(line) <= 60 for line in table), table
+    assert "".join("".join(table).split()) == "".join(
+        "eval_cov.py::eval_cov exact_match.accuracy: 0.5 (2 of 4 samples; 2 errors not scored)".split()
+    )

@@ -7,6 +7,7 @@ returns data; here it becomes progress bars, tables and lines.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,19 @@ def short_node_id(node_id: str) -> str:
     """``dir/eval_x.py::eval_a[p]`` → ``eval_x.py::eval_a[p]``, for narrow tables."""
     path, sep, rest = node_id.partition("::")
     return path.rsplit("/", 1)[-1] + sep + rest
+
+
+#: The width of output that goes to a file, another program or a CI log.
+PIPED_WIDTH = 160
+
+
+def output_width(terminal_width: int, is_terminal: bool) -> int:
+    """The rule docs/reference/cli.md states: ``COLUMNS`` when set, else the
+    terminal's width, else (piped) ``PIPED_WIDTH``."""
+    try:
+        return max(int(os.environ["COLUMNS"]), 1)
+    except (KeyError, ValueError):
+        return terminal_width if is_terminal else PIPED_WIDTH
 
 
 def natural_width(renderable: Any) -> int:
