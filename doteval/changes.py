@@ -31,7 +31,8 @@ def code_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 60) -
             a, b = before.get(a_name or ""), now.get(b_name or "")
             if a == b:
                 continue
-            a_label, b_label = f"{kind}{a_name}", f"{kind}{b_name}"
+            # "@foreach columns" names itself; a constant says it is one.
+            a_label, b_label = (n if (n or "").startswith("@") else f"{kind}{n}" for n in (a_name, b_name))
             lines.extend(
                 difflib.unified_diff(
                     (a or "").splitlines(),

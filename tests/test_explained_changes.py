@@ -100,3 +100,19 @@ def test_a_large_constant_is_named_by_size_and_digest_not_copied() -> None:
     text = constant_text("TABLE", big, encode(big))
     assert text.startswith("TABLE = <list, ") and len(text) < 100
     assert constant_text("T", 0.123456789, encode(0.123456789)) == "T = 0.123456789\n"
+
+
+def test_changed_foreach_columns_and_options_are_named() -> None:
+    from doteval.changes import explain_code_change
+    from doteval.fingerprint import code_fingerprint
+
+    def evaluate(q, a):
+        return q == a
+
+    before = code_fingerprint(evaluate, columns=["q", "a"], options={})
+    now = code_fingerprint(evaluate, columns=["q", "answer"], options={"batch": 2})
+    lines = explain_code_change(before.document(), now.document())
+    assert "--- @foreach columns (before)" in lines
+    assert "+columns = ('q', 'answer')" in lines
+    assert "+++ @foreach options (now)" in lines
+    assert "+options = {'batch': 2}" in lines
