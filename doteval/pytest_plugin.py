@@ -46,7 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)"
     )
-    group.addoption("--store", metavar="PATH", help="results store (default: $DOTEVAL_STORE or ./.doteval)")
+    group.addoption(
+        "--store",
+        metavar="PATH",
+        help="results store (default: $DOTEVAL_STORE, else the nearest .doteval here or above)",
+    )
     group.addoption(
         "--rerun-changed",
         action="store_true",

@@ -305,7 +305,7 @@ def seal(
         parent=head.manifest_id,
         status=final,
         started=float(header["started"]),
-        finished=float(ended or time.time()),
+        finished=float(ended or _last_write(path, float(header["started"]))),
         host=str(header.get("host", "")),
         pid=int(header.get("pid", 0)),
         git_commit=header.get("git_commit"),
@@ -317,6 +317,15 @@ def seal(
     store.refs.append(name, manifest_id, expected=head.record_id, op="run", branch=branch)
     path.unlink(missing_ok=True)
     return manifest
+
+
+def _last_write(path: Path, started: float) -> float:
+    """When a run that died without its end record last wrote to its journal: the time
+    of its last record (sealed later, the run must not seem to have lasted until then)."""
+    try:
+        return max(path.stat().st_mtime, started)
+    except OSError:
+        return time.time()
 
 
 def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from doteval.errors import DotevalError, StoreError
 from doteval.objects import Store
 from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, share_like_parent
+from doteval.objects.store import STORE_DIR
 
 RSYNC_FILTER = """\
 # doteval store: copy only immutable files (see docs/how-to/share-results.md)
@@ -217,9 +218,29 @@ def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
     return stats
 
 
+def store_location(location: str, *, destination: bool) -> str:
+    """The store a local path names: a store, or a project folder holding one (``DIR/.doteval``).
+
+    A push never writes a store's files into a folder that holds other things: a
+    non-empty folder that is no store and holds none is refused.
+    """
+    path = Path(location)
+    if is_remote(location) or (path / "VERSION").exists() or (path / "refs").is_dir():
+        return location
+    if (path / STORE_DIR).is_dir():
+        return str(path / STORE_DIR)
+    if destination and path.is_dir() and any(path.iterdir()):
+        raise StoreError(
+            f"{location} is not a doteval store, and not empty",
+            hint=f"give the path of a store (a .doteval folder, created if missing), e.g. {path / STORE_DIR}",
+        )
+    return location
+
+
 def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> SyncStats:
     if not store.exists:
         raise StoreError(f"no store at {store.root}", hint="run an evaluation first, or pass --store")
+    destination = store_location(destination, destination=True)
     write_filter(store)
     stats = sync(str(store.root), destination, use_rsync=use_rsync)
     if not is_remote(destination):
@@ -228,6 +249,7 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    source = store_location(source, destination=False)
     store.create()
     stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)

@@ -655,7 +655,7 @@ def test_rename_moves_the_experiment_and_refuses_an_existing_name(
     assert (after["id"], after["done"], after["total"]) == (before["id"], 12, 12)
     code, _, err = run_main(capsys, "show", "two", "--store", str(copy))
     assert code == 1
-    assert_one_error(err, "no experiment named 'two'")
+    assert_one_error(err, "no experiment named 'two' in this store (it was renamed to 'three')")
     [entry] = [e for e in cli.json("log", "three")["entries"] if e["op"] == "rename"]
     assert entry["changes"] == ["renamed from two"]
 
@@ -696,7 +696,7 @@ def test_delete_then_list_deleted(copy: Path, capsys: pytest.CaptureFixture[str]
     errs = cli.json("show", "errs")
     out = cli("delete", "errs").stdout
     assert out.replace("\n", " ").strip() == (
-        "Deleted experiment errs. `doteval list --deleted` still shows it until gc."
+        "Deleted experiment errs. `doteval undelete errs` brings it back until gc."
     )
     assert "errs" not in [e["name"] for e in cli.json("list")["experiments"]]
     assert not any(line.startswith("errs ") for line in cli("list").stdout.splitlines())

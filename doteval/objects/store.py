@@ -53,9 +53,40 @@ class _Codecs(threading.local):
         self.dict_decompressors: dict[bytes, zstandard.ZstdDecompressor] = {}
 
 
+STORE_DIR = ".doteval"
+
+
+def find_store(start: Path | None = None) -> Path | None:
+    """The nearest ``.doteval`` folder in ``start`` (default: the current directory) or a
+    parent, as git finds ``.git``.
+
+    The search stops at ``/`` and where a mount point changes the filesystem (git's
+    default without ``GIT_DISCOVERY_ACROSS_FILESYSTEM``): a store on another disk is
+    named with ``--store`` or ``DOTEVAL_STORE``, never found by accident.
+    """
+    here = Path(os.path.abspath(start or Path.cwd()))
+    try:
+        device = here.stat().st_dev
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        try:
+            if folder.stat().st_dev != device:
+                return None
+        except OSError:
+            return None
+        if (folder / STORE_DIR).is_dir():
+            return folder / STORE_DIR
+    return None
+
+
 def default_store_path() -> Path:
+    """``$DOTEVAL_STORE``, else the nearest ``.doteval`` (``find_store``), else ``./.doteval``,
+    where a run that writes creates one."""
     env = os.environ.get("DOTEVAL_STORE")
-    return Path(env) if env else Path.cwd() / ".doteval"
+    if env:
+        return Path(env)
+    return find_store() or Path.cwd() / STORE_DIR
 
 
 class ObjectStore:
