@@ -29,6 +29,7 @@ from markupsafe import Markup
 from doteval.report import charts
 from doteval.report.charts import fmt, signed
 from doteval.report.data import Report, short_node_id
+from doteval.summary import coverage
 from doteval.text import format_duration, format_param
 
 COMPRESS_ABOVE = 64 * 1024  # rows JSON larger than this is gzipped (bytes)
@@ -131,6 +132,13 @@ def render_html(report: Report, *, compress: bool | None = None) -> str:
 # -- view models: what the template writes, already formatted -----------------
 
 
+def _scored(ev: dict[str, Any]) -> list[str]:
+    """Which samples each metric covers, as `doteval show` says it (errors are not scored)."""
+    return [
+        coverage(m.get("n"), done=ev["done"], errors=ev["errors"], total=ev["total"]) for m in ev["metrics"]
+    ]
+
+
 def _params_text(ev: dict[str, Any]) -> str:
     # The one readable form of params, as `doteval show` writes them.
     params = ", ".join(f"{k}={format_param(v)}" for k, v in sorted(ev["params"].items()))
@@ -185,7 +193,7 @@ def _experiment_view(report: Report) -> dict[str, Any]:
     header = s["header"]
     return {
         "h": header,
-        "evaluations": [{**ev, "params_text": _params_text(ev)} for ev in evaluations],
+        "evaluations": [{**ev, "params_text": _params_text(ev), "scored": _scored(ev)} for ev in evaluations],
         "history_charts": history_charts,
         "run_count": len(runs),
         "histogram_charts": histogram_charts,
