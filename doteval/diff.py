@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from doteval.changes import code_diff, params_diff
+from doteval.changes import explain_code_change, params_diff
 from doteval.history import Revision, resolve
 from doteval.manifest import FLAG_OK, EvaluationRecord
 from doteval.objects import Store
@@ -194,7 +194,7 @@ def diff_experiments(store: Store, a_spec: str, b_spec: str, *, seed: int = 0) -
             table_b=tb,
         )
         if ea.fingerprint != eb.fingerprint:
-            d.code = code_diff(_sources(store, ea), _sources(store, eb))
+            d.code = explain_code_change(_code(store, ea), _code(store, eb))
         if ea.params_digest != eb.params_digest:
             d.params = params_diff(ea.params, eb.params)
         for score in sorted(set(ta.scores) & set(tb.scores)):
@@ -216,10 +216,8 @@ def diff_experiments(store: Store, a_spec: str, b_spec: str, *, seed: int = 0) -
     return DiffReport(ra, rb, out, only_a, only_b, seed)
 
 
-def _sources(store: Store, ev: EvaluationRecord) -> dict[str, str]:
-    if ev.code is None:
-        return {}
-    return dict(store.objects.get(ev.code).get("sources", {}))
+def _code(store: Store, ev: EvaluationRecord) -> dict[str, Any]:
+    return {} if ev.code is None else dict(store.objects.get(ev.code))
 
 
 def changed_samples(

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, overload
+from typing import Any, NamedTuple, ParamSpec, overload
 
 from doteval.errors import UsageError
 from doteval.metrics import accuracy
@@ -23,11 +23,29 @@ from doteval.results import MetricsLike, Score, normalize_metrics
 P = ParamSpec("P")
 
 
-def _as_score(name: str, value: Any, metrics: tuple[Any, ...]) -> Score:
-    # An evaluator that already builds its own Score knows best.
+class _Described(NamedTuple):
+    """What a built-in returns: its value and what it looked at (``Score.metadata``)."""
+
+    value: Any
+    metadata: dict[str, Any]
+
+
+def _as_score(name: str, value: Any, metrics: tuple[Any, ...], renamed: bool = False) -> Score:
+    # An evaluator that already builds its own Score knows best, but a call's
+    # ``name=`` still renames it.
     if isinstance(value, Score):
-        return value
+        return Score(name, value.value, value.metrics, value.metadata) if renamed else value
+    if isinstance(value, _Described):
+        return Score(name, value.value, metrics, value.metadata)
     return Score(name, value, metrics)
+
+
+def _takes_name(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True  # cannot tell: leave every argument to the function
+    return "name" in params
 
 
 def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Callable[P, Any]:
@@ -35,20 +53,31 @@ def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Calla
         raise UsageError(f"@evaluator needs a function, not {type(fn).__qualname__}")
     ms = normalize_metrics(metrics)
     score_name = name or fn.__name__
+    # As in the original doteval, a call may rename its score:
+    # ``exact_match(a, b, name="answer_match")``; unless ``fn`` has its own ``name``.
+    renames = not _takes_name(fn)
     wrapper: Callable[P, Any]
+
+    def named(kwargs: dict[str, Any]) -> tuple[str, bool]:
+        call_name = kwargs.pop("name", None) if renames else None
+        if call_name is not None and (not isinstance(call_name, str) or not call_name):
+            raise UsageError(f"name= must be a non-empty string, not {call_name!r}")
+        return (score_name, False) if call_name is None else (call_name, True)
 
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
-            return _as_score(score_name, await fn(*args, **kwargs), ms)
+            label, renamed = named(kwargs)
+            return _as_score(label, await fn(*args, **kwargs), ms, renamed)
 
         wrapper = async_wrapper
     else:
 
         @functools.wraps(fn)
         def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
-            return _as_score(score_name, fn(*args, **kwargs), ms)
+            label, renamed = named(kwargs)
+            return _as_score(label, fn(*args, **kwargs), ms, renamed)
 
         wrapper = sync_wrapper
 
@@ -96,9 +125,10 @@ def evaluator(
 
 
 @evaluator(metrics=accuracy)
-def exact_match(response: Any, expected: Any) -> bool:
+def exact_match(response: Any, expected: Any) -> Any:
     """True when ``str(response)`` and ``str(expected)`` are equal once stripped."""
-    return str(response).strip() == str(expected).strip()
+    ok = str(response).strip() == str(expected).strip()
+    return _Described(ok, {"result": response, "expected": expected})
 
 
 # A number not glued to a preceding digit or dot, with a minus sign only when
@@ -110,13 +140,22 @@ _NUMBER = re.compile(
     r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)"
     r"(?:[eE][-+]?\d+)?"
 )
+# A whole value that is one number, as the original doteval read it: a sign
+# glued to the digits, commas or spaces between digit groups ("1 234",
+# "-1,234.5", "1 234,567" is 1234567), a decimal point, an exponent; or inf.
+_WHOLE_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+(?:[ ,]+\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)",
+    re.IGNORECASE,
+)
 
 
 def parse_number(value: Any) -> float | None:
-    """The last number in ``value`` as a float, or None if it holds none.
+    """The number ``value`` holds as a float, or None if it holds none.
 
-    Numbers pass through; strings like ``"The answer is 1,000."`` give 1000.0.
-    Booleans are not numbers here.
+    Numbers pass through. A string that is one number, thousands separators
+    (commas or spaces) and sign included, is read whole: ``"-1 234.5"`` gives
+    -1234.5, ``"inf"`` gives infinity. Otherwise the last number in the text is
+    read: ``"The answer is 1,000."`` gives 1000.0. Booleans are not numbers here.
     """
     if isinstance(value, bool):
         return None
@@ -124,6 +163,9 @@ def parse_number(value: Any) -> float | None:
         return float(value)
     if not isinstance(value, str):
         return None
+    text = value.strip()
+    if _WHOLE_NUMBER.fullmatch(text):
+        return float(re.sub(r"[ ,]", "", text))
     matches = _NUMBER.findall(value)
     if not matches:
         return None
@@ -134,21 +176,22 @@ def parse_number(value: Any) -> float | None:
 
 
 @evaluator(metrics=accuracy)
-def numeric_match(response: Any, expected: Any, *, tolerance: float = 1e-9) -> bool:
-    """True when the last number in ``response`` equals ``expected`` within ``tolerance``.
+def numeric_match(response: Any, expected: Any, *, tolerance: float = 1e-9) -> Any:
+    """True when the number in ``response`` equals the one in ``expected`` within ``tolerance``.
 
-    ``tolerance`` is both absolute and relative (``math.isclose`` with
-    ``rel_tol=abs_tol=tolerance``). Comparison is in floats, so integers beyond
-    2**53 are compared approximately. A response or expected value without a
-    number gives False.
+    Each side is read by ``parse_number``. ``tolerance`` is both absolute and
+    relative (``math.isclose`` with ``rel_tol=abs_tol=tolerance``); infinities
+    equal themselves, NaN equals nothing. Comparison is in floats, so integers
+    beyond 2**53 are compared approximately. A side without a number gives False.
     """
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise UsageError(f"numeric_match tolerance must be a number >= 0, not {tolerance!r}")
     got = parse_number(response)
     want = parse_number(expected)
-    if got is None or want is None:
-        return False
-    return math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
+    ok = (
+        got is not None and want is not None and math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
+    )
+    return _Described(ok, {"result": response, "expected": expected})
 
 
 def _reject_constant(name: str) -> Any:
@@ -156,19 +199,32 @@ def _reject_constant(name: str) -> Any:
 
 
 @evaluator(metrics=accuracy)
-def valid_json(response: Any) -> bool:
-    """True when ``response`` (a str or bytes) parses as strict JSON.
+def valid_json(response: Any, schema: Any = None) -> Any:
+    """True when ``response`` is JSON text, and matches ``schema`` if one is given.
 
-    ``NaN`` and ``Infinity``, which Python's parser accepts, are rejected; a
-    response wrapped in a Markdown code fence is not JSON.
+    A str or bytes is parsed as it is; any other value but None is parsed as
+    its ``str()`` (so ``123`` is JSON and a Python dict, ``{'a': 1}``, is not),
+    as in the original doteval. Strict JSON: ``NaN`` and ``Infinity`` are
+    rejected, and a response wrapped in a Markdown code fence is not JSON.
+    ``schema`` is a JSON Schema (a dict); the keywords checked are listed in
+    ``doteval.schema_check``, and any other keyword that constrains a value
+    raises ``UsageError``.
     """
-    if not isinstance(response, (str, bytes, bytearray)):
-        return False
+    metadata: dict[str, Any] = {"result": response}
+    if schema is not None:
+        metadata["schema"] = schema
+    if response is None:
+        return _Described(False, metadata)
+    text = response if isinstance(response, (str, bytes, bytearray)) else str(response)
     try:
-        json.loads(response, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return True
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _Described(False, metadata)
+    if schema is not None:
+        from doteval.schema_check import matches_schema
+
+        return _Described(matches_schema(value, schema), metadata)
+    return _Described(True, metadata)
 
 
 __all__ = ["evaluator", "exact_match", "numeric_match", "parse_number", "valid_json"]

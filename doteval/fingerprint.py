@@ -28,6 +28,7 @@ import ast
 import functools
 import inspect
 import os
+import pprint
 import symtable
 import sys
 import sysconfig
@@ -35,13 +36,14 @@ import textwrap
 import types
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doteval.errors import EncodingError
-from doteval.objects.encoding import encode
+from doteval.objects.encoding import decode, encode
 from doteval.objects.hashing import hash_bytes
+from doteval.text import format_param
 
 CODE_FINGERPRINT_VERSION = 1
 PARAMS_FINGERPRINT_VERSION = 1
@@ -52,6 +54,10 @@ PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git", "pytest.in
 #: Helpers followed from one evaluation at most, so that a huge project does
 #: not make every fingerprint walk all of it.
 MAX_HELPERS = 500
+
+#: A constant whose encoding is larger than this is recorded by size and
+#: digest, not as text (a dataset loaded at module level is not a template).
+MAX_CONSTANT_TEXT = 32 * 1024
 
 # Depth bound when turning nested params (lists of functions...) into forms.
 _MAX_PARAM_DEPTH = 32
@@ -66,11 +72,19 @@ class CodeFingerprint:
     """The identity of an evaluation's code.
 
     ``sources`` maps ``"module.qualname"`` to the source text of the evaluation
-    and of every helper included, for showing the user what changed.
+    and of every helper included; ``constants`` maps ``"module.NAME"`` to a
+    readable text of every constant the digest covers (and ``@foreach columns``
+    / ``@foreach options``), so that a changed prompt template can be shown.
+    Neither is part of the digest: they are for showing the user what changed.
     """
 
     digest: str
     sources: dict[str, str]
+    constants: dict[str, str] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """The ``code`` object stored with an evaluation (store-format.md)."""
+        return {"type": "code", "v": 1, "sources": self.sources, "constants": self.constants}
 
 
 @dataclass(frozen=True)
@@ -416,6 +430,7 @@ class _Walker:
         self.constants: set[tuple[str, bytes]] = set()
         self.encoded: set[tuple[str, int]] = set()
         self.sources: dict[str, str] = {}
+        self.constant_texts: dict[str, str] = {}
 
     def add_main(self, func: Any, *, strip_decorators: bool) -> str:
         self.seen[id(func)] = func
@@ -438,18 +453,21 @@ class _Walker:
             unit.source if unit.source is not None else (f"# source of {name} is not available\n")
         )
         global_ns, closure = _namespace(obj)
+        module = getattr(obj, "__module__", None)
+        where = module if isinstance(module, str) else name
         for chain in unit.refs:
             first = chain[0]
             if first in closure:
-                self._consider(closure[first], chain[1:], first)
+                self._consider(closure[first], chain[1:], first, name)
             elif first in global_ns:
-                self._consider(global_ns[first], chain[1:], first)
+                self._consider(global_ns[first], chain[1:], first, where)
             # else a builtin or an unbound name: nothing of the project's.
 
-    def _consider(self, value: Any, rest: tuple[str, ...], name: str) -> None:
+    def _consider(self, value: Any, rest: tuple[str, ...], name: str, where: str) -> None:
         # Only project modules are looked into: a library's module
         # __getattr__ may import things, and its contents are not ours.
         while rest and isinstance(value, types.ModuleType) and self._project_module(value):
+            where = value.__name__
             try:
                 value = getattr(value, rest[0])
             except Exception:
@@ -458,8 +476,8 @@ class _Walker:
         if isinstance(value, types.ModuleType):
             return
         if isinstance(value, functools.partial):
-            self._add_constant(name + "()", (value.args, value.keywords), owner=value)
-            self._consider(value.func, (), name)
+            self._add_constant(name + "()", (value.args, value.keywords), owner=value, where=where)
+            self._consider(value.func, (), name, where)
             return
         target = _code_object_of(value)
         if target is not None:
@@ -468,11 +486,11 @@ class _Walker:
             return
         # __file__, __name__...: they say where the code is, not what it does.
         if not _is_dunder(name):
-            self._add_constant(name, value)
+            self._add_constant(name, value, where=where)
         if self._project_code(type(value)):
             self._enqueue(type(value))  # an instance behaves as its class says
 
-    def _add_constant(self, name: str, value: Any, *, owner: Any = None) -> None:
+    def _add_constant(self, name: str, value: Any, *, where: str, owner: Any = None) -> None:
         # Memo by identity of a live object: big constants read by many helpers.
         key = (name, id(value if owner is None else owner))
         if key in self.encoded:
@@ -483,6 +501,7 @@ class _Walker:
         except Exception:
             return
         self.constants.add((name, data))
+        self.constant_texts[f"{where}.{name}"] = constant_text(name, value, data)
 
     def _enqueue(self, target: Any) -> None:
         if id(target) in self.seen or len(self.seen) > MAX_HELPERS:
@@ -563,7 +582,37 @@ def code_fingerprint(
         main,
         tuple(sorted(walker.constants)),
     )
-    return CodeFingerprint(hash_bytes(encode(payload)), dict(sorted(walker.sources.items())))
+    constants = dict(walker.constant_texts)
+    constants["@foreach columns"] = f"columns = {tuple(str(c) for c in columns)!r}\n"
+    if options:
+        constants["@foreach options"] = _pretty("options", _options_form(options))
+    return CodeFingerprint(
+        hash_bytes(encode(payload)), dict(sorted(walker.sources.items())), dict(sorted(constants.items()))
+    )
+
+
+def constant_text(name: str, value: Any, data: bytes) -> str:
+    """A readable text of a constant, for diffs: ``NAME = value``.
+
+    Made from the canonical encoding read back (plain data), so no ``__repr__``
+    of user code runs; a large constant is named by size and digest.
+    """
+    if len(data) > MAX_CONSTANT_TEXT:
+        return f"{name} = <{type(value).__qualname__}, {len(data)} bytes encoded, {hash_bytes(data)[:16]}>\n"
+    try:
+        return _pretty(name, decode(data))
+    except Exception:
+        return f"{name} = <{type(value).__qualname__}, {hash_bytes(data)[:16]}>\n"
+
+
+def _pretty(name: str, value: Any) -> str:
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+        # A prompt template: shown as the text it is, so a diff points at the line.
+        return f'{name} = """\n{value}"""\n'
+    text = format_param(value)
+    if len(text) > 88 and isinstance(value, (list, tuple, dict)):
+        text = pprint.pformat(value, width=88, sort_dicts=False)  # one item a line
+    return f"{name} = {text}\n"
 
 
 def _options_form(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -107,6 +107,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_checked(parse_max_errors),
         help="exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
     )
+    # The original doteval's -C/--concurrent: recognised only to point at --concurrency.
+    group.addoption(
+        "-C",
+        "--concurrent",
+        dest="doteval_concurrent",
+        nargs="?",
+        const="",
+        help=argparse_suppress(),
+        default=None,
+    )
     # Set by `doteval run`: the command to show for resuming, and evaluations only.
     group.addoption("--doteval-command", help=argparse_suppress(), default=None)
     group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
@@ -127,6 +137,13 @@ def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _is_terminal(reporter: Any) -> bool:
+    try:
+        return bool(reporter._tw._file.isatty())
+    except Exception:
+        return False
+
+
 def argparse_suppress() -> str:
     import argparse
 
@@ -134,6 +151,10 @@ def argparse_suppress() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("doteval_concurrent", None) is not None:
+        raise pytest.UsageError(
+            "-C/--concurrent is the original doteval's option: use --concurrency N (samples in flight at once)"
+        )
     config.stash[_SESSION] = DotevalSession(config)
     config.addinivalue_line("markers", "doteval: an evaluation run over a dataset by doteval")
 
@@ -417,13 +438,13 @@ class DotevalSession:
         run = getattr(self, "finished_run", None)
         if run is None or run.manifest is None:
             return
-        from doteval.cli.render import run_summary_lines
+        from doteval.cli.render import output_width, run_summary_lines
 
         for line in run_summary_lines(
             run.manifest,
             outcomes=run.outcomes,
             command=" ".join(shlex.quote(a) for a in run.options.command),
-            width=max(reporter._tw.fullwidth, 100),  # a CI log is not 80 columns wide
+            width=output_width(reporter._tw.fullwidth, _is_terminal(reporter)),
             color=reporter._tw.hasmarkup,
         ):
             reporter.write_line(line)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import traceback as _traceback
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
@@ -77,14 +77,21 @@ class Score:
     name: str
     value: Any
     metrics: tuple[Metric, ...]
+    # What the evaluator looked at (the built-ins: ``result``, ``expected``,
+    # ``schema``), as in the original doteval. Kept on the object for the
+    # evaluation's own code; not stored, and not part of equality.
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def __init__(self, name: str, value: Any, metrics: MetricsLike = ()) -> None:
+    def __init__(
+        self, name: str, value: Any, metrics: MetricsLike = (), metadata: dict[str, Any] | None = None
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise UsageError(f"a score name must be a non-empty string, not {name!r}")
         # frozen: the dataclass's own __init__ would use object.__setattr__ too
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "metrics", normalize_metrics(metrics))
+        object.__setattr__(self, "metadata", dict(metadata or {}))
 
     @property
     def metric_names(self) -> list[str]:
@@ -132,7 +139,7 @@ def _score_from_value(name: str, value: Any) -> Score:
     """The Score for a bare value: bool -> accuracy, number -> mean, else no metric."""
     value = _plain_scalar(value)
     if isinstance(value, Score):
-        return Score(name, value.value, value.metrics)
+        return Score(name, value.value, value.metrics, value.metadata)
     if isinstance(value, bool):
         return Score(name, value, (accuracy,))
     if _is_number(value):
@@ -399,7 +406,7 @@ def _unique_names(scores: list[Score]) -> tuple[Score, ...]:
                 n += 1
             new_name = f"{s.name}_{n}"
             taken.add(new_name)
-            s = Score(new_name, s.value, s.metrics)
+            s = Score(new_name, s.value, s.metrics, s.metadata)
         seen.add(s.name)
         out.append(s)
     return tuple(out)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doteval import settings
-from doteval.changes import code_diff, params_diff
+from doteval.changes import explain_code_change, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 from doteval.execute import Execution, execute
 from doteval.experiments import unused_name
@@ -334,10 +334,14 @@ class ExperimentRun:
             prepared.line = old.line
             if old.fingerprint != code.digest:
                 if self.options.dry_run:
-                    prepared.changed = ["code changed:", *code_diff(self._old_sources(old), code.sources)]
+                    prepared.changed = [
+                        "code changed:",
+                        *explain_code_change(self._old_code(old), code.document()),
+                    ]
                 elif not self.options.rerun_changed:
-                    old_sources = self._old_sources(old)
-                    raise self._changed(node_id, "code", code_diff(old_sources, code.sources))
+                    raise self._changed(
+                        node_id, "code", explain_code_change(self._old_code(old), code.document())
+                    )
                 prepared.line = old.line + 1
         return prepared
 
@@ -374,11 +378,11 @@ class ExperimentRun:
     def _previous(self, node_id: str) -> EvaluationRecord | None:
         return self.head.manifest.evaluation(node_id) if self.head.manifest else None
 
-    def _old_sources(self, old: EvaluationRecord) -> dict[str, str]:
+    def _old_code(self, old: EvaluationRecord) -> dict[str, Any]:
         if old.code is None:
             return {}
         try:
-            return dict(self.store.objects.get(old.code).get("sources", {}))
+            return dict(self.store.objects.get(old.code))
         except DotevalError:
             return {}
 
@@ -427,7 +431,7 @@ class ExperimentRun:
         self.start()
         assert self.recorder is not None
         index = next(self._index)
-        code_id = self.store.objects.put({"type": "code", "v": 1, "sources": prepared.code.sources})
+        code_id = self.store.objects.put(prepared.code.document())
         self.recorder.begin_evaluation(
             index,
             {

@@ -2,7 +2,10 @@
 
 Each score of a result names the metrics that aggregate it (``accuracy`` for
 booleans, ``mean`` for numbers, or those given to ``@evaluator``); the summary
-is one value per (score, metric) over the samples without error. A metric name
+is one value per (score, metric) over the samples without error, with ``n``, the
+number of samples it covers. Errored samples are left out, not counted as wrong
+(the original doteval counted them as wrong): every view says so next to the
+value, as ``coverage`` words it. A metric name
 this process does not know (a custom metric defined in a module not imported
 here) is reported without a value rather than guessed.
 """
@@ -27,8 +30,26 @@ def summarize_columns(values: dict[str, list[Any]], metrics: dict[str, list[str]
                     value = None
             except (DotevalError, TypeError, ValueError, ZeroDivisionError):
                 value = None
-            summary.append({"score": name, "metric": metric_name, "value": value})
+            summary.append({"score": name, "metric": metric_name, "value": value, "n": len(values[name])})
     return summary
+
+
+def coverage(n: int | None, *, done: int, errors: int, total: int) -> str:
+    """Which samples a metric covers: ``2 of 4 samples; 2 errors not scored``.
+
+    ``n`` is the number of values the metric was computed over (None for a
+    summary stored before doteval recorded it: then every sample without error).
+    """
+    n = done if n is None else n
+    noun = "sample" if total == 1 else "samples"
+    left = []
+    if errors:
+        left.append(f"{errors} error{'s' if errors != 1 else ''} not scored")
+    if done - n > 0:
+        left.append(f"{done - n} without this score")
+    if total - done - errors > 0:
+        left.append(f"{total - done - errors} not run yet")
+    return f"{n} of {total} {noun}" + (f"; {', '.join(left)}" if left else "")
 
 
 def scores_of(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:

@@ -37,16 +37,24 @@ def clip_text(text: str, limit: int = CELL_LIMIT) -> str:
 
 
 def format_param(value: Any) -> str:
-    """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
+    """A stored param as people write it: ``ToyModel(name='x', temperature=0.0)``.
+
+    The one form params take everywhere (``show``, the change messages, ``diff``,
+    the report): a dataclass or model, stored as a dict with ``__type__``, reads
+    as its class called with its fields; everything else as Python writes it,
+    numbers in full (a table must not round 0.123456 to 0.1235).
+    """
     if isinstance(value, dict) and "__type__" in value:
         name = str(value["__type__"]).rsplit(".", 1)[-1]
         fields = ", ".join(f"{k}={format_param(v)}" for k, v in value.items() if k != "__type__")
         return f"{name}({fields})"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {format_param(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, str):
-        return repr(value)
-    return format_value(value)
+        return "{" + ", ".join(f"{format_param(k)}: {format_param(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_param(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_param(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 def format_duration(seconds: float | None, *, tenths_below: float = 0.0) -> str:

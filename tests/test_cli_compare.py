@@ -90,8 +90,8 @@ def test_diff_table(cli: Cli) -> None:
         ───────────────────────────────────────────────────────────────────────────────────────────
         exact_match.accuracy  0.6667  0.8889  +0.2222  [-0.05556, +0.5]       6      2    10  0.289
           code differs:
-            --- before
-            +++ now
+            --- test_diff.eval_v1.<locals>.eval_qa (before)
+            +++ test_diff.eval_v2.<locals>.eval_qa (now)
             @@ -2,3 +2,3 @@
              def eval_qa(prompt, expected, model):
             -    response = model.generate(prompt)

@@ -236,13 +236,16 @@ def test_show_summary(cli: Cli) -> None:
         Revision: <id>
         Host: <host>
 
-        Evaluation           Samples  Errors  Code        Params
-        ─────────────────────────────────────────────────────────────────────
-        eval_qa.py::eval_qa    20/20       0  <id>  model={name: 'm-a'}
+        Evaluation           Samples  Errors  Code
+        ────────────────────────────────────────────────
+        eval_qa.py::eval_qa    20/20       0  <id>
 
-        Evaluation           Metric                Value  Samples  Errors
-        ─────────────────────────────────────────────────────────────────
-        eval_qa.py::eval_qa  exact_match.accuracy    0.7    20/20       0
+        Params of eval_qa.py::eval_qa:
+          model: {'name': 'm-a'}
+
+        Evaluation           Metric                Value  Scored
+        ──────────────────────────────────────────────────────────────────
+        eval_qa.py::eval_qa  exact_match.accuracy    0.7  20 of 20 samples
         """
     )
     out = cli("show", "A").stdout
@@ -254,8 +257,10 @@ def test_show_of_a_failed_experiment(cli: Cli) -> None:
     assert lines[:4] == ["Session: errs", "Status: Failed", "Samples: 7/10 (70.0%)", "Errors: 3"]
     assert re.fullmatch(r"Duration: \d+s", lines[4])
     assert re.fullmatch(r"Last updated: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[5])
+    # The metric says which samples it covers: the 3 errors are not scored.
     metrics = [line for line in lines if "exact_match.accuracy" in line]
-    assert metrics and metrics[0].split()[1:] == ["exact_match.accuracy", "1", "7/10", "3"]
+    assert metrics and metrics[0].split()[1:3] == ["exact_match.accuracy", "1"]
+    assert metrics[0].endswith("  7 of 10 samples; 3 errors not scored")
 
 
 def test_show_full_lists_every_sample(cli: Cli) -> None:
@@ -505,7 +510,9 @@ def test_show_json_fields(cli: Cli) -> None:
     assert ev["node_id"] == "evals/eval_qa.py::eval_qa"
     assert ev["columns"] == ["prompt", "expected"] and ev["params"] == {"model": {"name": "m-b"}}
     # B is wrong on q2 and q3 only: 19 of its 21 items.
-    assert ev["metrics"] == [{"score": "exact_match", "metric": "accuracy", "value": pytest.approx(19 / 21)}]
+    assert ev["metrics"] == [
+        {"score": "exact_match", "metric": "accuracy", "value": pytest.approx(19 / 21), "n": 21}
+    ]
     assert ev["last_run"]["evaluated"] == 21 and ev["line"] == 1
     assert re.fullmatch(r"[0-9a-f]{64}", ev["fingerprint"])
 

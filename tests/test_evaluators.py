@@ -137,3 +137,134 @@ def test_parse_number() -> None:
 def test_valid_json(response: object, ok: bool) -> None:
     s = valid_json(response)
     assert s == Score("valid_json", ok, (accuracy,))
+
+
+# -- the original doteval's API (release 0.22) ----------------------------------
+
+
+def test_a_call_renames_its_score_with_name() -> None:
+    assert exact_match("4", "4", name="answer_match") == Score("answer_match", True, (accuracy,))
+    assert numeric_match("4", 4, name="num").name == "num"
+    assert valid_json("{}", name="js").name == "js"
+
+    @evaluator
+    def labelled(response: str, name: str) -> bool:  # its own ``name`` wins
+        return name == "x"
+
+    assert labelled("a", name="x") == Score("labelled", True, (accuracy,))
+    with pytest.raises(UsageError):
+        exact_match("a", "a", name="")
+
+
+def test_an_async_evaluator_is_renamed_too() -> None:
+    @evaluator
+    async def judge(response: str) -> bool:
+        return True
+
+    assert asyncio.run(judge("a", name="judged")).name == "judged"
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("1 234", "1234"),
+        ("1 234 567.89", "1234567.89"),
+        ("1  234", "1234"),
+        ("-1,234.5", "-1234.5"),
+        ("-1 234", -1234),
+        ("1 234,567", "1234567"),
+        ("1,234 567", "1234567"),
+        (" 1,234.50 ", "1234.5"),
+        ("1.234e3", "1,234"),
+        ("inf", "inf"),
+        ("-inf", "-inf"),
+        (float("inf"), float("inf")),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ("The answer is 1,000.", "1000"),
+    ],
+)
+def test_numeric_match_reads_separators_signs_and_inf(response: object, expected: object) -> None:
+    assert numeric_match(response, expected).value is True
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("- 1 234", "-1234"),
+        ("-42", "42"),
+        ("nan", "nan"),
+        ("12a3", "123"),
+        ("", "0"),
+        (None, None),
+        ("3, 5", "35"),
+    ],
+)
+def test_numeric_match_refuses_what_the_original_refuses(response: object, expected: object) -> None:
+    assert numeric_match(response, expected).value is False
+
+
+def test_builtins_fill_score_metadata_which_equality_ignores() -> None:
+    s = numeric_match("42", "42")
+    assert s.metadata == {"result": "42", "expected": "42"}
+    assert s == Score("numeric_match", True, (accuracy,))
+    assert valid_json('{"t": 1}').metadata == {"result": '{"t": 1}'}
+    assert valid_json("{}", {"type": "object"}).metadata["schema"] == {"type": "object"}
+    assert Score("x", 1, (), {"why": "y"}).metadata == {"why": "y"}
+
+
+def test_valid_json_reads_any_value_as_its_text() -> None:
+    assert valid_json(123).value is True
+    assert valid_json({"already": "dict"}).value is False  # str() of a dict is not JSON
+    assert valid_json(None).value is False
+    assert valid_json("").value is False
+
+
+_PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "number"}},
+    "required": ["name", "age"],
+}
+
+
+def test_valid_json_checks_a_schema() -> None:
+    assert valid_json('{"name": "J", "age": 30, "city": "NYC"}', _PERSON).value is True
+    assert valid_json('{"name": "J"}', _PERSON).value is False
+    assert valid_json('{"name": "J", "age": "thirty"}', _PERSON).value is False
+    assert valid_json('["a"]', _PERSON).value is False
+    assert valid_json("{invalid}", {"type": "object"}).value is False
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "code": {"type": "string", "minLength": 3, "maxLength": 10, "pattern": "^[A-Z]"},
+            "status": {"enum": ["active", "inactive"]},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "properties": {"price": {"type": "number", "minimum": 0}}},
+            },
+        },
+        "additionalProperties": False,
+    }
+    assert valid_json('{"id": 1, "code": "ABC1", "status": "active", "items": [{"price": 1}]}', schema).value
+    for bad in [
+        '{"id": 1.5}',
+        '{"id": true}',
+        '{"code": "AB"}',
+        '{"code": "abc"}',
+        '{"status": "done"}',
+        '{"items": []}',
+        '{"items": [{"price": -1}]}',
+        '{"other": 1}',
+    ]:
+        assert valid_json(bad, schema).value is False, bad
+    refs = {"$defs": {"n": {"type": "integer"}}, "type": "array", "items": {"$ref": "#/$defs/n"}}
+    assert valid_json("[1, 2]", refs).value is True
+    assert valid_json("[1, 2.5]", refs).value is False
+    assert valid_json("1", {"anyOf": [{"type": "string"}, {"type": "integer"}]}).value is True
+    assert valid_json("1", {"not": {"type": "integer"}}).value is False
+
+
+def test_valid_json_refuses_a_schema_keyword_it_would_not_check() -> None:
+    with pytest.raises(UsageError, match="dependentRequired"):
+        valid_json("{}", {"dependentRequired": {"a": ["b"]}})

@@ -408,7 +408,7 @@ def test_recover_seals_a_dead_run(tmp_path: Path) -> None:
     assert ev.params == {"model": "m"}
     assert (ev.total, ev.done, ev.errors, ev.missing) == (4, 2, 1, 1)
     assert (ev.run["evaluated"], ev.run["reused"], ev.run["errors"]) == (3, 0, 1)
-    assert ev.metrics == [{"score": "score", "metric": "accuracy", "value": 0.5}]
+    assert ev.metrics == [{"score": "score", "metric": "accuracy", "value": 0.5, "n": 2}]
 
     head = read_head(store, "exp")
     assert head.manifest == manifest

@@ -262,7 +262,12 @@ def test_experiment_page_header_and_metrics(two_experiments: Store) -> None:
     assert ev["metrics"] == m.evaluations[0].metrics
     assert ev["fingerprint"][:12] in html
     params = html[html.index('id="fact-params"') :].split("</dd>")[0]
-    assert "model={" in params and "&#34;version&#34;: 1}" in params
+    # Params read as `doteval show` writes them, not as JSON.
+    assert "model=ToyModel(name=&#39;toy&#39;, note=&#39;toy&#39;, version=1)" in params, params
+    # Each metric says which samples it covers: the errors are not scored.
+    metrics = html[html.index('id="metrics-table"') :].split("</table>")[0]
+    done, total, errors = m.evaluations[0].done, m.evaluations[0].total, m.evaluations[0].errors
+    assert f"<td>{done} of {total} samples; {errors} errors not scored</td>" in metrics, metrics
     # The header as a person reads it.
     assert f"{m.done} / {m.total}" in html
     assert re.search(r'id="fact-errors"[^>]*>' + str(m.errors) + "<", html)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from doteval.cli.render import PIPED_WIDTH
 from doteval.errors import StoreNotFoundError
 from doteval.export import jsonable
 from doteval.objects import Store
@@ -40,8 +41,8 @@ JsonOption = Annotated[
 
 
 def console() -> Console:
-    # Piped into a file or a CI log, rich would cut tables at 80 columns.
-    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    # Piped into a file or a CI log, rich would lay tables out for 80 columns.
+    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
     return Console(highlight=False, no_color="NO_COLOR" in os.environ or None, width=wide)
 
 

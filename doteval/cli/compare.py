@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval.cli.render import short_node_id
+from doteval.cli.render import fitted, short_node_id
 from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
@@ -79,13 +81,23 @@ def _print_report(report: DiffReport) -> None:
             f", {d.only_a} only in A, {d.only_b} only in B"
         )
         if d.metrics:
-            out.print(_metrics_table(d.metrics))
+            out.print(_metrics_view(d.metrics, out.width))
         elif d.pairs:
             out.print("  no score that both sides summarise with a mean (accuracy or mean)")
         if d.code:
             out.print("  code differs:")
             for line in d.code:
-                style = "red" if line.startswith("-") else "green" if line.startswith("+") else None
+                style = (
+                    "bold"
+                    if line.startswith(("--- ", "+++ "))
+                    else "red"
+                    if line.startswith("-")
+                    else "green"
+                    if line.startswith("+")
+                    else "cyan"
+                    if line.startswith("@@")
+                    else None
+                )
                 out.print(
                     f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True
                 )
@@ -94,7 +106,7 @@ def _print_report(report: DiffReport) -> None:
         if d.params:
             out.print("  params differ:")
             for line in d.params:
-                out.print(f"    {escape(line)}", soft_wrap=True)
+                out.print(f"    {escape(line)}")
     for node in report.only_in_a:
         out.print(f"only in A: {escape(node)}")
     for node in report.only_in_b:
@@ -107,7 +119,7 @@ def _print_report(report: DiffReport) -> None:
         out.print("No significant regression (alpha 0.05).")
 
 
-def _metrics_table(metrics: list[Any]) -> Table:
+def _metrics_view(metrics: list[Any], width: int) -> RenderableType:
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
     )
@@ -122,25 +134,37 @@ def _metrics_table(metrics: list[Any]) -> Table:
         ("Same", "right"),
         ("p", "right"),
     ]:
-        width = max((len(f"{m.score}.{m.metric}") for m in metrics), default=6) if col == "Metric" else None
-        table.add_column(col, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
-    for m in metrics:
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    cells = [_metric_cells(m) for m in metrics]
+    for m, row in zip(metrics, cells):
         c = m.comparison
-        j = m.to_json()
         style = "red" if m.regressed else "green" if m.significant and c.delta > 0 else None
-        table.add_row(
-            escape(f"{m.score}.{m.metric}"),
-            _value(j["a"]),
-            _value(j["b"]),
-            _signed(j["delta"]),
-            f"[{_signed(j['ci'][0])}, {_signed(j['ci'][1])}]",
-            str(c.improved),
-            str(c.regressed),
-            str(c.unchanged),
-            "-" if c.p_value is None else f"{c.p_value:.3g}",
-            style=style,
-        )
-    return table
+        table.add_row(*(Text(cell) for cell in row), style=style)
+
+    def stacked() -> list[str]:
+        lines = []
+        for label, a, b, delta, ci, better, worse, same, p in cells:
+            lines.append(f"{label}: A {a}, B {b}, delta {delta}")
+            lines.append(f"  95% CI {ci}; better {better}, worse {worse}, same {same}; p {p}")
+        return lines
+
+    return fitted(table, stacked, width)
+
+
+def _metric_cells(m: Any) -> list[str]:
+    c = m.comparison
+    j = m.to_json()
+    return [
+        f"{m.score}.{m.metric}",
+        _value(j["a"]),
+        _value(j["b"]),
+        _signed(j["delta"]),
+        f"[{_signed(j['ci'][0])}, {_signed(j['ci'][1])}]",
+        str(c.improved),
+        str(c.regressed),
+        str(c.unchanged),
+        "-" if c.p_value is None else f"{c.p_value:.3g}",
+    ]
 
 
 def _print_samples(listed: list[dict[str, Any]], regressions: bool) -> None:

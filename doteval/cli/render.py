@@ -7,14 +7,17 @@ returns data; here it becomes progress bars, tables and lines.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from doteval.manifest import EvaluationRecord, Manifest
+from doteval.summary import coverage
 from doteval.text import format_value, percent
 
 if TYPE_CHECKING:
@@ -42,31 +45,77 @@ def short_node_id(node_id: str) -> str:
     return path.rsplit("/", 1)[-1] + sep + rest
 
 
-def metrics_table(evaluations: Sequence[EvaluationRecord]) -> Table:
+#: The width of output that goes to a file, another program or a CI log.
+PIPED_WIDTH = 160
+
+
+def output_width(terminal_width: int, is_terminal: bool) -> int:
+    """The rule docs/reference/cli.md states: ``COLUMNS`` when set, else the
+    terminal's width, else (piped) ``PIPED_WIDTH``."""
+    try:
+        return max(int(os.environ["COLUMNS"]), 1)
+    except (KeyError, ValueError):
+        return terminal_width if is_terminal else PIPED_WIDTH
+
+
+def natural_width(renderable: Any) -> int:
+    """How wide ``renderable`` is when nothing is wrapped."""
+    return _MEASURE.measure(renderable, options=_MEASURE.options.update_width(_UNBOUNDED)).maximum
+
+
+_UNBOUNDED = 100_000
+_MEASURE = Console(file=io.StringIO(), width=_UNBOUNDED, no_color=True)
+
+
+def fitted(table: Table, stacked: Callable[[], list[str]], width: int) -> RenderableType:
+    """``table`` when it fits in ``width`` columns, else the same facts as lines.
+
+    A table squeezed below its natural width folds or cuts its cells; lines
+    wrap instead, so no character is ever lost on a narrow terminal.
+    """
+    if natural_width(table) <= width:
+        return table
+    return Group(*(Text(line) for line in stacked()))
+
+
+def metrics_view(evaluations: Sequence[EvaluationRecord], width: int) -> RenderableType:
+    """Each metric, its value and which samples it covers (errors are not scored)."""
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
     )
-    table.add_column("Evaluation", overflow="fold")
-    table.add_column("Metric", overflow="fold")
+    table.add_column("Evaluation", no_wrap=True)
+    table.add_column("Metric", no_wrap=True)
     table.add_column("Value", justify="right", no_wrap=True)
-    table.add_column("Samples", justify="right", no_wrap=True)
-    table.add_column("Errors", justify="right", no_wrap=True)
+    table.add_column("Scored", no_wrap=True)
+    rows = list(_metric_rows(evaluations))
+    for first, ev, label, value, scored in rows:
+        table.add_row(
+            Text(short_node_id(ev.node_id) if first else ""),
+            Text(label),
+            value,
+            scored,
+            style="red" if ev.errors else None,
+        )
+
+    def stacked() -> list[str]:
+        lines = []
+        for first, ev, label, value, scored in rows:
+            if first:
+                lines.append(short_node_id(ev.node_id))
+            lines.append(f"  {label}: {value} ({scored})")
+        return lines
+
+    return fitted(table, stacked, width)
+
+
+def _metric_rows(
+    evaluations: Sequence[EvaluationRecord],
+) -> Iterator[tuple[bool, EvaluationRecord, str, str, str]]:
     for ev in evaluations:
-        samples = f"{ev.done}/{ev.total}"
-        rows = ev.metrics or [{"score": "", "metric": "", "value": None}]
-        for i, m in enumerate(rows):
+        for i, m in enumerate(ev.metrics or [{"score": "", "metric": "", "value": None}]):
             label = f"{m['score']}.{m['metric']}" if m["score"] else "-"
-            errors = str(ev.errors) if i == 0 else ""
-            style = "red" if ev.errors and i == 0 else None
-            table.add_row(
-                short_node_id(ev.node_id) if i == 0 else "",
-                label,
-                format_value(m["value"]),
-                samples if i == 0 else "",
-                errors,
-                style=style,
-            )
-    return table
+            scored = coverage(m.get("n"), done=ev.done, errors=ev.errors, total=ev.total)
+            yield i == 0, ev, label, format_value(m["value"]), scored
 
 
 def render_lines(renderable: Any, *, width: int = 100, color: bool = False) -> list[str]:
@@ -88,7 +137,7 @@ def run_summary_lines(
     ran = {o.node_id for o in outcomes}
     evals = [e for e in manifest.evaluations if e.node_id in ran] or manifest.evaluations
     lines = ["", "doteval summary"]
-    lines += render_lines(metrics_table(evals), width=width, color=color)
+    lines += render_lines(metrics_view(evals, width), width=width, color=color)
     evaluated = sum(o.evaluated for o in outcomes)
     reused = sum(o.reused for o in outcomes)
     done = sum(e.done for e in evals)

@@ -8,11 +8,20 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval.cli.render import STATUS_LABELS, STATUS_STYLES, metrics_table, short_node_id, without_option
+from doteval.cli.render import (
+    STATUS_LABELS,
+    STATUS_STYLES,
+    fitted,
+    metrics_view,
+    short_node_id,
+    without_option,
+)
 from doteval.errors import ExperimentNotFoundError
 from doteval.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval.history import Revision, duration, log, resolve
@@ -56,25 +65,36 @@ def list_(
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
     )
-    table.add_column("Experiment")
-    table.add_column("Status")
-    table.add_column("Samples", justify="right")
-    table.add_column("Errors", justify="right")
-    table.add_column("Last updated")
+    table.add_column("Experiment", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Samples", justify="right", no_wrap=True)
+    table.add_column("Errors", justify="right", no_wrap=True)
+    table.add_column("Last updated", no_wrap=True)
+    rows = []
     for info in infos:
         status = "deleted" if info.deleted else info.status
-        table.add_row(
-            escape(info.name),
-            _styled(status),
-            "-" if info.damage else f"{info.done}/{info.total} ({percent(info.done, info.total)})",
-            "-" if info.damage else str(info.errors),
-            format_time(info.last_updated) if info.last_updated else "-",
+        damaged = bool(info.damage)
+        rows.append(
+            (
+                info.name,
+                status,
+                "-" if damaged else f"{info.done}/{info.total} ({percent(info.done, info.total)})",
+                "-" if damaged else str(info.errors),
+                format_time(info.last_updated) if info.last_updated else "-",
+            )
         )
-    out.print(table)
-    damaged = [i for i in infos if i.damage]
-    for info in damaged:
+        table.add_row(Text(info.name), _styled(status), *rows[-1][2:])
+
+    def stacked() -> list[str]:
+        return [
+            f"{n}: {_label(st)}, {done} samples, {e} errors, updated {when}" for n, st, done, e, when in rows
+        ]
+
+    out.print(fitted(table, stacked, out.width))
+    damaged_infos = [i for i in infos if i.damage]
+    for info in damaged_infos:
         out.print(f"[red]{escape(info.name)}[/]: {escape(info.damage)}", soft_wrap=True)
-    if damaged:
+    if damaged_infos:
         out.print("Run `doteval fsck` to list every damaged file.")
 
 
@@ -262,9 +282,9 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
     for line in lines:
         out.print(escape(line), soft_wrap=True)
     out.print()
-    out.print(_evaluations_table(m))
+    out.print(_evaluations_view(m, out.width))
     out.print()
-    out.print(metrics_table(m.evaluations))
+    out.print(metrics_view(m.evaluations, out.width))
     if status in ("interrupted", "failed") and m.command and rev.is_head:
         out.print()
         command = without_option(shlex.join(m.command), "--samples")
@@ -278,31 +298,45 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
             out.print(escape(f"Resume with: {command}"), soft_wrap=True)
 
 
-def _evaluations_table(m: Manifest) -> Table:
+def _evaluations_view(m: Manifest, width: int) -> RenderableType:
+    """Counts and code per evaluation; params below, as ``name: value`` lines,
+    since a model's config is too wide for a table cell on most terminals."""
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False, collapse_padding=True
     )
-    table.add_column(
-        "Evaluation",
-        overflow="fold",
-        min_width=min(36, max(len(short_node_id(e.node_id)) for e in m.evaluations) if m.evaluations else 10),
-    )
+    table.add_column("Evaluation", no_wrap=True)
     table.add_column("Samples", justify="right", no_wrap=True)
     table.add_column("Errors", justify="right", no_wrap=True)
     table.add_column("Code", no_wrap=True)
-    table.add_column("Params", overflow="fold")
     for ev in m.evaluations:
-        params = ", ".join(f"{k}={format_param(v)}" for k, v in sorted(ev.params.items()))
-        if ev.unfingerprintable:
-            params += (", " if params else "") + "not fingerprinted: " + ", ".join(ev.unfingerprintable)
-        table.add_row(
-            escape(short_node_id(ev.node_id)),
-            f"{ev.done}/{ev.total}",
-            str(ev.errors),
-            ev.fingerprint[:10] + (f" (line {ev.line})" if ev.line > 1 else ""),
-            escape(params or "-"),
-        )
-    return table
+        table.add_row(Text(short_node_id(ev.node_id)), f"{ev.done}/{ev.total}", str(ev.errors), _code(ev))
+
+    def stacked() -> list[str]:
+        return [
+            f"{short_node_id(ev.node_id)}: {ev.done}/{ev.total} samples, {ev.errors} errors, code {_code(ev)}"
+            for ev in m.evaluations
+        ]
+
+    params: list[Text] = []
+    for ev in m.evaluations:
+        lines = _param_lines(ev)
+        if lines:
+            params.append(Text(f"Params of {short_node_id(ev.node_id)}:"))
+            params.extend(Text(f"  {line}") for line in lines)
+    if not params:
+        return fitted(table, stacked, width)
+    return Group(fitted(table, stacked, width), Text(""), *params)
+
+
+def _code(ev: EvaluationRecord) -> str:
+    return ev.fingerprint[:10] + (f" (line {ev.line})" if ev.line > 1 else "")
+
+
+def _param_lines(ev: EvaluationRecord) -> list[str]:
+    lines = [f"{k}: {format_param(v)}" for k, v in sorted(ev.params.items())]
+    if ev.unfingerprintable:
+        lines.append("not fingerprinted: " + ", ".join(ev.unfingerprintable))
+    return lines
 
 
 def _samples_table(st: Store, ev: EvaluationRecord) -> Table:

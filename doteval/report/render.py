@@ -30,7 +30,8 @@ from doteval.output import TEXT_ERRORS
 from doteval.report import charts
 from doteval.report.charts import fmt, signed
 from doteval.report.data import Report, short_node_id
-from doteval.text import format_duration
+from doteval.summary import coverage
+from doteval.text import format_duration, format_param
 
 COMPRESS_ABOVE = 64 * 1024  # rows JSON larger than this is gzipped (bytes)
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -133,19 +134,19 @@ def render_html(report: Report, *, compress: bool | None = None) -> str:
 # -- view models: what the template writes, already formatted -----------------
 
 
+def _scored(ev: dict[str, Any]) -> list[str]:
+    """Which samples each metric covers, as `doteval show` says it (errors are not scored)."""
+    return [
+        coverage(m.get("n"), done=ev["done"], errors=ev["errors"], total=ev["total"]) for m in ev["metrics"]
+    ]
+
+
 def _params_text(ev: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={_value_text(v)}" for k, v in sorted(ev["params"].items()))
+    # The one readable form of params, as `doteval show` writes them.
+    params = ", ".join(f"{k}={format_param(v)}" for k, v in sorted(ev["params"].items()))
     if ev["unfingerprintable"]:
         params += (", " if params else "") + "not fingerprinted: " + ", ".join(ev["unfingerprintable"])
     return params or "-"
-
-
-def _value_text(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, float, bool)) or v is None:
-        return fmt(v)
-    return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
 def _experiment_view(report: Report) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def _experiment_view(report: Report) -> dict[str, Any]:
     header = s["header"]
     return {
         "h": header,
-        "evaluations": [{**ev, "params_text": _params_text(ev)} for ev in evaluations],
+        "evaluations": [{**ev, "params_text": _params_text(ev), "scored": _scored(ev)} for ev in evaluations],
         "history_charts": history_charts,
         "run_count": len(runs),
         "histogram_charts": histogram_charts,
