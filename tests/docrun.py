@@ -8,6 +8,7 @@ they do not show in rendered markdown; put them on the line before a block):
 
 - **files**: a fenced block after ``<!-- file: NAME -->``, or a ```python block
   whose first line is a ``# NAME.py`` comment, is written to ``NAME``.
+- ``<!-- append: NAME -->``: the block is added at the end of ``NAME``.
 - **edits**: a ```diff block after ``<!-- edit: NAME -->`` is applied to ``NAME``:
   its `` ``/``-`` lines are replaced by its `` ``/``+`` lines; a `` ...`` line
   separates hunks.
@@ -26,6 +27,7 @@ they do not show in rendered markdown; put them on the line before a block):
 - **Ctrl+C**: ``<!-- interrupt: N -->`` sends SIGINT to the first command of the
   next block once N results are in the store's journal (the sample in flight
   still finishes); the command must then exit 2, as pytest does.
+- **a crash**: ``<!-- kill: N -->`` is the same with SIGKILL, as ``kill -9``.
 - **left out**: ``<!-- skip -->`` before a block: not run (another machine's
   commands); ``<!-- unchecked -->``: run, but its shown output is a
   reformatted excerpt, not compared.
@@ -67,6 +69,7 @@ class Command:
     text: str
     exit: int = 0
     interrupt_after: int | None = None
+    sig: int = signal.SIGINT
     expected: list[str] | None = None  # shown output lines, None when not shown
     checked: bool = True
     span: tuple[int, int] | None = None  # where the shown output sits in the page (line range)
@@ -76,6 +79,7 @@ class Command:
 class FileStep:
     name: str
     content: str
+    append: bool = False
 
 
 @dataclass
@@ -87,7 +91,8 @@ class EditStep:
 Step = Command | FileStep | EditStep
 
 _FENCE_OPEN = re.compile(r"^(?P<fence>```+|~~~+)(?P<lang>[\w+-]*)\s*$")
-_MARKER = re.compile(r"^<!--\s*(?P<key>file|edit|run|output|exit|interrupt|skip|unchecked)\s*:?\s*(?P<value>.*?)\s*-->\s*$")
+MARKERS = ("file", "append", "edit", "run", "output", "exit", "interrupt", "kill", "skip", "unchecked")
+_MARKER = re.compile(rf"^<!--\s*(?P<key>{'|'.join(MARKERS)})\s*:?\s*(?P<value>.*?)\s*-->\s*$")
 _FILE_COMMENT = re.compile(r"^#\s*(?P<name>[\w./-]+\.py)\s*$")
 
 
@@ -99,9 +104,9 @@ class _Block:
     markers: dict[str, str] = field(default_factory=dict)
 
 
-def _blocks(lines: list[str]) -> list[_Block | tuple[str, str]]:
-    """Fenced blocks with the markers before them, and standalone ``run`` markers, in order."""
-    out: list[_Block | tuple[str, str]] = []
+def _blocks(lines: list[str]) -> list[_Block]:
+    """Fenced blocks with the markers before them, and ``run`` markers (lang "run"), in order."""
+    out: list[_Block] = []
     pending: dict[str, str] = {}
     i = 0
     while i < len(lines):
@@ -110,7 +115,8 @@ def _blocks(lines: list[str]) -> list[_Block | tuple[str, str]]:
         opening = _FENCE_OPEN.match(line)
         if marker:
             if marker["key"] == "run":
-                out.append(("run", marker["value"]))
+                out.append(_Block("run", [marker["value"]], i, pending))
+                pending = {}
             else:
                 pending[marker["key"]] = marker["value"]
         elif opening:
@@ -132,25 +138,24 @@ def read_page(text: str) -> list[Step]:
     steps: list[Step] = []
     last: Command | None = None
     for block in _blocks(text.splitlines()):
-        if isinstance(block, tuple):
-            last = Command(block[1])
-            steps.append(last)
-            continue
         m, body = block.markers, block.lines
         if "skip" in m:
             continue
-        if "file" in m:
-            steps.append(FileStep(m["file"], "\n".join(body) + "\n"))
+        if "file" in m or "append" in m:
+            steps.append(FileStep(m.get("file") or m["append"], "\n".join(body) + "\n", "append" in m))
         elif "edit" in m:
             steps.append(EditStep(m["edit"], "\n".join(body) + "\n"))
         elif block.lang == "python" and body and _FILE_COMMENT.match(body[0]):
             steps.append(FileStep(_FILE_COMMENT.match(body[0])["name"], "\n".join(body[1:]) + "\n"))  # type: ignore[index]
-        elif block.lang in ("console", "bash", "sh", "shell"):
+        elif block.lang in ("console", "bash", "sh", "shell", "run"):
             commands = _commands(block)
             for n, command in enumerate(commands):
                 command.exit = int(m.get("exit") or (INTERRUPTED if "interrupt" in m and n == 0 else 0))
                 if "interrupt" in m and n == 0:
                     command.interrupt_after = int(m["interrupt"])
+                if "kill" in m and n == 0:
+                    command.interrupt_after, command.sig = int(m["kill"]), signal.SIGKILL
+                    command.exit = -signal.SIGKILL
                 command.checked = "unchecked" not in m
             steps += commands
             last = commands[-1] if commands else last
@@ -314,6 +319,7 @@ class Outcome:
     code: int
     output: list[str]
     problem: str | None
+    seconds: float = 0.0
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -343,6 +349,7 @@ class PageRun:
         self.cwd = folder
         self.ids: dict[str, str] = {}  # a page's hex id -> the one printed at its place
         self.env = environment(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / ".venv").symlink_to(VENV, target_is_directory=True)
 
     def _shell_text(self, text: str) -> str:
@@ -357,7 +364,8 @@ class PageRun:
     def write(self, step: FileStep) -> None:
         path = self.cwd / step.name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(step.content, encoding="utf-8")
+        before = path.read_text(encoding="utf-8") + "\n\n" if step.append else ""
+        path.write_text(before + step.content, encoding="utf-8")
 
     def edit(self, step: EditStep) -> None:
         path = self.cwd / step.name
@@ -376,6 +384,7 @@ class PageRun:
     def run(self, command: Command) -> Outcome:
         where = tempfile.mktemp(dir=self.folder, prefix=".cwd-")
         script = f"{self._shell_text(command.text)}\n__rc=$?\npwd > {where}\nexit $__rc\n"
+        started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "-c", script],
             cwd=self.cwd,
@@ -386,7 +395,7 @@ class PageRun:
             start_new_session=True,
         )
         if command.interrupt_after is not None:
-            self._interrupt_when(proc, command.interrupt_after)
+            self._interrupt_when(proc, command.interrupt_after, command.sig)
         out, _ = proc.communicate(timeout=600)
         if os.path.exists(where):
             self.cwd = Path(Path(where).read_text().strip())
@@ -403,9 +412,9 @@ class PageRun:
                 for shown, real in pairs:
                     for a, b in zip(_hex_ids(shown), _hex_ids(real)):
                         self.ids.setdefault(a.rstrip("."), b)
-        return Outcome(command, proc.returncode, output, problem)
+        return Outcome(command, proc.returncode, output, problem, time.monotonic() - started)
 
-    def _interrupt_when(self, proc: subprocess.Popen[bytes], results: int) -> None:
+    def _interrupt_when(self, proc: subprocess.Popen[bytes], results: int, sig: int) -> None:
         from doteval.objects.journal import read_journal
 
         deadline = time.monotonic() + 300  # turns a hang into a failure; never reached
@@ -417,7 +426,7 @@ class PageRun:
                 except OSError:
                     pass
             if count >= results:
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, sig)
                 return
             time.sleep(0.01)
 
@@ -472,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="+", type=Path)
     parser.add_argument("--update", action="store_true", help="rewrite the shown outputs from a real run")
     parser.add_argument("--keep", action="store_true", help="keep the folder the page ran in")
+    parser.add_argument("--times", action="store_true", help="print how long each command took")
     args = parser.parse_args(argv)
     failed = 0
     for path in args.pages:
@@ -481,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             steps = read_page(path.read_text(encoding="utf-8"))
             outcomes = run_page(steps, folder, keep_going=args.update)
             bad = [o for o in outcomes if o.problem]
+            for o in outcomes if args.times else []:
+                print(f"{o.seconds:6.1f}s  {o.command.text}")
             if args.keep:
                 print(f"{path}: ran in {folder}")
             else:

@@ -16,6 +16,7 @@ from doteval.cli.render import short_node_id
 from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
+from doteval.results import error_line
 from doteval.text import format_value
 
 
@@ -169,7 +170,7 @@ def _print_samples(listed: list[dict[str, Any]], regressions: bool) -> None:
 
 def _side(side: dict[str, Any]) -> str:
     if side["error"]:
-        return f"{side['error'].get('type') or 'Error'}: {side['error'].get('message', '')}"
+        return error_line(side["error"])
     r = side["response"]
     return "" if r is None else str(r)
 
