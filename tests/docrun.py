@@ -32,6 +32,11 @@ they do not show in rendered markdown; put them on the line before a block):
   commands); ``<!-- unchecked -->``: run, but its shown output is a
   reformatted excerpt, not compared.
 
+``--update`` runs the page and rewrites each shown output that differs from
+the real one, keeping its ``...`` cuts and the lines that are still true, and
+each ``exit`` marker whose code changed; then it runs the page again to check.
+Read the diff: a cut may need moving by hand when an output grew.
+
 Comparing outputs: blank lines and runs of spaces do not count; a ``...`` line
 stands for any number of lines (a trimmed output); progress bars (terminal
 only) are left out. Before comparing, both sides are normalized: dates and
@@ -73,6 +78,7 @@ class Command:
     expected: list[str] | None = None  # shown output lines, None when not shown
     checked: bool = True
     span: tuple[int, int] | None = None  # where the shown output sits in the page (line range)
+    fence: int | None = None  # the line of its block's opening fence (for the exit marker)
 
 
 @dataclass
@@ -157,6 +163,8 @@ def read_page(text: str) -> list[Step]:
                     command.interrupt_after, command.sig = int(m["kill"]), signal.SIGKILL
                     command.exit = -signal.SIGKILL
                 command.checked = "unchecked" not in m
+            for command in commands:
+                command.fence = block.start - 1
             steps += commands
             last = commands[-1] if commands else last
         elif "output" in m:
@@ -444,7 +452,7 @@ def run_page(steps: list[Step], folder: Path, *, keep_going: bool = False) -> li
         else:
             outcome = page.run(step)
             outcomes.append(outcome)
-            if outcome.problem and (not keep_going or outcome.code != step.exit):
+            if outcome.problem and not keep_going:
                 break
     return outcomes
 
@@ -459,21 +467,32 @@ def report(outcome: Outcome) -> str:
 
 
 def update(path: Path, steps: list[Step], outcomes: list[Outcome]) -> int:
-    """Rewrite the page's shown outputs from ``outcomes``; the number of blocks changed."""
+    """Rewrite the page's shown outputs, and its ``exit`` markers, from ``outcomes``;
+    the number of places changed."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    changed = 0
-    for outcome in sorted(outcomes, key=lambda o: -(o.command.span or (0, 0))[0]):
+    edits: list[tuple[int, int, list[str]]] = []  # (start, end, new lines), applied bottom up
+    fences: dict[int, int] = {}
+    for outcome in outcomes:
         c = outcome.command
-        if c.expected is None or not c.checked or c.span is None or outcome.problem is None:
+        if outcome.problem is None:
             continue
         if outcome.code != c.exit:
+            if c.fence is not None and c.interrupt_after is None:
+                fences[c.fence] = outcome.code
+            continue
+        if c.expected is None or not c.checked or c.span is None:
             continue
         new = refreshed(c.expected, outcome.output)
         if c.span[1] - c.span[0] == len(c.expected) and new != c.expected:
-            lines[c.span[0] : c.span[1]] = new
-            changed += 1
+            edits.append((c.span[0], c.span[1], new))
+    for fence, code in fences.items():
+        has_marker = fence > 0 and re.match(r"<!--\s*exit\b", lines[fence - 1].strip())
+        marker = [f"<!-- exit: {code} -->"] if code else []
+        edits.append((fence - 1, fence, marker) if has_marker else (fence, fence, marker))
+    for start, end, new in sorted(edits, key=lambda e: -e[0]):
+        lines[start:end] = new
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return changed
+    return len(edits)
 
 
 def main(argv: list[str] | None = None) -> int:

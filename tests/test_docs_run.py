@@ -176,6 +176,10 @@ def test_the_runner_updates_a_page(tmp_path: Path) -> None:
     assert docrun.main(["--update", str(page)]) == 0
     assert "$ echo 0123\n8ab2\n...\n" in page.read_text(encoding="utf-8")
     assert docrun.main([str(page)]) == 0
+    # an exit code that changed: the marker follows
+    page.write_text(_PAGE.replace("<!-- exit: 3 -->", "<!-- exit: 1 -->"), encoding="utf-8")
+    assert docrun.main(["--update", str(page)]) == 0
+    assert "<!-- exit: 3 -->" in page.read_text(encoding="utf-8")
 
 
 def test_normalizing_keeps_what_matters() -> None:
@@ -256,7 +260,24 @@ def seed_steps(text: str) -> list[docrun.Step]:
         if name:
             made.add(name)
         steps.append(docrun.Command(line))
+    # its scripts (the blocks with a __main__), over an experiment with errors to look at
+    steps.append(
+        docrun.Command(
+            "MODEL_SERVER=flaky pytest eval_large.py::eval_resumable --experiment problematic_eval "
+            "--max-retries 0 || true"
+        )
+    )
+    for n, script in enumerate(seed_scripts(text)):
+        steps += [
+            docrun.FileStep(f"seed_script_{n}.py", script),
+            docrun.Command(f"python3 seed_script_{n}.py"),
+        ]
     return steps
+
+
+def seed_scripts(text: str) -> list[str]:
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [b for b in blocks if 'if __name__ == "__main__":' in b]
 
 
 @pytest.mark.slow
@@ -264,4 +285,5 @@ def test_the_seed_commands_run_as_written(tmp_path: Path) -> None:
     outcomes = docrun.run_page(seed_steps(_seed_text()), tmp_path)
     bad = [o for o in outcomes if o.problem]
     assert not bad, docrun.report(bad[0])
-    assert len(outcomes) >= len(seed_commands(_seed_text()))
+    assert len(outcomes) >= len(seed_commands(_seed_text())) + len(seed_scripts(_seed_text()))
+    assert len(seed_scripts(_seed_text())) >= 2
