@@ -25,7 +25,16 @@ import docrun
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "seed" / "000_8a55cf5706e22f49.txt"
+# shared/ sits beside the repository (CI's clone, the main checkout); a git worktree
+# kept in a folder of worktrees finds it one level up
+SEED = next(
+    (
+        p / "shared" / "seed" / "000_8a55cf5706e22f49.txt"
+        for p in (ROOT.parent, ROOT.parent.parent)
+        if (p / "shared" / "seed" / "000_8a55cf5706e22f49.txt").is_file()
+    ),
+    ROOT.parent / "shared" / "seed" / "000_8a55cf5706e22f49.txt",
+)
 README = ROOT / "README.md"
 TUTORIAL = ROOT / "docs" / "tutorials" / "01-your-first-evaluation.md"
 RESUME = ROOT / "docs" / "how-to" / "resume-failed-evaluations.md"
