@@ -280,10 +280,15 @@ def _keep_unchanged(old: list[str], new: list[str]) -> list[str]:
     matcher = difflib.SequenceMatcher(None, [normalize(old[i]) for i in raw], [normalize(x) for x in new])
     out: list[str] = []
     for op, a1, a2, b1, b2 in matcher.get_opcodes():
-        if op == "equal":
-            out += old[raw[a1] : raw[a2 - 1] + 1]
-        else:
+        if op != "equal":
             out += new[b1:b2]
+            continue
+        for k in range(a2 - a1):  # an aligned line (a table's) is kept only at its width
+            was, now = old[raw[a1 + k]], new[b1 + k]
+            if k:
+                out += old[raw[a1 + k - 1] + 1 : raw[a1 + k]]  # the blank lines between
+            aligned = "  " in now.strip()
+            out.append(was if not aligned or len(was.rstrip()) == len(now.rstrip()) else now)
     return out
 
 
@@ -466,7 +471,7 @@ def report(outcome: Outcome) -> str:
     )
 
 
-def update(path: Path, steps: list[Step], outcomes: list[Outcome]) -> int:
+def update(path: Path, steps: list[Step], outcomes: list[Outcome], *, every: bool = False) -> int:
     """Rewrite the page's shown outputs, and its ``exit`` markers, from ``outcomes``;
     the number of places changed."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -474,7 +479,7 @@ def update(path: Path, steps: list[Step], outcomes: list[Outcome]) -> int:
     fences: dict[int, int] = {}
     for outcome in outcomes:
         c = outcome.command
-        if outcome.problem is None:
+        if outcome.problem is None and not every:
             continue
         if outcome.code != c.exit:
             if c.fence is not None and c.interrupt_after is None:
@@ -499,11 +504,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pages", nargs="+", type=Path)
     parser.add_argument("--update", action="store_true", help="rewrite the shown outputs from a real run")
+    parser.add_argument(
+        "--all", action="store_true", help="with --update: rewrite every shown output, also those that match"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder the page ran in")
     parser.add_argument("--times", action="store_true", help="print how long each command took")
     args = parser.parse_args(argv)
     failed = 0
     for path in args.pages:
+        rewrite_all = args.all and args.update
         # --update: run again after each rewrite, as a later command may use an id shown earlier
         for _ in range(5 if args.update else 1):
             folder = Path(tempfile.mkdtemp(prefix="docrun-"))
@@ -516,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: ran in {folder}")
             else:
                 subprocess.run(["rm", "-rf", str(folder)], check=False)
+            if rewrite_all:
+                rewrite_all = False
+                if update(path, steps, outcomes, every=True):
+                    print(f"{path}: rewrote the shown outputs; running it again")
+                    continue
             if not bad:
                 print(f"{path}: ok ({len(outcomes)} commands)")
                 break
