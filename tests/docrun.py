@@ -28,6 +28,8 @@ they do not show in rendered markdown; put them on the line before a block):
   next block once N results are in the store's journal (the sample in flight
   still finishes); the command must then exit 2, as pytest does.
 - **a crash**: ``<!-- kill: N -->`` is the same with SIGKILL, as ``kill -9``.
+- **absolute paths**: ``<!-- folder: /tmp/demo -->`` (anywhere in the page) makes
+  ``/tmp/demo`` stand for a fresh folder of the run, in commands and in outputs.
 - **left out**: ``<!-- skip -->`` before a block: not run (another machine's
   commands); ``<!-- unchecked -->``: run, but its shown output is a
   reformatted excerpt, not compared.
@@ -52,8 +54,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import random
 import re
+import shutil
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -97,7 +102,19 @@ class EditStep:
 Step = Command | FileStep | EditStep
 
 _FENCE_OPEN = re.compile(r"^(?P<fence>```+|~~~+)(?P<lang>[\w+-]*)\s*$")
-MARKERS = ("file", "append", "edit", "run", "output", "exit", "interrupt", "kill", "skip", "unchecked")
+MARKERS = (
+    "folder",
+    "file",
+    "append",
+    "edit",
+    "run",
+    "output",
+    "exit",
+    "interrupt",
+    "kill",
+    "skip",
+    "unchecked",
+)
 _MARKER = re.compile(rf"^<!--\s*(?P<key>{'|'.join(MARKERS)})\s*:?\s*(?P<value>.*?)\s*-->\s*$")
 _FILE_COMMENT = re.compile(r"^#\s*(?P<name>[\w./-]+\.py)\s*$")
 
@@ -137,6 +154,11 @@ def _blocks(lines: list[str]) -> list[_Block]:
             pending = {}
         i += 1
     return out
+
+
+def folders(text: str) -> list[str]:
+    """The absolute paths a page uses as scratch folders (``<!-- folder: PATH -->``)."""
+    return re.findall(r"^<!--\s*folder:\s*(\S+)\s*-->\s*$", text, flags=re.MULTILINE)
 
 
 def read_page(text: str) -> list[Step]:
@@ -287,7 +309,7 @@ def _keep_unchanged(old: list[str], new: list[str]) -> list[str]:
             was, now = old[raw[a1 + k]], new[b1 + k]
             if k:
                 out += old[raw[a1 + k - 1] + 1 : raw[a1 + k]]  # the blank lines between
-            aligned = "  " in now.strip()
+            aligned = "  " in now.strip() or any(c in now for c in "─━═│┃")
             out.append(was if not aligned or len(was.rstrip()) == len(now.rstrip()) else now)
     return out
 
@@ -302,24 +324,30 @@ def refreshed(expected: list[str], actual: list[str]) -> list[str]:
     out: list[str] = []
     pos = 0
     for n, run in enumerate(runs):
-        if n:
-            out.append("...")
         if not run:
+            if n and (not out or out[-1] != "..."):
+                out.append("...")
             continue
-        size = min(len(_meaningful(run)), len(actual))
-        if n == len(runs) - 1:
-            at = len(actual) - size
-        elif n == 0:
-            at = 0
-        else:  # the place where most of its lines are
-            want = [normalize(x) for x in _meaningful(run)]
-            scores = [
-                (sum(normalize(a) in want for a in actual[i : i + size]), -i)
-                for i in range(pos, max(pos, len(actual) - size) + 1)
-            ]
-            at = -max(scores)[1] if scores else pos
+        lines = _meaningful(run)
+        size = min(len(lines), len(actual) - pos)
+        want = [normalize(x) for x in lines]
+        first, last = n == 0, n == len(runs) - 1
+        # where most of its lines are; at its end of the output when it is there too
+        anchored = 0 if first else len(actual) - size if last else None
+        scores = {
+            i: sum(normalize(a) in want for a in actual[i : i + size])
+            for i in range(pos, len(actual) - size + 1)
+        }
+        best = max(scores.values(), default=0)
+        at = anchored if anchored is not None and scores.get(anchored, -1) == best else None
+        if at is None:
+            at = min((i for i, v in scores.items() if v == best), default=pos)
+        if (n and (not out or out[-1] != "...")) or (first and at > 0):
+            out.append("...")
         out += _keep_unchanged(run, actual[at : at + size])
         pos = at + size
+        if last and pos < len(actual):
+            out.append("...")
     return out
 
 
@@ -357,9 +385,13 @@ def environment(home: Path) -> dict[str, str]:
 class PageRun:
     """One page's steps run in a fresh folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, scratch: list[str] = []) -> None:  # noqa: B006
         self.folder = folder
         self.cwd = folder
+        # each absolute path the page uses, and the folder that stands for it
+        self.paths = {
+            shown: _scratch_folder(shown, folder / f"scratch{n}") for n, shown in enumerate(scratch)
+        }
         self.ids: dict[str, str] = {}  # a page's hex id -> the one printed at its place
         self.env = environment(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -367,6 +399,8 @@ class PageRun:
 
     def _shell_text(self, text: str) -> str:
         text = text.replace(f"{PROJECT_PLACEHOLDER}/.venv", str(VENV)).replace(PROJECT_PLACEHOLDER, str(ROOT))
+        for shown, real in self.paths.items():
+            text = text.replace(shown, real)
         for shown, real in sorted(self.ids.items(), key=lambda kv: -len(kv[0])):
             text = re.sub(rf"(?<![\w-]){shown}(?![\w-])", real, text)
             for h in set(_HEX.findall(text)):
@@ -413,7 +447,10 @@ class PageRun:
         if os.path.exists(where):
             self.cwd = Path(Path(where).read_text().strip())
             os.unlink(where)
-        output = out.decode("utf-8", "replace").splitlines()
+        printed = out.decode("utf-8", "replace")
+        for shown, real in self.paths.items():
+            printed = printed.replace(real, shown)
+        output = printed.splitlines()
         problem = None
         if proc.returncode != command.exit:
             problem = f"exit code {proc.returncode}, the page says {command.exit}"
@@ -444,10 +481,39 @@ class PageRun:
             time.sleep(0.01)
 
 
-def run_page(steps: list[Step], folder: Path, *, keep_going: bool = False) -> list[Outcome]:
+def _scratch_folder(shown: str, fallback: Path) -> str:
+    """A new folder with a path as long as ``shown``, so that lines wrap as the page shows."""
+    parent, size = "/tmp/", len(shown) - len("/tmp/")
+    if shown.startswith(parent) and size >= 2 and os.path.isdir(parent):
+        for _ in range(1000):
+            path = parent + "".join(random.choices(string.ascii_lowercase + string.digits, k=size))
+            try:
+                os.mkdir(path)
+                return path
+            except FileExistsError:
+                continue
+    return str(fallback)
+
+
+def run_page(
+    steps: list[Step],
+    folder: Path,
+    *,
+    keep_going: bool = False,
+    scratch: list[str] = [],  # noqa: B006
+) -> list[Outcome]:
     """Run every step; stops at the first command that fails (``keep_going``: that
     exits with another code)."""
-    page = PageRun(folder)
+    page = PageRun(folder, scratch)
+    try:
+        return _run_steps(page, steps, keep_going)
+    finally:
+        for real in page.paths.values():
+            if not real.startswith(str(folder)):
+                shutil.rmtree(real, ignore_errors=True)
+
+
+def _run_steps(page: PageRun, steps: list[Step], keep_going: bool) -> list[Outcome]:
     outcomes = []
     for step in steps:
         if isinstance(step, FileStep):
@@ -517,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(5 if args.update else 1):
             folder = Path(tempfile.mkdtemp(prefix="docrun-"))
             steps = read_page(path.read_text(encoding="utf-8"))
-            outcomes = run_page(steps, folder, keep_going=args.update)
+            outcomes = run_page(steps, folder, keep_going=args.update, scratch=folders(path.read_text()))
             bad = [o for o in outcomes if o.problem]
             for o in outcomes if args.times else []:
                 print(f"{o.seconds:6.1f}s  {o.command.text}")

@@ -45,7 +45,7 @@ HOWTOS = sorted((ROOT / "docs" / "how-to").glob("*.md"))
 SLOW = {"01-your-first-evaluation.md", "resume-failed-evaluations.md", "compare-experiments.md"}
 # Pages that need several stores or machines set up, which they do not show yet: their
 # commands are checked by test_docs_howtos.py and one end-to-end run each, not as written.
-NOT_YET = {"reclaim-space.md", "run-across-machines.md", "share-results.md"}
+NOT_YET = {"reclaim-space.md", "share-results.md"}
 
 
 def readme_section() -> str:
@@ -72,7 +72,7 @@ def _marks(path: Path) -> list[Any]:
 
 
 def run_page(text: str, tmp_path: Path) -> list[docrun.Outcome]:
-    outcomes = docrun.run_page(docrun.read_page(text), tmp_path)
+    outcomes = docrun.run_page(docrun.read_page(text), tmp_path, scratch=docrun.folders(text))
     bad = [o for o in outcomes if o.problem]
     assert not bad, docrun.report(bad[0])
     return outcomes
