@@ -217,15 +217,16 @@ def _commands(block: _Block) -> list[Command]:
 
 # -- normalizing outputs ------------------------------------------------------------
 
-_HEX = re.compile(r"(?<![\w.-])[0-9a-f]{4,64}(?![\w-])")
+_HEX = re.compile(r"(?<![\w.])[0-9a-f]{4,64}(?![\w-])")
 _RULES = [
     (re.compile(r"^(platform|rootdir|plugins|cachedir|configfile)\b.*"), r"\1 <...>"),
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?"), "<time>"),
-    (re.compile(r"\b\d{8}-\d{6}\b"), "<time>"),
+    (re.compile(r"\b\d{8}[-T]\d{6}\b"), "<time>"),
     (re.compile(r"\b\d+:\d\d:\d\d\b"), "<duration>"),
     (re.compile(r"\b(\d+h )?(\d+m )?\d+(\.\d+)?(ms|s)\b"), "<duration>"),
     (re.compile(r"\b\d+(\.\d+)?/s\b"), "<rate>"),
     (re.compile(r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|kB|MB)\b"), "<size>"),
+    (re.compile(r"^\d+(\.\d+)?[KMG]?(?=\s)"), "<size>"),  # du -sh
     (re.compile(r"^(Host:\s*)\S+"), r"\1<host>"),
     (re.compile(r"(=|!|─|━|═|-){3,}"), r"\1"),
     (re.compile(r"\s+"), " "),
@@ -240,7 +241,7 @@ def _hex_ids(line: str) -> list[str]:
 def normalize(line: str) -> str:
     line = line.rstrip()
     for h in _hex_ids(line):
-        line = re.sub(rf"(?<![\w.-]){h}(?![\w-])", "<id>", line)
+        line = re.sub(rf"(?<![\w.]){h}(?![\w-])", "<id>", line)
     for pattern, repl in _RULES:
         line = pattern.sub(repl, line)
     return line.strip()

@@ -48,10 +48,8 @@ SLOW = {
     "compare-experiments.md",
     "run-across-machines.md",
     "share-results.md",
+    "reclaim-space.md",
 }
-# A page that needs a store set up, which it does not show yet: its
-# commands are checked by test_docs_howtos.py and one end-to-end run each, not as written.
-NOT_YET = {"reclaim-space.md"}
 
 
 def readme_section() -> str:
@@ -72,8 +70,6 @@ def _id(path: Path) -> str:
 
 
 def _marks(path: Path) -> list[Any]:
-    if path.name in NOT_YET:
-        return [pytest.mark.skip(reason="the page does not show the stores it starts from yet")]
     return [pytest.mark.slow] if path.name in SLOW else []
 
 
