@@ -1,7 +1,7 @@
 """The how-to guides match the code.
 
-For docs/how-to/compare-experiments.md, share-results.md, reclaim-space.md and
-run-across-machines.md:
+For every how-to page and the tutorial (tests/test_docs_run.py runs them as
+written; this file checks what can be checked without running them):
 
 - every ``doteval ...`` command they show (in ```bash blocks, after ``$ `` in
   ```console blocks, after ``run:`` in ```yaml blocks) names a command of the
