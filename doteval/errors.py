@@ -12,6 +12,7 @@ exception that is not a ``DotevalError`` is a bug and keeps its traceback.
     │   ├── ExperimentNotFoundError        no such experiment
     │   └── ObjectNotFoundError            object id absent from the store
     ├── StoreError (OSError)
+    │   ├── StoreNotFoundError             no store given, and no .doteval found
     │   ├── CorruptObjectError             bytes that do not hash to their name
     │   ├── CorruptStoreError              unreadable pack, index, record or journal
     │   └── StoreVersionError              store written by a newer doteval
@@ -66,12 +67,27 @@ class NotFoundError(DotevalError, KeyError):
 
 
 class ExperimentNotFoundError(NotFoundError):
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"no experiment named {name!r} in this store",
-            hint="`doteval list` shows the experiments; `--store PATH` picks another store",
-        )
+    """``close``: names of the store that look like ``name`` (a typo); ``deleted``: the
+    experiment exists but was deleted (``renamed_to``: by a rename)."""
+
+    def __init__(
+        self, name: str, *, close: tuple[str, ...] = (), deleted: bool = False, renamed_to: str = ""
+    ) -> None:
+        message = f"no experiment named {name!r} in this store"
+        hint = "`doteval list` shows the experiments; `--store PATH` picks another store"
+        if renamed_to:
+            message += f" (it was renamed to {renamed_to!r})"
+            hint = f"`doteval show {renamed_to}`"
+        elif deleted:
+            message += " (it was deleted)"
+            hint = f"`doteval undelete {name}` brings it back with its history (until gc)"
+        elif close:
+            message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+        super().__init__(message, hint=hint)
         self.name = name
+        self.close = close
+        self.deleted = deleted
+        self.explained = bool(close) or deleted  # close names were looked for (see missing_experiment)
 
 
 class ObjectNotFoundError(NotFoundError):
@@ -89,6 +105,14 @@ class StoreError(DotevalError, OSError):
     def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
         DotevalError.__init__(self, message, hint=hint)
         self.path = path
+
+
+class StoreNotFoundError(StoreError):
+    def __init__(self, start: str) -> None:
+        super().__init__(
+            f"no doteval store found in {start} or its parents; run an evaluation first, or pass --store",
+            path=start,
+        )
 
 
 class CorruptObjectError(StoreError):

@@ -8,6 +8,8 @@ sample tables, and results only when asked for.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +18,12 @@ from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, U
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
-from doteval.objects.refs import RefState
+from doteval.objects.refs import RefRecord, RefState
 from doteval.runs import read_head, recover
 from doteval.tables import load_view
 
 STATUS_RUNNING = "running"
+STATUS_DAMAGED = "damaged"  # listed, but its records cannot be read (see ``ExperimentInfo.damage``)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class ExperimentInfo:
     diverged: bool = False
     deleted: bool = False
     live: LiveProgress | None = None  # what a running run has journaled so far
+    damage: str = ""  # why the experiment cannot be read (status ``damaged``)
 
     @property
     def total(self) -> int:
@@ -138,6 +142,8 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
     if head.state is None and holder is None:
         raise ExperimentNotFoundError(name)
     deleted = head.state is not None and head.state.head.deleted
+    if deleted and holder is not None and holder.get("purpose", "run") == "run":
+        deleted = False  # run again under its name: a new experiment, running from nothing
     if deleted and not include_deleted:
         raise ExperimentNotFoundError(name)
     manifest, manifest_id = head.manifest, head.manifest_id
@@ -161,12 +167,16 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
 
 
 def list_experiments(store: Store, *, include_deleted: bool = False) -> list[ExperimentInfo]:
+    """Every experiment; one whose records cannot be read is listed as damaged, and never
+    keeps the others from being listed."""
     out = []
     for name in store.experiment_names():
         try:
             info = open_experiment(store, name, include_deleted=include_deleted)
         except ExperimentNotFoundError:
             continue
+        except DotevalError as e:
+            info = ExperimentInfo(name, STATUS_DAMAGED, None, None, damage=str(e))
         out.append(info)
     out.sort(key=lambda i: i.last_updated, reverse=True)
     return out
@@ -179,6 +189,43 @@ def iter_samples(
     for i in range(len(view)):
         record = view.result(i) if with_records else {}
         yield Sample(evaluation.node_id, view.key(i).hex(), view.flags[i] == FLAG_OK, record)
+
+
+def _deletion(store: Store, name: str) -> RefRecord | None:
+    """The record that deleted ``name``; None when it is not deleted (or has no readable ref)."""
+    try:
+        state = store.refs.read(name)
+    except DotevalError:
+        return None
+    return state.head if state is not None and state.head.deleted else None
+
+
+def missing_experiment(store: Store, name: str, *, deleted: bool = False) -> ExperimentNotFoundError:
+    """The error for an experiment not found by ``name``: it says when ``name`` was deleted or
+    renamed, and offers the names that look like it (a typo), as typer does for commands.
+
+    ``deleted``: look among deleted experiments (what ``undelete`` can bring back).
+    """
+    record = None if deleted else _deletion(store, name)
+    if record is not None:
+        renamed = record.note[len("renamed to ") :] if record.note.startswith("renamed to ") else ""
+        error = ExperimentNotFoundError(name, deleted=True, renamed_to=renamed)
+    else:
+        close = difflib.get_close_matches(name, [n for n in store.experiment_names() if n != name], n=3)
+        wanted = tuple(n for n in close if (_deletion(store, n) is not None) == deleted)
+        error = ExperimentNotFoundError(name, close=wanted)
+    error.explained = True
+    return error
+
+
+def unused_name(store: Store, name: str) -> str:
+    """A new experiment name after ``name`` that the store does not hold: NAME_v2, NAME_v3..."""
+    match = re.fullmatch(r"(.+)_v(\d+)", name)
+    base, n = (match.group(1), int(match.group(2)) + 1) if match else (name, 2)
+    taken = set(store.experiment_names())
+    while f"{base}_v{n}" in taken:
+        n += 1
+    return f"{base}_v{n}"
 
 
 def delete_experiment(store: Store, name: str) -> Manifest | None:
@@ -238,3 +285,32 @@ def rename_experiment(store: Store, old: str, new: str) -> Manifest | None:
             lock_b.release()
     finally:
         lock_a.release()
+
+
+def undelete_experiment(store: Store, name: str) -> Manifest:
+    """Bring back a deleted experiment as it was when deleted, its history with it.
+
+    Refused when ``name`` is taken (it was not deleted, or was run again since). Like every
+    change, a new ref record written under the experiment's lock by compare-and-swap.
+    """
+    check_name(name)
+    lock = store.lock(name)
+    lock.acquire(purpose="undelete")
+    try:
+        recover(store, name)
+        state = store.refs.read(name)
+        if state is None:
+            raise missing_experiment(store, name, deleted=True)
+        if not state.head.deleted:
+            raise UsageError(
+                f"experiment {name!r} exists: there is nothing to undelete",
+                hint=f"`doteval log {name}` lists its history; `doteval show {name}@REV` reads an older revision",
+            )
+        manifest_id = state.head.manifest
+        if manifest_id is None:
+            raise ExperimentNotFoundError(name)
+        manifest = load_manifest(store, manifest_id)
+        store.refs.append(name, manifest_id, expected=state.head.id, op="undelete", note="undeleted")
+        return manifest
+    finally:
+        lock.release()

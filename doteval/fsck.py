@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import DotevalError, ObjectNotFoundError, StoreError
+from doteval.errors import CorruptStoreError, DotevalError, ObjectNotFoundError, StoreError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
+from doteval.objects.encoding import decode
 from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.packs import PackIndex
 from doteval.objects.store import check_store_version
+from doteval.objects.walk import check_store_folders, scan
+from doteval.runs import journal_problem
 from doteval.tables import SampleTable, load_details, load_parts
 
 STALE_TEMP = 3600.0
@@ -95,31 +98,48 @@ def fsck(
     if not store.root.is_dir():
         report.error(store.root, "no store here", "check --store or DOTEVAL_STORE")
         return report
-    _check_loose(store, report, subset, tell)
-    _check_packs(store, report, subset, tell)
-    _check_refs(store, report, tell, subset)
-    _check_journals(store, report)
+    bad = check_store_folders(store.root)
+    for path in bad:
+        report.error(path, "store folder is not a plain folder (a symbolic link?): not walked", OUT)
+    if store.objects.objects_dir not in bad:
+        _check_loose(store, report, subset, tell)
+    if store.objects.packs_dir not in bad:
+        _check_packs(store, report, subset, tell)
+    if store.refs.dir not in bad:
+        _check_refs(store, report, tell, subset)
+    if store.journals_dir not in bad:
+        _check_journals(store, report)
     return report
+
+
+OUT = "move it out of the store"
+
+
+def _entries(directory: Path) -> list[tuple[str, str]]:
+    """(name, kind) of each entry, sorted by name; kind is dir, file or other (never followed)."""
+    listing = scan(directory)
+    kinds = [(n, "dir") for n in listing.dirs] + [(n, "file") for n in listing.files]
+    return sorted(kinds + [(n, "other") for n in listing.refused])
 
 
 def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
     objects_dir = store.objects.objects_dir
-    if not objects_dir.is_dir():
-        return
     now = time.time()
-    for sub in sorted(objects_dir.iterdir()):
-        if sub.name.startswith("."):  # ours (.tmp-*) or rsync's (.name.XXXXXX)
+    for name, kind in _entries(objects_dir):
+        sub = objects_dir / name
+        if kind == "file" and name.startswith("."):  # ours (.tmp-*) or rsync's (.name.XXXXXX)
             _temp(report, sub, now)
             continue
-        if not sub.is_dir() or sub.is_symlink() or len(sub.name) != 2:
-            report.error(sub, "unexpected entry among object folders", "move it out of the store")
+        if kind != "dir" or len(name) != 2:
+            report.error(sub, "unexpected entry among object folders", OUT)
             continue
-        for path in sorted(sub.iterdir()):
-            if path.name.startswith("."):
+        for file_name, file_kind in _entries(sub):
+            path = sub / file_name
+            if file_kind == "file" and file_name.startswith("."):
                 _temp(report, path, now)
                 continue
-            oid = sub.name + path.name
-            if not is_object_id(oid) or path.is_symlink():
+            oid = name + file_name
+            if not is_object_id(oid) or file_kind != "file":
                 report.error(path, "unexpected file among objects", "move it out of the store")
                 continue
             if not _in_subset(oid, subset):
@@ -137,10 +157,11 @@ def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | Non
 
 def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
     packs_dir = store.objects.packs_dir
-    if not packs_dir.is_dir():
-        return
     now = time.time()
-    names = sorted(packs_dir.iterdir())
+    entries = _entries(packs_dir)
+    names = [packs_dir / n for n, kind in entries if kind == "file"]
+    for n, _kind in (e for e in entries if e[1] != "file"):
+        report.error(packs_dir / n, "unexpected entry among packs: a symbolic link or not a plain file", OUT)
     idx_names = {p.stem for p in names if p.suffix == ".idx"}
     for path in names:
         if path.name.startswith("."):
@@ -196,17 +217,16 @@ def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | Non
 
 def _check_refs(store: Store, report: FsckReport, tell: Progress, subset: tuple[int, int] | None) -> None:
     refs_dir = store.refs.dir
-    if not refs_dir.is_dir():
-        return
     checked_manifests: set[str] = set()
     checked_entries: set[str] = set()
-    for directory in sorted(refs_dir.iterdir()):
+    for name, kind in _entries(refs_dir):
+        directory = refs_dir / name
         try:
-            check_name(directory.name)
+            check_name(name)
         except DotevalError:
             report.error(directory, "not an experiment name", "move it out of the store")
             continue
-        if directory.is_symlink() or not directory.is_dir():
+        if kind != "dir":
             report.error(directory, "ref folder is not a plain folder", "move it out of the store")
             continue
         try:
@@ -272,9 +292,10 @@ def _check_manifest(
         except (DotevalError, StoreError) as e:
             report.error(where, f"entries of {ev.node_id}: {e}", REFETCH)
             continue
+        columns = len(ev.columns)
         for part in parts:
             for kind, object_id, read in (
-                ("sample table", part.table_id, lambda p=part: SampleTable.load(store, p.table_id).scores),
+                ("sample table", part.table_id, lambda p=part, n=columns: _read_table(store, p.table_id, n)),
                 (
                     "results",
                     part.details_id,
@@ -301,23 +322,41 @@ def _check_manifest(
                     report.error(where, f"{kind} of {ev.node_id}: {e}", REFETCH)
 
 
+def _read_table(store: Store, table_id: str, columns: int) -> None:
+    """Read a sample table as every reader would: its scores, and each item decoded to one
+    value per column (an item that does not decode would fail only the command that shows it)."""
+    table = SampleTable.load(store, table_id)
+    table.scores  # noqa: B018 - decoded for its checks
+    for row, item in enumerate(table.items):
+        value = decode(item)
+        if type(value) is not tuple or len(value) != columns:
+            raise CorruptStoreError(
+                f"sample table {table_id[:12]}: the item of row {row} is not one value per column"
+            )
+
+
 def _check_journals(store: Store, report: FsckReport) -> None:
-    if not store.journals_dir.is_dir():
-        return
-    for directory in sorted(store.journals_dir.iterdir()):
-        if directory.is_symlink() or not directory.is_dir():
+    for name, kind in _entries(store.journals_dir):
+        directory = store.journals_dir / name
+        if kind != "dir":
             report.error(directory, "journal folder is not a plain folder", "move it out of the store")
             continue
-        for path in sorted(directory.glob("*.journal")):
-            if path.is_symlink():
-                report.error(path, "journal is a symbolic link", "move it out of the store")
+        for file_name, file_kind in _entries(directory):
+            if not file_name.endswith(".journal"):
+                continue
+            path = directory / file_name
+            if file_kind != "file":
+                report.error(path, "journal is a symbolic link (or not a plain file)", OUT)
                 continue
             try:
                 holder = store.live_holder(directory.name)
             except DotevalError:
                 holder = None
+            problem = journal_problem(path)
             if holder is not None:
                 report.warn(path, f"live run (pid {holder.get('pid', '?')} on {holder.get('host', '?')})")
+            elif problem is not None:
+                report.error(path, f"a journal that cannot be sealed: {problem}", "move it out of the store")
             else:
                 report.warn(
                     path,
@@ -328,7 +367,7 @@ def _check_journals(store: Store, report: FsckReport) -> None:
 
 def _temp(report: FsckReport, path: Path, now: float) -> None:
     try:
-        st = path.stat()
+        st = path.lstat()
     except FileNotFoundError:
         return
     if now - max(st.st_mtime, st.st_ctime) > STALE_TEMP:

@@ -17,23 +17,34 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import zstandard
 
-from doteval.errors import CorruptObjectError, DotevalError, UsageError
+from doteval.errors import CorruptObjectError, DotevalError, StoreError, UsageError
 from doteval.manifest import load_manifest
 from doteval.objects import Store
+from doteval.objects.checks import MAX_TIME
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir
-from doteval.objects.hashing import hash_bytes
+from doteval.objects.files import store_dir
+from doteval.objects.hashing import hash_bytes, is_object_id
 from doteval.objects.journal import read_journal
 from doteval.objects.locks import store_lock
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
 from doteval.objects.store import CODEC_RAW, CODEC_ZSTD
+from doteval.objects.walk import (
+    check_store_folders,
+    is_pack_name,
+    is_real_dir,
+    is_temp_name,
+    refused_entries,
+    remove_store_file,
+    rsync_temp_of,
+    scan,
+)
 from doteval.tables import DETAILS_HEAD, load_parts, object_ids
 
 DAY = 86400.0
@@ -75,19 +86,43 @@ def parse_age(text: str) -> float:
 
 
 def age_of(path: Path, now: float) -> float:
-    st = path.stat()
+    st = os.lstat(path)
     return now - max(st.st_mtime, st.st_ctime)
 
 
 def allocated_bytes(root: Path) -> int:
+    """Disk used by the store's files (never following a link out of it)."""
     total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        try:
+            listing = scan(folder, root=folder == root)
+        except DotevalError:
+            continue
+        todo.extend(folder / d for d in listing.dirs)
+        for f in listing.files:
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                total += os.lstat(folder / f).st_blocks * 512
             except OSError:
                 pass
     return total
+
+
+def _refused(store: Store) -> list[Path]:
+    """Entries gc does not walk: links, FIFOs, devices among the store's folders.
+
+    A store folder itself that is not a plain folder stops gc (StoreError): what
+    is reachable, or what may be removed, cannot be known without it.
+    """
+    bad = check_store_folders(store.root)
+    if bad:
+        raise StoreError(
+            f"{bad[0].name} in the store is not a plain folder (a symbolic link?): gc does not follow it",
+            path=str(bad[0]),
+            hint="move it out of the store; `doteval fsck` lists what is wrong",
+        )
+    return refused_entries(store.root)
 
 
 @dataclass
@@ -102,6 +137,7 @@ class GcStats:
     repacked: int = 0
     expired_experiments: list[str] = field(default_factory=list)
     removed_temp: int = 0
+    refused: list[str] = field(default_factory=list)  # entries not walked (links, FIFOs...)
     dictionary: str | None = None
     bytes_before: int = 0
     bytes_after: int = 0
@@ -122,6 +158,7 @@ class GcStats:
             "repacked": self.repacked,
             "expired_experiments": self.expired_experiments,
             "removed_temp": self.removed_temp,
+            "refused": self.refused,
             "dictionary": self.dictionary,
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
@@ -148,13 +185,17 @@ def reachable_objects(
             records, _valid = read_journal(journal)
         except (DotevalError, OSError):
             continue
-        for rec in records:
-            if rec and rec[0] == "start" and isinstance(rec[1], dict):
+        for rec in records:  # read as a best guess: a record of the wrong shape names nothing
+            if not isinstance(rec, tuple) or len(rec) < 2:
+                continue
+            if rec[0] == "start" and isinstance(rec[1], dict):
                 started = rec[1].get("started")
-                if isinstance(started, (int, float)) and (oldest_run is None or started < oldest_run):
-                    oldest_run = float(started)
-            if rec and rec[0] == "eval" and isinstance(rec[2], dict) and rec[2].get("code"):
-                reachable.add(rec[2]["code"])
+                if isinstance(started, (int, float)) and 0 <= started <= MAX_TIME:
+                    oldest_run = float(started) if oldest_run is None else min(oldest_run, float(started))
+            if rec[0] == "eval" and len(rec) > 2 and isinstance(rec[2], dict):
+                code = rec[2].get("code")
+                if isinstance(code, str):
+                    reachable.add(code)
     for name in store.refs.names():
         state = store.refs.read(name)
         if state is None:
@@ -170,14 +211,10 @@ def reachable_objects(
 
 
 def _journal_paths(store: Store) -> list[Path]:
-    try:
-        folders = sorted(store.journals_dir.iterdir())
-    except FileNotFoundError:
-        return []
     paths = []
-    for folder in folders:
+    for folder in scan(store.journals_dir).dirs:
         try:
-            paths.extend(store.journals(folder.name))
+            paths.extend(store.journals(folder))
         except DotevalError:  # not an experiment name
             continue
     return paths
@@ -225,6 +262,7 @@ def _collect(
     report: Progress,
 ) -> GcStats:
     now = time.time()
+    stats.refused = [str(p) for p in _refused(store)]
     stats.bytes_before = allocated_bytes(store.root)
     # Snapshot first: whatever appears after this is never touched.
     packs = store.objects.packs()
@@ -302,12 +340,12 @@ def _collect(
         if pack.idx_path.stem == new_pack:  # the repack came out identical to this pack: it is the new one
             continue
         pack.close()
-        pack.idx_path.unlink(missing_ok=True)
-        pack.pack_path.unlink(missing_ok=True)
+        remove_store_file(store.root, pack.idx_path)
+        remove_store_file(store.root, pack.pack_path)
         stats.removed_packs += 1
     for oid, (source, _pos) in moving.items():
         if source is None:  # packed now: the loose copy can go
-            store.objects.loose_path(oid).unlink(missing_ok=True)
+            remove_store_file(store.root, store.objects.loose_path(oid))
     for oid in loose_garbage:
         path = store.objects.loose_path(oid)
         try:
@@ -315,7 +353,7 @@ def _collect(
                 continue
         except FileNotFoundError:
             continue
-        path.unlink(missing_ok=True)
+        remove_store_file(store.root, path)
     stats.removed_temp = _remove_stale_temp(store, now, prune)
     store.objects.packs()
     stats.bytes_after = allocated_bytes(store.root)
@@ -339,8 +377,10 @@ def _drop_experiment(store: Store, name: str, expire_deleted: float, now: float)
         return
     try:
         state = store.refs.read(name)
-        if state is not None and state.head.deleted and now - state.head.time > expire_deleted:
-            shutil.rmtree(store.refs.dir / name, ignore_errors=True)
+        folder = store.refs.dir / name
+        expired = state is not None and state.head.deleted and now - state.head.time > expire_deleted
+        if expired and is_real_dir(store.refs.dir) and is_real_dir(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows a link inside
     finally:
         lock.release()
 
@@ -435,7 +475,7 @@ def _write_repack(
         entries.append((bytes.fromhex(oid), codec, len(raw), payload))
         if n % 1000 == 0:
             report("repacking", n, total)
-    ensure_dir(store.objects.packs_dir)
+    store_dir(store.root, store.objects.packs_dir)
     name = write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
     report("repacking", total, total)
     return name
@@ -455,29 +495,33 @@ def _whole_pack_ok(pack: PackIndex, verified: dict[str, bool]) -> bool:
 
 
 def _remove_stale_temp(store: Store, now: float, prune: float) -> int:
+    """Remove what interrupted writes left: only names of the store's own shapes, only
+    regular files, only in real folders of the store."""
     removed = 0
-    for directory in (store.objects.packs_dir, *_object_dirs(store)):
-        try:
-            names = list(directory.iterdir())
-        except FileNotFoundError:
-            continue
-        for path in names:
-            # ours (.tmp-*), rsync's (.name.XXXXXX), or a pack whose index never came
-            orphan = path.suffix == ".pack" and not path.with_suffix(".idx").exists()
-            if not (path.name.startswith(".") or orphan):
+    for directory, is_final in _temp_folders(store):
+        files = scan(directory).files
+        present = set(files)
+        for name in files:
+            path = directory / name
+            # ours (.tmp-*), rsync's (.NAME.XXXXXX), or a pack whose index never came
+            target = rsync_temp_of(name)
+            orphan = is_pack_name(name) and name.endswith(".pack") and name[:-5] + ".idx" not in present
+            if not (is_temp_name(name) or (target is not None and is_final(target)) or orphan):
                 continue
             try:
                 stale = age_of(path, now) > max(prune, DAY)
             except FileNotFoundError:  # a writer published (renamed) it since the listing
                 continue
-            if stale:
-                path.unlink(missing_ok=True)
+            if stale and remove_store_file(store.root, path):
                 removed += 1
     return removed
 
 
-def _object_dirs(store: Store) -> Iterable[Path]:
-    try:
-        return [d for d in store.objects.objects_dir.iterdir() if d.is_dir()]
-    except FileNotFoundError:
-        return []
+def _temp_folders(store: Store) -> list[tuple[Path, Callable[[str], bool]]]:
+    """The folders gc cleans, each with the shape of the files published there."""
+    objects = store.objects.objects_dir
+    out: list[tuple[Path, Callable[[str], bool]]] = [(store.objects.packs_dir, is_pack_name)]
+    for sub in scan(objects).dirs:
+        if len(sub) == 2:
+            out.append((objects / sub, lambda name, sub=sub: is_object_id(sub + name)))
+    return out

@@ -262,6 +262,8 @@ def _entry(record: RefRecord, manifest: _Manifests) -> LogEntry:
         entry.changes = [record.note or "merged"]
     elif record.op == "rename":
         entry.changes = [record.note or "renamed"]
+    elif record.op == "undelete":
+        entry.changes = ["undeleted"]
     return entry
 
 

@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from doteval.errors import CorruptStoreError
-from doteval.objects import ObjectId, Store
+from doteval.objects import ObjectId, Store, checks
 from doteval.objects.hashing import check_object_id
 from doteval.tables import FLAG_ERROR, FLAG_OK
 
 __all__ = ["FLAG_ERROR", "FLAG_OK", "EvaluationRecord", "Manifest", "load_manifest", "save_manifest"]
 
 MANIFEST_VERSION = 2
+STATUSES = ("completed", "failed", "interrupted")  # of a run, and of each evaluation in it
 
 
 @dataclass
@@ -89,22 +90,69 @@ class Manifest:
 
     @classmethod
     def from_value(cls, data: Any, *, where: str = "") -> Manifest:
+        """A decoded manifest, every field checked for its type and range (a manifest copied
+        from another store is untrusted: a count of 10**400 must not crash its readers)."""
         try:
-            if data.get("type") != "manifest":
+            if checks.mapping(data, "manifest").get("type") != "manifest":
                 raise ValueError("not a manifest")
-            if int(data.get("v", 0)) > MANIFEST_VERSION:
+            if checks.count(data.get("v", 0), "v") > MANIFEST_VERSION:
                 raise ValueError(f"manifest version {data['v']} is newer than this doteval")
-            evals = [EvaluationRecord(**e) for e in data["evaluations"]]
-            for e in evals:
-                for oid in (e.code, e.entries):
-                    if oid is not None:
-                        check_object_id(oid, where=where)
+            evals = [_evaluation(e, where) for e in _list(data["evaluations"], "evaluations")]
             fields = {k: v for k, v in data.items() if k not in ("type", "v", "evaluations")}
-            if fields.get("parent"):
-                check_object_id(fields["parent"], where=where)
-            return cls(evaluations=evals, **fields)
+            manifest = cls(evaluations=evals, **fields)
+            _check_manifest(manifest, where)
+            return manifest
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise CorruptStoreError(f"malformed manifest: {e}", path=where) from None
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if type(value) is not list:
+        raise ValueError(f"{field} is not a list")
+    return value
+
+
+def _check_manifest(m: Manifest, where: str) -> None:
+    checks.text(m.experiment, "experiment")
+    if m.parent is not None:
+        check_object_id(m.parent, where=where)
+    _status(m.status)
+    m.started = checks.timestamp(m.started, "started")
+    m.finished = checks.timestamp(m.finished, "finished")
+    checks.text(m.host, "host")
+    checks.count(m.pid, "pid")
+    checks.optional_text(m.git_commit, "git_commit")
+    checks.texts(m.command, "command")
+    checks.text(m.note, "note")
+    checks.text(m.shard, "shard")
+
+
+def _status(value: Any) -> None:
+    if value not in STATUSES:
+        raise ValueError(f"status is not one of {', '.join(STATUSES)}")
+
+
+def _evaluation(data: Any, where: str) -> EvaluationRecord:
+    e = EvaluationRecord(**checks.mapping(data, "evaluation"))
+    for name in ("node_id", "fingerprint", "params_digest"):
+        checks.text(getattr(e, name), name)
+    _status(e.status)
+    checks.mapping(e.params, "params")
+    checks.texts(e.unfingerprintable, "unfingerprintable")
+    checks.texts(e.columns, "columns")
+    for oid in (e.code, e.entries):
+        if oid is not None:
+            check_object_id(oid, where=where)
+    checks.count(e.line, "line", low=1)
+    for name in ("total", "done", "errors"):
+        checks.count(getattr(e, name), name)
+    for metric in _list(e.metrics, "metrics"):
+        checks.text(checks.mapping(metric, "metric")["score"], "metric score")
+        checks.text(metric["metric"], "metric name")
+        checks.number(metric.get("value"), "metric value")
+    for name, value in checks.mapping(e.run, "run").items():
+        checks.count(value, f"run {checks.text(name, 'run')}")
+    return e
 
 
 def save_manifest(store: Store, manifest: Manifest) -> ObjectId:

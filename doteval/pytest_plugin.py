@@ -46,7 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--concurrency", metavar="N", type=int, help="samples in flight at once (default: 1 sync, 16 async)"
     )
-    group.addoption("--store", metavar="PATH", help="results store (default: $DOTEVAL_STORE or ./.doteval)")
+    group.addoption(
+        "--store",
+        metavar="PATH",
+        help="results store (default: $DOTEVAL_STORE, else the nearest .doteval here or above)",
+    )
     group.addoption(
         "--rerun-changed",
         action="store_true",
@@ -231,14 +235,17 @@ class DotevalSession:
             self.abort(permission_error(e))
 
     def abort(self, error: DotevalError) -> None:
-        self.error = error
-        if self.run is not None:
+        run, self.run = self.run, None
+        if run is not None:
             if isinstance(error, ChangedEvaluationError):
-                self.run.stop_requested.set()  # what ran is kept; the rest did not run
+                run.stop_requested.set()  # what ran is kept; the rest did not run
             else:
-                self.run.failed = True  # an aborted run is sealed as Failed, never as Completed
-            self.run.close()
-            self.run = None
+                run.failed = True  # an aborted run is sealed as Failed, never as Completed
+            try:
+                run.close()
+            except DotevalError as e:  # the seal failed too (the same damaged store, often): say why
+                error = e if str(e) != str(error) else error
+        self.error = error
         lines = f"doteval: {error}".splitlines()
         if error.hint:
             lines.append(f"  hint: {error.hint}")
@@ -307,7 +314,7 @@ class DotevalSession:
         try:
             run.close()
         except DotevalError as e:
-            self.error = e
+            self.error = self.seal_error = e  # said by ``summary``
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -315,6 +322,12 @@ class DotevalSession:
         self.finished_run = run
 
     def summary(self, reporter: Any) -> None:
+        error = getattr(self, "seal_error", None)
+        if error is not None:  # the run could not be sealed: one line, and what to do
+            reporter.write_line(f"doteval: {error}", red=True, bold=True)
+            if error.hint:
+                reporter.write_line(f"  hint: {error.hint}")
+            return
         if self.plans:
             from doteval.cli.render import plan_lines
 

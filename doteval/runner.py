@@ -25,6 +25,7 @@ from typing import Any
 from doteval.changes import code_diff, params_diff
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 from doteval.execute import Execution, execute
+from doteval.experiments import unused_name
 from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval.foreach import EvaluationSpec
 from doteval.manifest import EvaluationRecord, Manifest
@@ -218,6 +219,8 @@ class ExperimentRun:
     # -- lifecycle ----------------------------------------------------------
 
     def open(self) -> None:
+        if self.options.dry_run and not self.store.exists:
+            return  # nothing recorded yet, and a dry run creates no store
         self.store.create()
         self._lock.acquire()
         try:
@@ -268,8 +271,8 @@ class ExperimentRun:
                     status = STATUS_INTERRUPTED
                 elif self.failed:
                     status = STATUS_FAILED
-                self.manifest = self.recorder.finish(status)
-                self.recorder = None
+                recorder, self.recorder = self.recorder, None  # finished once, even if the seal fails
+                self.manifest = recorder.finish(status)
             elif self.outcomes:
                 self.manifest = self.head.manifest  # nothing changed: the experiment as it was
         finally:
@@ -344,7 +347,7 @@ class ExperimentRun:
 
     def _changed(self, node_id: str, what: str, details: list[str]) -> ChangedEvaluationError:
         command = " ".join(self.options.command) or "pytest ..."
-        new_name = f"{self.name}_v2"
+        new_name = unused_name(self.store, self.name)
         replaced = command.replace(f"--experiment {self.name}", f"--experiment {new_name}")
         if replaced == command:
             replaced = f"{command} --experiment {new_name}"

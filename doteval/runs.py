@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import CorruptStoreError
+from doteval import journal_records
+from doteval.errors import CorruptStoreError, DotevalError
 from doteval.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval.objects import ObjectId, Store
 from doteval.objects.encoding import decode, encode
@@ -121,7 +122,7 @@ class RunRecorder:
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
         path = self.store.journals_dir / self.experiment / f"{self.run_id}.journal"
-        self.journal = JournalWriter(path)
+        self.journal = JournalWriter(path, root=self.store.root)
         self._append(
             (
                 "start",
@@ -207,52 +208,61 @@ class _EvalLog:
     slots: list[int] = field(default_factory=list)
 
 
-def _parse(records: list[Any], path: Path) -> tuple[dict[str, Any], dict[int, _EvalLog], str, float]:
-    if not records or records[0][0] != "start":
+def _parse(
+    records: list[Any], path: Path, *, check: bool = True
+) -> tuple[dict[str, Any], dict[int, _EvalLog], str, float]:
+    """The run a journal's records describe. ``check``: each record is checked
+    (``doteval.journal_records``) and a malformed one skipped, its sample evaluated again
+    by the next run; records this process wrote itself are not checked again."""
+    if not records or not isinstance(records[0], tuple) or records[0][:1] != ("start",):
         return {}, {}, STATUS_INTERRUPTED, 0.0
-    header = records[0][1]
+    try:
+        header = records[0][1]
+        if check:
+            header = journal_records.start_header(header, path.parent.name)
+    except (CorruptStoreError, IndexError, TypeError, ValueError) as e:
+        raise CorruptStoreError(
+            f"malformed journal header ({e})", path=str(path), hint=_JOURNAL_HINT
+        ) from None
     evals: dict[int, _EvalLog] = {}
     status = STATUS_INTERRUPTED
     ended = 0.0
-    try:
-        for rec in records[1:]:
+    for rec in records[1:]:
+        try:
             kind = rec[0]
             if kind == "r":
                 log = evals.get(rec[1])
                 if log is not None:
+                    if check:
+                        _flag, slot, _occurrence, item, details = rec[2:]
+                        journal_records.check_result(
+                            _flag, slot, item, details, len(log.header.get("columns", []))
+                        )
                     log.results.append(rec[2:])
             elif kind == "eval":
-                evals[rec[1]] = _EvalLog(rec[2])
+                evals[rec[1]] = _EvalLog(journal_records.eval_header(rec[2]) if check else rec[2])
             elif kind == "view":
-                evals[rec[1]].view = _view_record(rec[2])
+                evals[rec[1]].view = journal_records.view_record(rec[2])
             elif kind == "eval_end":
-                evals[rec[1]].status = rec[2]
+                evals[rec[1]].status = journal_records.status(rec[2])
             elif kind == "end":
-                status, ended = rec[1], rec[2]
-    except (IndexError, KeyError, TypeError, ValueError) as e:
-        raise CorruptStoreError(
-            f"malformed journal record ({e})",
-            path=str(path),
-            hint=_JOURNAL_HINT,
-        ) from None
+                status, ended = journal_records.end_record(rec)
+        except (CorruptStoreError, IndexError, KeyError, TypeError, ValueError):
+            continue  # this record alone: the results around it are kept
     return header, evals, status, ended
 
 
 _JOURNAL_HINT = "move the journal out of the store to go on without its results"
 
 
-def _view_record(value: Any) -> dict[str, Any]:
-    """A journal's ``view`` record, its fields checked (a journal is read back after a crash)."""
-    view = dict(value)
-    base, kept = view.get("base"), view.get("kept")
-    if base is not None and not isinstance(base, str):
-        raise ValueError("view base is not an object id")
-    if kept is not None and not isinstance(kept, bytes):
-        raise ValueError("view bitmap is not bytes")
-    for name in ("total", "reused", "added", "removed"):
-        if type(view.get(name, 0)) is not int:
-            raise ValueError(f"view {name} is not a count")
-    return view
+def journal_problem(path: Path) -> str | None:
+    """Why the journal at ``path`` cannot be sealed (for fsck), or None when it can."""
+    try:
+        records, _valid = read_journal(path)
+        _parse(records, path)
+    except DotevalError as e:
+        return str(e)
+    return None
 
 
 def seal(
@@ -269,9 +279,10 @@ def seal(
     still has them; others are decoded. ``records`` are the journal's records when
     the process that wrote it still has them (it is read otherwise).
     """
+    trusted = records is not None  # this process's own records, as it wrote them
     if records is None:
         records, _valid = read_journal(path)
-    header, evals, status, ended = _parse(records, path)
+    header, evals, status, ended = _parse(records, path, check=not trusted)
     if not header:
         path.unlink(missing_ok=True)
         return None
@@ -282,6 +293,8 @@ def seal(
     raws: list[bytes] = []
     ids: list[bytes] = []
     for index, log in evals.items():
+        if not trusted:
+            _check_slots(store, log, base)
         _new_rows(log, (scores or {}).get(index), path)
         sealed = table_objects(log.rows, raws, ids)
         log.parts = [part for part, _ in sealed]
@@ -305,7 +318,7 @@ def seal(
         parent=head.manifest_id,
         status=final,
         started=float(header["started"]),
-        finished=float(ended or time.time()),
+        finished=float(ended or _last_write(path, float(header["started"]))),
         host=str(header.get("host", "")),
         pid=int(header.get("pid", 0)),
         git_commit=header.get("git_commit"),
@@ -317,6 +330,15 @@ def seal(
     store.refs.append(name, manifest_id, expected=head.record_id, op="run", branch=branch)
     path.unlink(missing_ok=True)
     return manifest
+
+
+def _last_write(path: Path, started: float) -> float:
+    """When a run that died without its end record last wrote to its journal: the time
+    of its last record (sealed later, the run must not seem to have lasted until then)."""
+    try:
+        return max(path.stat().st_mtime, started)
+    except OSError:
+        return time.time()
 
 
 def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:
@@ -340,6 +362,20 @@ def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:
     return Head(
         RefState(name, state.records, (record,)), load_manifest(store, record.manifest), record.manifest
     ), True
+
+
+def _check_slots(store: Store, log: _EvalLog, base: Manifest | None) -> None:
+    """Skip results whose slot (the view position they replace) does not hold their own
+    item: a result read back from a journal replaces only the sample it is a result of."""
+    if not any(slot >= 0 for _flag, slot, *_ in log.results):
+        return
+    old = base.evaluation(log.header["node_id"]) if base else None
+    if old is None or old.entries is None or (log.view or {}).get("base") != old.entries:
+        return  # the slots are not used (see ``_seal_eval``)
+    tokens = _view(store, load_parts(store, old.entries), {}, old).tokens()
+    log.results = [
+        r for r in log.results if r[1] < 0 or (r[1] < len(tokens) and tokens[r[1]] == token(r[3], r[2]))
+    ]
 
 
 def _new_rows(

@@ -10,6 +10,7 @@ if session is not None and session.status == SessionStatus.INTERRUPTED:
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +45,27 @@ class Session:
 
 
 def session_from_info(info: ExperimentInfo) -> Session:
-    m = info.manifest
     return Session(
         name=info.name,
         status=SessionStatus(info.status),
         completed_count=info.done,
         total_count=info.total,
         error_count=info.errors,
-        started=m.started if m else 0.0,
+        started=_started(info),
         last_updated=info.last_updated,
     )
+
+
+def _started(info: ExperimentInfo) -> float:
+    """When the experiment's current run began: the live run's start, else its last sealed run's."""
+    if info.live is not None and info.live.started:
+        return info.live.started
+    if info.holder is not None and info.holder.get("since"):
+        try:  # the live run has not journaled yet: its lock says since when it holds it
+            return time.mktime(time.strptime(str(info.holder["since"]), "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            pass
+    return info.manifest.started if info.manifest else 0.0
 
 
 def get_session(name: str, store: str | Path | None = None) -> Session | None:

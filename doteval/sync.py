@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,16 +26,17 @@ from pathlib import Path
 
 from doteval.errors import DotevalError, StoreError
 from doteval.objects import Store
-from doteval.objects.files import TMP_PREFIX, ensure_dir, fsync_dir, share_like_parent
+from doteval.objects.files import (
+    fsync_dir,
+    open_new,
+    share_like_parent,
+    store_dir,
+    temp_name,
+)
+from doteval.objects.store import STORE_DIR
+from doteval.objects.walk import RSYNC_FILTER as RSYNC_FILTER  # re-exported: the documented filter
+from doteval.objects.walk import RSYNC_FILTER_RULES, check_store_folders, refused_entries, scan
 
-RSYNC_FILTER = """\
-# doteval store: copy only immutable files (see docs/how-to/share-results.md)
-- /journals/
-- /locks/
-- .tmp-*
-- *.lock
-- *.journal
-"""
 _REMOTE_RE = re.compile(r"^(?:[\w.@-]+):(?!//)")
 
 Progress = Callable[[str], None]
@@ -70,29 +72,41 @@ def rsync_available() -> bool:
     return shutil.which("rsync") is not None
 
 
-def write_filter(store: Store) -> Path:
-    """The rsync filter, kept in the store so plain rsync users find it."""
-    path = store.root / "rsync-filter"
-    if not path.exists() or path.read_text() != RSYNC_FILTER:
-        tmp = store.root / f"{TMP_PREFIX}filter"
-        tmp.write_text(RSYNC_FILTER)
-        tmp.replace(path)
-    return path
+def check_walkable(root: Path) -> None:
+    """Refuse a store (either side of a local copy) with a link among its folders: a copy
+    never reads or writes through one."""
+    bad = check_store_folders(root) or refused_entries(root)
+    if bad:
+        raise StoreError(
+            f"{bad[0]} is not a plain file or folder (a symbolic link?): doteval never follows it",
+            path=str(bad[0]),
+            hint="move it out of the store; `doteval fsck` lists what is wrong",
+        )
 
 
 # -- plain copies (local paths) -------------------------------------------------
 
 
-def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
-    if dst.exists():
+def _copy_file(src: Path, dst: Path, dst_root: Path, stats: SyncStats) -> None:
+    if os.path.lexists(dst):
         return
-    ensure_dir(dst.parent)
-    tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    shutil.copystat(src, tmp)
-    share_like_parent(tmp)  # copystat copied the source's mode: a group's store stays group-writable
+    try:  # never through a link, never blocking on a FIFO
+        src_fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return  # not a plain file (or gone): check_walkable refused links already
+    with os.fdopen(src_fd, "rb") as source:
+        st = os.fstat(src_fd)
+        if not stat.S_ISREG(st.st_mode):
+            return
+        store_dir(dst_root, dst.parent)
+        tmp = dst.parent / temp_name()
+        with os.fdopen(open_new(tmp), "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+            os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+    share_like_parent(tmp)  # the source's mode was copied: a group's store stays group-writable
     try:
         os.link(tmp, dst)
     except FileExistsError:
@@ -104,30 +118,32 @@ def _copy_file(src: Path, dst: Path, stats: SyncStats) -> None:
 
 
 def _immutable_files(root: Path, sub: str) -> list[Path]:
-    base = root / sub
-    if not base.is_dir():
-        return []
+    """The files of ``root/sub`` a copy takes: regular files of real folders, no temp files.
+
+    Locks and journals have folders of their own, never copied: a name ending in
+    ``.lock`` or ``.journal`` here is an experiment's.
+    """
     out = []
-    for dirpath, dirs, files in os.walk(base):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
-        for f in sorted(files):
-            if not f.startswith(TMP_PREFIX) and not f.endswith((".lock", ".journal")):
-                p = Path(dirpath) / f
-                if not p.is_symlink():
-                    out.append(p)
-    return out
+    todo = [root / sub]
+    while todo:
+        folder = todo.pop()
+        listing = scan(folder)
+        todo.extend(folder / d for d in listing.dirs if not d.startswith("."))
+        # no store file starts with a dot: those are writes in progress (ours, rsync's)
+        out.extend(folder / f for f in listing.files if not f.startswith("."))
+    return sorted(out)
 
 
 def copy_store(src: Path, dst: Path, stats: SyncStats) -> None:
     for name in ("VERSION",):
         if (src / name).exists():
-            _copy_file(src / name, dst / name, stats)
+            _copy_file(src / name, dst / name, dst, stats)
     for sub in ("objects", "packs", "refs"):
         files = _immutable_files(src, sub)
         if sub == "packs":  # a pack before its index
             files.sort(key=lambda p: (p.suffix == ".idx", p.name))
         for path in files:
-            _copy_file(path, dst / path.relative_to(src), stats)
+            _copy_file(path, dst / path.relative_to(src), dst, stats)
         for d in {p.parent for p in files}:
             fsync_dir(dst / d.relative_to(src))
 
@@ -163,11 +179,7 @@ def rsync_commands(src: str, dst: str) -> list[list[str]]:
         "--omit-dir-times",  # folders of a shared store belong to other users: leave their times alone
         "--ignore-existing",
         "--stats",
-        "--filter=- /journals/",
-        "--filter=- /locks/",
-        "--filter=- .tmp-*",
-        "--filter=- *.lock",
-        "--filter=- *.journal",
+        *(f"--filter={rule}" for rule in RSYNC_FILTER_RULES),
     ]
     return [
         [
@@ -186,10 +198,15 @@ def rsync_commands(src: str, dst: str) -> list[list[str]]:
 
 
 def share_folders(root: Path) -> None:
-    """Folders rsync created got the receiving umask: share them like their parent (a group's store)."""
-    for dirpath, dirs, _files in os.walk(root):
-        for d in dirs:
-            share_like_parent(Path(dirpath) / d)
+    """Folders rsync created got the receiving umask: share them like their parent (a group's store).
+
+    Only real folders: a link is never followed (its target's mode is not the store's)."""
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        for d in scan(folder, root=folder == root).dirs:
+            share_like_parent(folder / d)
+            todo.append(folder / d)
 
 
 def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
@@ -206,6 +223,9 @@ def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
         if not (source / "VERSION").exists() and not (source / "refs").is_dir():
             raise StoreError(f"{src} is not a doteval store", hint="give the path of a .doteval folder")
         Path(dst).mkdir(parents=True, exist_ok=True)
+    for side in (src, dst):  # each local side: a copy never reads or writes through a link
+        if not is_remote(side):
+            check_walkable(Path(side))
     if use_rsync:
         stats.method = "rsync"
         for args in rsync_commands(src, dst):
@@ -217,10 +237,29 @@ def sync(src: str, dst: str, *, use_rsync: bool | None = None) -> SyncStats:
     return stats
 
 
+def store_location(location: str, *, destination: bool) -> str:
+    """The store a local path names: a store, or a project folder holding one (``DIR/.doteval``).
+
+    A push never writes a store's files into a folder that holds other things: a
+    non-empty folder that is no store and holds none is refused.
+    """
+    path = Path(location)
+    if is_remote(location) or (path / "VERSION").exists() or (path / "refs").is_dir():
+        return location
+    if (path / STORE_DIR).is_dir():
+        return str(path / STORE_DIR)
+    if destination and path.is_dir() and any(path.iterdir()):
+        raise StoreError(
+            f"{location} is not a doteval store, and not empty",
+            hint=f"give the path of a store (a .doteval folder, created if missing), e.g. {path / STORE_DIR}",
+        )
+    return location
+
+
 def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> SyncStats:
     if not store.exists:
         raise StoreError(f"no store at {store.root}", hint="run an evaluation first, or pass --store")
-    write_filter(store)
+    destination = store_location(destination, destination=True)
     stats = sync(str(store.root), destination, use_rsync=use_rsync)
     if not is_remote(destination):
         settle_all(Store(destination), stats)
@@ -228,8 +267,16 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
+    from doteval.incoming import check_source, pull_remote
+
+    source = store_location(source, destination=False)
+    if not is_remote(source):
+        check_source(Path(source))
     store.create()
-    stats = sync(source, str(store.root), use_rsync=use_rsync)
+    if is_remote(source) and use_rsync is not False:
+        stats = pull_remote(store, source)  # its ref records checked before they are published
+    else:
+        stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)
     return stats
 

@@ -263,6 +263,8 @@ class SampleTable:
             sizes = _from_u32(data["sizes"])
             if not isinstance(blob, bytes) or not isinstance(flags, bytes) or len(sizes) != len(flags):
                 raise ValueError("columns of different lengths")
+            if flags.translate(None, bytes((FLAG_OK, FLAG_ERROR))):
+                raise ValueError("a flag is neither ok nor error")
             ends = list(accumulate(sizes))
             if (ends[-1] if ends else 0) != len(blob):
                 raise ValueError("item sizes do not add up")
@@ -429,7 +431,11 @@ class View:
         return sample_key(*self.prefix, self.items[i], self.occurrences[i])
 
     def item(self, i: int) -> Any:
-        return decode(self.items[i])
+        value = decode(self.items[i])
+        if type(value) is not tuple:  # an item is the tuple of its column values
+            table_id = self.parts[self.where[i][0]].table_id
+            raise CorruptStoreError(f"sample table {table_id[:12]}: an item is not a tuple of column values")
+        return value
 
     def result(self, i: int) -> dict[str, Any]:
         """The stored result of sample ``i`` (its details and its item).

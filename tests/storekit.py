@@ -325,3 +325,18 @@ def flip(path: Path, pos: int, mask: int = 0x40) -> int:
         f.seek(pos)
         f.write(bytes([old ^ mask]))
     return old
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every entry under ``root`` (not following links): kind, mtime, content."""
+    out = {}
+    for path in sorted([root, *root.rglob("*")]):
+        st = path.lstat()
+        if path.is_symlink():
+            data = os.readlink(path).encode()
+        elif path.is_file():
+            data = path.read_bytes()
+        else:
+            data = b""
+        out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, data)
+    return out

@@ -200,6 +200,7 @@ def test_list_json_fields(cli: Cli, store_dir: Path) -> None:
         "deleted",
         "holder",
         "live",
+        "damage",
     }
     assert all(set(e) == documented for e in doc["experiments"])
     errs = experiments["errs"]
@@ -648,7 +649,7 @@ def test_rename_moves_the_experiment_and_refuses_an_existing_name(
     assert (after["id"], after["done"], after["total"]) == (before["id"], 12, 12)
     code, _, err = run_main(capsys, "show", "two", "--store", str(copy))
     assert code == 1
-    assert_one_error(err, "no experiment named 'two'")
+    assert_one_error(err, "no experiment named 'two' in this store (it was renamed to 'three')")
     [entry] = [e for e in cli.json("log", "three")["entries"] if e["op"] == "rename"]
     assert entry["changes"] == ["renamed from two"]
 
@@ -689,7 +690,7 @@ def test_delete_then_list_deleted(copy: Path, capsys: pytest.CaptureFixture[str]
     errs = cli.json("show", "errs")
     out = cli("delete", "errs").stdout
     assert out.replace("\n", " ").strip() == (
-        "Deleted experiment errs. `doteval list --deleted` still shows it until gc."
+        "Deleted experiment errs. `doteval undelete errs` brings it back until gc."
     )
     assert "errs" not in [e["name"] for e in cli.json("list")["experiments"]]
     assert not any(line.startswith("errs ") for line in cli("list").stdout.splitlines())
@@ -946,8 +947,8 @@ def test_corrupt_manifest_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     assert loose.exists()
     loose.write_bytes(b"garbage, not an object")
     commands = [
-        ["list"], ["list", "--json"], ["show", "one"], ["show", "one", "--json"], ["log"], ["log", "one"],
-        ["diff", "one", "other"], ["export", "one"],
+        ["show", "one"], ["show", "one", "--json"], ["log"], ["log", "one"], ["diff", "one", "other"],
+        ["export", "one"],
     ]  # fmt: skip
     for command in commands:
         code, out, err = run_main(capsys, *command, "--store", str(path))
@@ -956,8 +957,11 @@ def test_corrupt_manifest_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     proc = run_module("show", "one", "--store", str(path))
     assert (proc.returncode, proc.stdout) == (1, "")
     assert_one_error(proc.stderr, "not an object file")
-    # The other experiment still reads.
+    # The other experiment still reads, and is listed beside the damaged one.
     assert Cli(path).json("show", "other")["total"] == 3
+    listed = {e["name"]: e for e in Cli(path).json("list")["experiments"]}
+    assert listed["other"]["status"] == "completed" and listed["other"]["damage"] is None
+    assert listed["one"]["status"] == "damaged" and "not an object file" in listed["one"]["damage"]
 
 
 # ---------------------------------------------------------------- --json: one document, nothing else

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import storekit
-from storekit import PY, Project, copy_store, loose_path
+from storekit import PY, Project, copy_store, loose_path, snapshot
 
 from doteval.manifest import load_manifest
 from doteval.objects import Store
@@ -110,21 +110,6 @@ def assert_refused_or_ignored(done: Done) -> None:
     assert len(errors) == 1, (done.args, done.stderr)
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every entry under ``root`` (not following links): kind, mtime, content."""
-    out = {}
-    for path in sorted([root, *root.rglob("*")]):
-        st = path.lstat()
-        if path.is_symlink():
-            data = os.readlink(path).encode()
-        elif path.is_file():
-            data = path.read_bytes()
-        else:
-            data = b""
-        out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, data)
-    return out
-
-
 @pytest.fixture(autouse=True)
 def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
@@ -142,6 +127,7 @@ class Case:
     """A copied store, a folder outside it, and what a case planted."""
 
     def __init__(self, base: Path, tmp_path: Path) -> None:
+        self.base = base
         self.store = copy_store(base, tmp_path / "store")
         self.outside = tmp_path / "outside"
         self.outside.mkdir()
@@ -154,7 +140,8 @@ class Case:
 
     def fifo(self) -> Path:
         path = self.outside / "fifo"
-        os.mkfifo(path)
+        if not path.is_fifo():
+            os.mkfifo(path)
         return path
 
     def ref_record(self, name: str, **fields: object) -> Path:
@@ -189,6 +176,12 @@ def _run_all(
     assert snapshot(case.outside) == outside_before  # nothing outside modified, created or removed
     assert case.sentinel.read_text() == "precious data outside the store\n"
     return results
+
+
+def _damaged_rows(done: Done) -> list[str]:
+    """The experiments ``list`` marks damaged (it lists the others as usual)."""
+    assert not done.refused, done.stderr
+    return [line.split()[0] for line in done.stdout.splitlines() if " Damaged " in f"{line} "]
 
 
 # -- names that look like paths -----------------------------------------------------------------
@@ -267,9 +260,10 @@ def test_an_unreferenced_object_linked_outside_is_never_followed(base: Path, tmp
     results = _run_all(case, [*BASIC[:4], ("gc", "--prune", "1h")])
     assert not results[("show", "X", "--full")].refused
     assert "unexpected file among objects" in results[("fsck",)].stdout
-    # Removing garbage removes the link, never what it points to.
-    _run_all(case, [("gc", "--prune", "now")])
-    assert not link.is_symlink() and case.sentinel.exists()
+    # gc never follows the link, reports it, and leaves it (and what it points to) alone.
+    gc = _run_all(case, [("gc", "--prune", "now")])[("gc", "--prune", "now")]
+    assert f"warning: {link}: not a plain file or folder" in gc.stdout, gc.stdout
+    assert link.is_symlink() and case.sentinel.exists()
 
 
 @pytest.mark.parametrize("kind", ["symlink-to-fifo", "fifo"])
@@ -284,9 +278,10 @@ def test_a_referenced_object_that_is_not_a_file_is_refused_without_blocking(
     else:
         path.symlink_to(case.fifo())
     results = _run_all(case, BASIC, subprocess_cli=kind == "symlink-to-fifo")  # one case as a user runs it
-    for args in (("list",), ("show", "X"), ("gc", "--prune", "now")):
+    for args in (("show", "X"), ("gc", "--prune", "now")):
         assert results[args].refused, args
         assert "symbolic link" in results[args].stderr or "not a regular file" in results[args].stderr
+    assert _damaged_rows(results[("list",)]) == ["X"]
     assert results[("fsck",)].refused
 
 
@@ -421,6 +416,7 @@ def _hostile_samples(case: Case, kind: str) -> str:
             "table-occurrence": {"occurrences": [0, "x"]},
             "table-sizes": {"sizes": b"\xff\xff\xff\xff" * n},
             "table-flags": {"flags": b"\x00"},
+            "table-flag-9": {"flags": b"\x09" * n},
             "table-scores": {"scores": encode({"s": [True]})},
             "table-items": {"items": 7},
             "table-details-sizes": {"details_sizes": b"\x01\x00\x00\x00" * n},
@@ -444,6 +440,7 @@ def _hostile_samples(case: Case, kind: str) -> str:
         "table-occurrence",
         "table-sizes",
         "table-flags",
+        "table-flag-9",
         "table-scores",
         "table-items",
         "table-details-sizes",
@@ -473,3 +470,321 @@ def test_hostile_sample_tables_and_views_are_refused_in_one_line(
     assert results[("diff", "X", "evil")].refused == (not reads_results)
     assert "error(s)" in results[("fsck",)].stdout and "no errors" not in results[("fsck",)].stdout
     assert not results[("show", "X", "--full")].refused
+
+
+# -- store files that are links, FIFOs or devices, for every command that reads a store -------------
+
+
+def _readers(case: Case, tmp_path: Path, *, experiment: str = "X") -> list[tuple[str, ...]]:
+    """Every command that reads a store, each at ``experiment`` where it takes one."""
+    good = tmp_path / "good"
+    if not good.exists():
+        copy_store(case.base, good)
+    x = experiment
+    return [
+        ("list",),
+        ("show", x),
+        ("show", x, "--full"),
+        ("log",),
+        ("log", x),
+        ("diff", x, x),
+        ("export", x),
+        ("report", x, "-o", str(tmp_path / "report.html")),
+        ("fsck",),
+        ("gc", "--prune", "now"),
+        ("push", str(tmp_path / "pushed")),
+        ("pull", str(good)),
+    ]
+
+
+def doteval_run(case: Case, tmp_path: Path, experiment: str = "X") -> Done:
+    """``doteval run`` of the base's project into the case's store, as a user runs it."""
+    env = dict(os.environ, COLUMNS="200", DOTEVAL_PROGRESS="off", DOTEVAL_TEST_CALLS=str(tmp_path / "calls"))
+    args = ("run", "eval_x.py", "--experiment", experiment, "--store", str(case.store))
+    try:
+        proc = subprocess.run(
+            [PY, "-m", "doteval", *args, *storekit.PYTEST_FLAGS],
+            cwd=case.base.parent / "project",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("`doteval run` hung (did it open a FIFO?)")
+    return Done(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _plant_special(path: Path, kind: str, case: Case) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link-to-fifo":
+        path.symlink_to(case.fifo())
+    else:
+        raise AssertionError(kind)
+
+
+SPECIAL = ["dev-zero", "fifo", "link-to-fifo"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_version_file_that_is_not_a_regular_file_is_refused_by_every_command(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """A VERSION linked to /dev/zero once made every command read without end; a FIFO
+    blocked them forever. Every command refuses the store in one line, and writes nothing."""
+    case = Case(base, tmp_path)
+    _plant_special(case.store / "VERSION", kind, case)
+    before = snapshot(case.store)
+    results = _run_all(case, _readers(case, tmp_path))
+    results[("run",)] = run = doteval_run(case, tmp_path)
+    for args, done in results.items():
+        assert done.refused, args
+        assert "VERSION" in done.stdout + done.stderr, (args, done.stdout, done.stderr)
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    assert snapshot(case.store) == before
+    assert not (tmp_path / "pushed").exists()
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_an_rsync_filter_that_is_not_a_regular_file_is_never_read(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    case = Case(base, tmp_path)
+    _plant_special(case.store / "rsync-filter", kind, case)
+    results = _run_all(case, _readers(case, tmp_path))
+    run = doteval_run(case, tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for args, done in results.items():
+        if args[0] != "push":
+            assert not done.refused, (args, done.stderr)
+    push = results[("push", str(tmp_path / "pushed"))]
+    assert not push.refused or "rsync-filter" in push.stderr, push.stderr
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_journal_that_is_not_a_regular_file_never_blocks_a_command(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """A FIFO as a journal blocked every command that looked for dead runs to seal."""
+    case = Case(base, tmp_path)
+    folder = case.store / "journals" / "X"
+    folder.mkdir(parents=True, exist_ok=True)
+    _plant_special(folder / "20261130T000000-dead.journal", kind, case)
+    (case.store / "journals" / "J").mkdir()
+    _plant_special(case.store / "journals" / "J" / "20261130T000000-dead.journal", kind, case)
+    results = _run_all(case, [*_readers(case, tmp_path), ("show", "J")])
+    with fifo_watch(case.outside / "fifo") if kind == "link-to-fifo" else contextlib.nullcontext():
+        run = doteval_run(case, tmp_path)
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    fsck = results[("fsck",)]
+    assert fsck.refused and "2 error(s)" in fsck.stdout, fsck.stdout
+    assert results[("show", "J")].refused
+
+
+# -- absurd values in well-formed records ------------------------------------------------------------
+
+ABSURD = {
+    "total-huge": lambda m: m["evaluations"][0].update(total=10**400),
+    "finished-huge": lambda m: m.update(finished=1e300),
+    "started-nan": lambda m: m.update(started=float("nan")),
+    "done-negative": lambda m: m["evaluations"][0].update(done=-5),
+    "errors-text": lambda m: m["evaluations"][0].update(errors="7"),
+    "status-odd": lambda m: m.update(status="\x1b[31mhacked"),
+    "metric-huge": lambda m: m["evaluations"][0]["metrics"].append(
+        {"score": "s", "metric": "mean", "value": 10**400}
+    ),
+    "run-text": lambda m: m["evaluations"][0].update(run={"evaluated": "many"}),
+    "line-zero": lambda m: m["evaluations"][0].update(line=0),
+    "params-list": lambda m: m["evaluations"][0].update(params=[1, 2]),
+}
+
+
+def _absurd_manifest(case: Case, kind: str) -> str:
+    """A well-formed (correctly hashed) manifest, valid in every way but one absurd value."""
+    st = Store(case.store)
+    value = load_manifest(st, case.manifest).to_value()
+    ABSURD[kind](value)
+    return st.objects.put(value)
+
+
+@pytest.mark.parametrize("kind", sorted(ABSURD))
+def test_a_manifest_with_absurd_values_is_refused_and_never_hides_the_others(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    """`total = 10**400` or `finished = 1e300` once passed fsck, then crashed list, show, log
+    and report for the whole store. Now `list` marks that experiment damaged and lists the
+    others; the commands that read it refuse in one line; fsck reports it."""
+    case = Case(base, tmp_path)
+    case.ref_record("evil", manifest=_absurd_manifest(case, kind))
+    commands = [*_readers(case, tmp_path, experiment="evil"), ("show", "X"), ("log", "X"), ("export", "X")]
+    results = _run_all(case, commands)
+    assert _damaged_rows(results[("list",)]) == ["evil"]
+    assert "X" in [line.split()[0] for line in results[("list",)].stdout.splitlines() if line.strip()]
+    for args in [("show", "evil"), ("show", "evil", "--full"), ("log", "evil"), ("export", "evil"),
+                 ("diff", "evil", "evil"), ("report", "evil", "-o", str(tmp_path / "report.html"))]:  # fmt: skip
+        assert results[args].refused and "malformed manifest" in results[args].stderr, (
+            args,
+            results[args].stderr,
+        )
+    for args in [("show", "X"), ("log", "X"), ("export", "X")]:
+        assert not results[args].refused, (args, results[args].stderr)
+    assert results[("log",)].refused or "evil" not in results[("log",)].stdout
+    fsck = results[("fsck",)]
+    assert fsck.refused and "malformed manifest" in fsck.stdout, fsck.stdout
+    if kind in ("total-huge", "finished-huge"):  # a run into it is refused too (and the store untouched)
+        run = doteval_run(case, tmp_path, "evil")
+        assert run.refused and "malformed manifest" in run.stdout + run.stderr, run.stdout + run.stderr
+        assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("kind", ["total-huge", "finished-huge"])
+def test_pull_refuses_a_manifest_with_absurd_values_before_publishing_it(
+    base: Path, tmp_path: Path, kind: str
+) -> None:
+    source = Case(base, tmp_path / "source")
+    source.ref_record("evil", manifest=_absurd_manifest(source, kind))
+    dest = copy_store(base, tmp_path / "dest")
+    before = snapshot(dest)
+    for method in ((), ("--no-rsync",)):
+        done = cli(dest, "pull", str(source.store), *method)
+        assert_refused_or_ignored(done)
+        assert done.refused and "malformed manifest" in done.stderr, done.stderr
+        assert snapshot(dest) == before
+    assert not cli(dest, "list").refused
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"time": 1e300}, {"time": "now"}, {"op": 7}, {"merged": "a" * 64}, {"host": ["h"]}],
+    ids=["time-huge", "time-text", "op-int", "merged-text", "host-list"],
+)
+def test_a_ref_record_with_absurd_values_is_refused_and_never_hides_the_others(
+    base: Path, tmp_path: Path, fields: dict[str, object]
+) -> None:
+    case = Case(base, tmp_path)
+    case.ref_record("evil", **fields)
+    results = _run_all(case, [*_readers(case, tmp_path, experiment="evil"), ("show", "X")])
+    assert _damaged_rows(results[("list",)]) == ["evil"]
+    assert not results[("show", "X")].refused
+    assert results[("show", "evil")].refused and "malformed ref record" in results[("show", "evil")].stderr
+    assert results[("fsck",)].refused and "malformed ref record" in results[("fsck",)].stdout
+    run = doteval_run(case, tmp_path, "evil")
+    assert run.refused and "malformed ref record" in run.stdout + run.stderr, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+# -- store folders that are files -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["objects", "packs", "refs", "journals", "locks", "objects/*"])
+def test_a_store_folder_that_is_a_file_is_refused_in_one_line(
+    base: Path, tmp_path: Path, folder: str
+) -> None:
+    """`objects` (or another store folder) as a plain file: `run` crashed with NotADirectoryError.
+    ``objects/*``: every object folder the store lacks is a file, so the run meets one when it seals."""
+    case = Case(base, tmp_path)
+    if folder == "objects/*":
+        for n in range(256):
+            path = case.store / "objects" / f"{n:02x}"
+            if not path.exists():
+                path.write_text("not a folder\n")
+    else:
+        shutil.rmtree(case.store / folder, ignore_errors=True)
+        (case.store / folder).write_text("not a folder\n")
+    _run_all(case, _readers(case, tmp_path))
+    run = doteval_run(case, tmp_path, "fresh")
+    text = run.stdout + run.stderr
+    assert "Traceback" not in text and "NotADirectoryError" not in text, text
+    assert run.returncode != 0 and "not a folder" in text, text
+
+
+@pytest.mark.parametrize("method", [(), ("--no-rsync",)], ids=["rsync", "copy"])
+def test_pull_copies_only_regular_files_and_never_reads_a_fifo_or_a_device(
+    base: Path, tmp_path: Path, method: tuple[str, ...]
+) -> None:
+    """A plain copy once read a FIFO among the source's objects (SpecialFileError) and would
+    copy /dev/zero without end. A source holding anything but plain files and folders is
+    refused in one line, by rsync and by the copy alike, before a byte is read."""
+    source = Case(base, tmp_path / "source")
+    folder = source.store / "objects" / "ab"
+    folder.mkdir(exist_ok=True)
+    for n, kind in enumerate(SPECIAL):
+        _plant_special(folder / (f"{n}" * 62), kind, source)
+    dest = tmp_path / "dest"
+    with fifo_watch(source.outside / "fifo") as opened, fifo_watch(folder / ("1" * 62)) as opened_inside:
+        done = cli(dest, "pull", str(source.store), *method)
+    assert_refused_or_ignored(done)
+    assert done.refused and "not a plain file or folder" in done.stderr, done.stderr
+    assert not opened and not opened_inside
+    assert not list((dest / "objects").glob("ab/*"))
+
+
+@pytest.mark.parametrize(
+    "item", [b"s1:x", b"t1:s1:x", b"t2:s1:xs1:yZ"], ids=["not-a-tuple", "one-column", "bad"]
+)
+def test_a_sample_table_item_that_is_not_an_item_is_reported_by_fsck(
+    base: Path, tmp_path: Path, item: bytes
+) -> None:
+    """An item that does not decode to one value per column once made `show` count 128
+    samples and `export` die at the one it could not read: fsck names it now."""
+    case = Case(base, tmp_path)
+    st = Store(case.store)
+    (part,) = load_parts(st, case.entries)
+    table = st.objects.get(part.table_id)
+    sizes = list(struct.unpack(f"<{part.length}I", table["sizes"]))
+    first = table["items"][: sizes[0]]
+    table_id = st.objects.put(
+        {
+            **table,
+            "items": item + table["items"][len(first) :],
+            "sizes": struct.pack(f"<{part.length}I", len(item), *sizes[1:]),
+        }
+    )
+    view = st.objects.put(
+        {"type": "entries", "v": 2, "parts": [[table_id, part.details_id, part.length, b""]]}
+    )
+    manifest = load_manifest(st, case.manifest)
+    manifest.evaluations[0].entries = view
+    case.ref_record("evil", manifest=st.objects.put(manifest.to_value()))
+    results = _run_all(case, [*BASIC, ("show", "evil"), ("export", "evil")])
+    fsck = results[("fsck",)]
+    assert fsck.refused, fsck.stdout
+    assert "not one value per column" in fsck.stdout or "malformed encoded value" in fsck.stdout, fsck.stdout
+    assert not results[("show", "evil")].refused
+    if item != b"t1:s1:x":  # one value for two columns: exported as the one column it has
+        assert results[("export", "evil")].refused
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """rsync's remote shell replaced by one that runs the command here: ``host:path`` works."""
+    script = tmp_path / "fake-ssh"
+    script.write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("RSYNC_RSH", str(script))
+    return "fakehost"
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
+def test_pull_from_host_path_publishes_only_checked_ref_records(
+    base: Path, tmp_path: Path, fake_ssh: str
+) -> None:
+    source = Case(base, tmp_path / "source")
+    dest = copy_store(base, tmp_path / "dest")
+    good = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert not good.refused and "rsync" in good.stdout, good.stderr
+    source.ref_record("evil", manifest=_absurd_manifest(source, "total-huge"))
+    source.ref_record("fine", time=2.0)
+    done = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert_refused_or_ignored(done)
+    assert done.refused and "malformed manifest" in done.stderr, done.stderr
+    assert not (dest / "refs" / "evil").exists() and not (dest / "refs" / "fine").exists()
+    assert not [p for p in dest.iterdir() if p.name.startswith(".tmp-")]
+    (source.store / "refs" / "evil").rename(tmp_path / "evil-moved")
+    done = cli(dest, "pull", f"{fake_ssh}:{source.store}")
+    assert not done.refused, done.stderr
+    assert sorted(line.split()[0] for line in cli(dest, "list").stdout.splitlines()[2:]) == ["X", "fine"]

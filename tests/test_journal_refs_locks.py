@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from doteval.errors import CorruptStoreError, LockedError, StoreError
+from doteval.fsck import fsck
 from doteval.manifest import FLAG_ERROR, FLAG_OK
 from doteval.objects import Store
 from doteval.objects.encoding import decode, encode
@@ -478,37 +479,128 @@ _VIEW = {"base": None, "kept": None, "total": 4, "reused": 0, "added": 4, "remov
 
 
 @pytest.mark.parametrize(
-    "view, result, refused",
+    "view, result, done",
     [
-        ({**_VIEW, "kept": b"\x01\x02"}, None, False),  # a bitmap of the wrong size: the whole view is kept
-        ({**_VIEW, "total": "4"}, None, True),
-        ({**_VIEW, "base": 7}, None, True),
-        (_VIEW, encode([1, 2]), True),
-        (_VIEW, encode({"scores": 3}), True),
+        ({**_VIEW, "kept": b"\x01\x02"}, None, 1),  # a bitmap of the wrong size: the whole view is kept
+        ({**_VIEW, "total": "4"}, None, 1),
+        ({**_VIEW, "base": 7}, None, 1),
+        ({**_VIEW, "total": 10**400}, None, 1),
+        (_VIEW, encode([1, 2]), 0),
+        (_VIEW, encode({"scores": 3}), 0),
+        (_VIEW, encode({"scores": [{"name": "s", "value": 1}], "error": "boom"}), 0),
+        (_VIEW, encode({"scores": [], "duration": 1e300}), 0),
     ],
-    ids=["short-bitmap", "total-text", "base-int", "result-list", "scores-int"],
+    ids=[
+        "short-bitmap",
+        "total-text",
+        "base-int",
+        "total-huge",
+        "result-list",
+        "scores-int",
+        "error-text",
+        "duration",
+    ],
 )
-def test_a_journal_with_malformed_records_is_refused_in_one_line(
-    tmp_path: Path, view: dict[str, Any], result: bytes | None, refused: bool
+def test_a_journal_record_that_makes_no_sense_is_skipped_alone(
+    tmp_path: Path, view: dict[str, Any], result: bytes | None, done: int
 ) -> None:
-    """A journal is read back after a crash: records that pass their checksum but make no
-    sense are a clear error, and the journal stays for a look."""
+    """A journal is read back after a crash: a record that passes its checksum but makes no
+    sense is skipped (its sample is evaluated again by the next run); the rest is sealed."""
     store = new_store(tmp_path / "s")
     recorder = RunRecorder(store, "exp", Head(None, None, None))
     recorder.start()
     recorder.begin_evaluation(0, HEADER)
     recorder.record_view(0, view)
     recorder.record_result(0, True, ITEMS[0], 0, result if result is not None else globals()["result"](0))
+    recorder.record_result(0, True, ITEMS[1], 0, globals()["result"](1))
     assert recorder.journal is not None
     recorder.journal.close()
     with store.lock("exp"):
-        if refused:
-            with pytest.raises(CorruptStoreError, match="journal"):
-                recover(store, "exp")
-            assert store.journals("exp")
-        else:
-            (manifest,) = recover(store, "exp")
-            assert manifest.evaluations[0].done == 1 and not store.journals("exp")
+        (manifest,) = recover(store, "exp")
+    assert manifest.evaluations[0].done == done + 1 and not store.journals("exp")
+    assert manifest.evaluations[0].total <= 4  # a view record of 10**400 samples is skipped
+
+
+def _dead_run(store: Store, name: str = "exp", header: dict[str, Any] | None = None) -> JournalWriter:
+    """The journal of a run of ``name`` that died; the caller appends records and closes it."""
+    path = store.journals_dir / name / "20261130T000000-dead.journal"
+    journal = JournalWriter(path, fsync_interval=3600)
+    start = {"experiment": name, "run_id": "r", "parent_record": None, "started": 5.0, "host": "h", "pid": 1}
+    journal.append(("start", {**start, **(header or {})}))
+    journal.append(("eval", 0, HEADER))
+    return journal
+
+
+def test_one_malformed_result_among_many_hides_none_of_the_others(tmp_path: Path) -> None:
+    """Crafted records that pass their checksum: a malformed details record, a flag of 9, an
+    item that is not one value per column, an end record whose time is text. Each is
+    skipped alone; the 127 good samples are sealed and agree everywhere."""
+    store = new_store(tmp_path / "s")
+    journal = _dead_run(store)
+    items = [encode((f"p{i}", "e")) for i in range(127)]
+    for i, item in enumerate(items):
+        journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, item, result(i)))
+        if i == 60:
+            journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, encode(("bad", "e")), encode([1])))
+            journal.append_encoded(result_frame(0, 9, -1, 0, encode(("flag", "e")), result(0)))
+            journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, encode("one value"), result(0)))
+            journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, b"t1:s1:x", result(0)))  # cut short
+    journal.append(("end", "completed", "yesterday"))
+    journal.close()
+    with store.lock("exp"):
+        (manifest,) = recover(store, "exp")
+    (ev,) = manifest.evaluations
+    view = load_view(store, ev)
+    assert (ev.done, ev.errors, len(view)) == (127, 0, 127)
+    assert sorted(view.items) == sorted(items)
+    assert all(view.result(i)["prompt"] for i in range(len(view)))
+    assert manifest.status == "interrupted"  # the end record was skipped
+
+
+def test_a_result_whose_slot_is_not_its_item_replaces_nothing(tmp_path: Path) -> None:
+    """A slot names the position of the sample a result replaces (a retried error): read
+    back from a journal, a slot of 10**9, or one that holds another item, is refused."""
+    store = new_store(tmp_path / "s")
+    crashed_run(store, [False, False, True, True])
+    with store.lock("exp"):
+        (first,) = recover(store, "exp")
+    head = read_head(store, "exp")
+    journal = _dead_run(store, header={"parent_record": head.record_id})
+    journal.append(("view", 0, {**_VIEW, "base": first.evaluations[0].entries, "kept": b"\x0f"}))
+    journal.append_encoded(result_frame(0, FLAG_OK, 10**9, 0, ITEMS[0], result(0)))
+    journal.append_encoded(result_frame(0, FLAG_OK, 2, 0, ITEMS[1], result(1)))  # slot 2 holds ITEMS[2]
+    journal.close()
+    with store.lock("exp"):
+        (manifest,) = recover(store, "exp")
+    view = load_view(store, manifest.evaluations[0])
+    assert sorted(view.items) == sorted(ITEMS)  # nothing lost, nothing twice
+    assert (manifest.evaluations[0].done, manifest.evaluations[0].errors) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"experiment": "other"},
+        {"started": 1e300},
+        {"started": "now"},
+        {"pid": 10**400},
+        {"parent_record": "../x"},
+    ],
+    ids=["other-experiment", "time-huge", "time-text", "pid-huge", "parent-path"],
+)
+def test_a_journal_whose_run_header_makes_no_sense_is_refused_and_kept(
+    tmp_path: Path, header: dict[str, Any]
+) -> None:
+    store = new_store(tmp_path / "s")
+    journal = _dead_run(store, header=header)
+    journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, ITEMS[0], result(0)))
+    journal.close()
+    with store.lock("exp"), pytest.raises(CorruptStoreError, match="journal header"):
+        recover(store, "exp")
+    assert store.journals("exp")
+    assert store.refs.read("other") is None
+    (problem,) = fsck(store).errors
+    assert "journal" in problem.message and problem.path.endswith(".journal")
 
 
 def test_live_progress_skips_journal_records_that_make_no_sense(tmp_path: Path) -> None:

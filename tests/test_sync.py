@@ -308,3 +308,46 @@ def test_store_option_spelling_keeps_node_ids(tmp_path: Path) -> None:
     log = cli_json(store, "log", "X")["entries"]
     assert [e["evaluated"] for e in log if e["op"] == "run"][-1] == 5  # later runs: nothing to evaluate
     assert sum(e["evaluated"] for e in log) == 5
+
+
+# -- experiment names of every shape the name rule allows (issue 10, item 8) ----------------------
+
+# Names that look like files rsync must skip (locks, journals, temp files) or like store folders:
+# the filter's rules are anchored to their folders, so none of them is left out.
+ODD_NAMES = [
+    "results.lock",
+    "x.journal",
+    "a.tmp-1-0123456789ab",
+    "journals",
+    "locks",
+    "objects",
+    "rsync-filter",
+    "VERSION",
+    "pack-x.idx",
+    "_x+y=z,w-v.",
+    "9" + "z" * 199,
+]
+
+
+@pytest.fixture(scope="module")
+def odd_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sync-odd")
+    project = Project(root / "project", 2, store_arg="joined")
+    for name in ODD_NAMES:
+        project.run(name, root / "store")
+    return root / "store"
+
+
+@pytest.mark.parametrize("method", ["rsync", "copy"])
+def test_experiments_of_every_name_shape_are_pushed_and_pulled(
+    odd_store: Path, tmp_path: Path, method: str
+) -> None:
+    flags = ["--no-rsync"] if method == "copy" else []
+    assert sorted(names(odd_store)) == sorted(ODD_NAMES)
+    pushed, pulled = tmp_path / "pushed", tmp_path / "pulled"
+    cli(odd_store, "push", str(pushed), *flags)
+    cli(pulled, "pull", str(odd_store), *flags)
+    for store in (pushed, pulled):
+        assert sorted(names(store)) == sorted(ODD_NAMES)
+        assert_clean(store)
+        assert tree(store) == tree(odd_store)

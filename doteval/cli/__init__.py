@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="doteval", standalone_mode=False)
     except DotevalError as e:
-        _print_error(e)
+        _print_error(_explained(e))
         sys.exit(1)
     except PermissionError as e:
         from doteval.errors import permission_error
@@ -64,6 +64,22 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
         if hasattr(exceptions, "Abort"):  # typer's own copy has none: it raises typer.Abort
             aborts.append(exceptions.Abort)
     return tuple(usage_errors), tuple(aborts)
+
+
+def _explained(error: DotevalError) -> DotevalError:
+    """An experiment not found, with the close names of the store the command opened (a typo)."""
+    from doteval.cli.common import GlobalOptions
+    from doteval.errors import ExperimentNotFoundError
+
+    store = GlobalOptions.opened
+    if not isinstance(error, ExperimentNotFoundError) or error.explained or store is None:
+        return error
+    from doteval.experiments import missing_experiment
+
+    try:
+        return missing_experiment(store, error.name)
+    except DotevalError:
+        return error
 
 
 def _print_error(error: DotevalError) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from doteval.cli.common import StoreOption, app
+from doteval.cli.common import GlobalOptions, StoreOption, app, store_path
 
 __all__ = ["app"]
 
@@ -68,6 +68,7 @@ def run(
         options += ["--shard", shard]
     if max_retries is not None:
         options += ["--max-retries", str(max_retries)]
+    store = store_path(store)
     if store is not None:
         options += ["--store", str(store)]
     extra = list(ctx.args)
@@ -96,8 +97,11 @@ def _root(
             "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    store: StoreOption = None,
 ) -> None:
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
+    GlobalOptions.store = store  # set on every call: one process may run several commands (tests)
+    GlobalOptions.opened = None
 
 
 # Register the other commands (imported for their side effect on `app`), in the

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from doteval.errors import StoreNotFoundError
 from doteval.export import jsonable
 from doteval.objects import Store
+from doteval.objects.store import find_store
 
 app = typer.Typer(
     name="doteval",
@@ -27,7 +29,7 @@ StoreOption = Annotated[
     Path | None,
     typer.Option(
         "--store",
-        help="Results store (default: $DOTEVAL_STORE or ./.doteval).",
+        help="Results store (default: $DOTEVAL_STORE, else the nearest .doteval here or above).",
         show_default=False,
     ),
 ]
@@ -42,8 +44,29 @@ def console() -> Console:
     return Console(highlight=False, no_color="NO_COLOR" in os.environ or None, width=wide)
 
 
-def open_store(path: Path | None) -> Store:
-    return Store(path)
+class GlobalOptions:
+    """Options given before the command (``doteval --store PATH COMMAND``)."""
+
+    store: Path | None = None
+    opened: Store | None = None  # the store the command opened, for its error messages
+
+
+def store_path(path: Path | None) -> Path | None:
+    """The store a command names: its own ``--store``, else the global one (else None: discover)."""
+    return path if path is not None else GlobalOptions.store
+
+
+def open_store(path: Path | None, *, create: bool = False) -> Store:
+    """The store of a command; without ``--store`` or ``$DOTEVAL_STORE``, the nearest ``.doteval``.
+
+    Only a command that writes a new store (``create``) may go on when none is found:
+    the others say so instead of reading an empty store that is not there.
+    """
+    path = store_path(path)
+    if path is None and not os.environ.get("DOTEVAL_STORE") and find_store() is None and not create:
+        raise StoreNotFoundError(str(Path.cwd()))
+    GlobalOptions.opened = Store(path)
+    return GlobalOptions.opened
 
 
 def print_json(document: Any) -> None:

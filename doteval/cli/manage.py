@@ -1,4 +1,4 @@
-"""Commands that change experiments as a whole: delete, rename, keep."""
+"""Commands that change experiments as a whole: delete, undelete, rename, keep."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from doteval.cli.common import StoreOption, app, console, open_store
-from doteval.experiments import delete_experiment, rename_experiment
+from doteval.experiments import delete_experiment, rename_experiment, undelete_experiment
 from doteval.merge import keep_line
 
 
@@ -17,9 +17,23 @@ def delete(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     store: StoreOption = None,
 ) -> None:
-    """Delete an experiment; its history stays recoverable until gc (see list --deleted)."""
+    """Delete an experiment; `doteval undelete` brings it back until gc (see list --deleted)."""
     delete_experiment(open_store(store), name)
-    console().print(f"Deleted experiment {escape(name)}. `doteval list --deleted` still shows it until gc.")
+    console().print(
+        f"Deleted experiment {escape(name)}. `doteval undelete {escape(name)}` brings it back until gc."
+    )
+
+
+@app.command()
+def undelete(
+    name: Annotated[str, typer.Argument(help="Name of the deleted experiment.")],
+    store: StoreOption = None,
+) -> None:
+    """Bring back a deleted experiment with its history (until gc); refuses a name that is taken."""
+    manifest = undelete_experiment(open_store(store), name)
+    console().print(
+        f"Brought back experiment {escape(name)} ({manifest.done}/{manifest.total} samples).", soft_wrap=True
+    )
 
 
 @app.command()

@@ -25,8 +25,15 @@ STATUS_LABELS = {
     "failed": "Failed",
     "interrupted": "Interrupted",
     "running": "Running",
+    "damaged": "Damaged",
 }
-STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "damaged": "red",
+}
 
 
 def short_node_id(node_id: str) -> str:

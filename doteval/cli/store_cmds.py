@@ -12,7 +12,7 @@ from rich.markup import escape
 from doteval.cli.common import JsonOption, StoreOption, app, console, open_store, print_json
 from doteval.fsck import fsck as check_store
 from doteval.gc import DEFAULT_EXPIRE_DELETED, DEFAULT_PRUNE, collect_garbage, parse_age
-from doteval.sync import SyncStats, rsync_commands
+from doteval.sync import SyncStats, rsync_commands, store_location
 from doteval.sync import pull as pull_store
 from doteval.sync import push as push_store
 from doteval.text import parse_fraction
@@ -63,6 +63,11 @@ def gc(
         print_json(stats.to_json())
         return
     out = console()
+    for path in stats.refused:
+        out.print(
+            f"[yellow]warning[/]: {escape(path)}: not a plain file or folder (a symbolic link?), not walked",
+            soft_wrap=True,
+        )
     verb = "Would remove" if dry_run else "Removed"
     out.print(
         f"Kept {stats.reachable} reachable objects ({stats.kept_young} unreachable but younger than --prune)."
@@ -142,7 +147,9 @@ def _print_sync(stats: SyncStats, verb: str) -> None:
         )
 
 
-Other = Annotated[str, typer.Argument(help="Another store: a path to a .doteval folder, or host:path.")]
+Other = Annotated[
+    str, typer.Argument(help="Another store: a .doteval folder, a project folder holding one, or host:path.")
+]
 NoRsync = Annotated[bool, typer.Option("--no-rsync", help="Copy files directly (local paths only).")]
 PrintCommands = Annotated[bool, typer.Option("--print", help="Print the equivalent rsync commands and exit.")]
 
@@ -150,8 +157,9 @@ PrintCommands = Annotated[bool, typer.Option("--print", help="Print the equivale
 def _sync(
     store: Path | None, other: str, *, pushing: bool, no_rsync: bool, print_commands: bool, as_json: bool
 ) -> None:
-    st = open_store(store)
+    st = open_store(store, create=not pushing)  # a pull creates the store it fills
     if print_commands:
+        other = store_location(other, destination=pushing)
         src, dst = (str(st.root), other) if pushing else (other, str(st.root))
         for args in rsync_commands(src, dst):
             print(shlex.join(["rsync", *args]))

@@ -67,11 +67,16 @@ def list_(
         table.add_row(
             escape(info.name),
             _styled(status),
-            f"{info.done}/{info.total} ({percent(info.done, info.total)})",
-            str(info.errors),
+            "-" if info.damage else f"{info.done}/{info.total} ({percent(info.done, info.total)})",
+            "-" if info.damage else str(info.errors),
             format_time(info.last_updated) if info.last_updated else "-",
         )
     out.print(table)
+    damaged = [i for i in infos if i.damage]
+    for info in damaged:
+        out.print(f"[red]{escape(info.name)}[/]: {escape(info.damage)}", soft_wrap=True)
+    if damaged:
+        out.print("Run `doteval fsck` to list every damaged file.")
 
 
 def _info_json(info: ExperimentInfo) -> dict[str, Any]:
@@ -89,6 +94,7 @@ def _info_json(info: ExperimentInfo) -> dict[str, Any]:
         "live": None
         if info.live is None
         else {"ok": info.live.ok, "errors": info.live.errors, "total": info.live.total},
+        "damage": info.damage or None,
     }
 
 

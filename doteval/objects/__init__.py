@@ -10,9 +10,16 @@ from pathlib import Path
 
 from doteval.objects.hashing import ObjectId, hash_bytes
 from doteval.objects.locks import ExperimentLock, live_holder
-from doteval.objects.names import check_name
+from doteval.objects.names import check_name, is_name
 from doteval.objects.refs import RefRecord, RefState, RefStore
-from doteval.objects.store import ObjectStore, check_store_version, default_store_path, init_store
+from doteval.objects.store import (
+    ObjectStore,
+    check_store_layout,
+    check_store_version,
+    default_store_path,
+    init_store,
+)
+from doteval.objects.walk import is_real_dir, scan
 
 __all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
 
@@ -23,6 +30,7 @@ class Store:
     def __init__(self, root: Path | str | None = None, *, durable: bool = True) -> None:
         self.root = Path(root) if root is not None else default_store_path()
         check_store_version(self.root)
+        check_store_layout(self.root)
         self.objects = ObjectStore(self.root, durable=durable)
         self.refs = RefStore(self.root, self.objects)
         self.journals_dir = self.root / "journals"
@@ -42,19 +50,15 @@ class Store:
 
     def journals(self, name: str) -> list[Path]:
         directory = self.journals_dir / check_name(name)
-        if directory.is_symlink():  # never read or delete a journal outside the store
+        # never read or delete a journal outside the store (fsck reports the link)
+        if not (is_real_dir(self.journals_dir) and is_real_dir(directory)):
             return []
-        try:
-            return sorted(p for p in directory.iterdir() if p.suffix == ".journal" and not p.is_symlink())
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        return [directory / f for f in scan(directory).files if f.endswith(".journal")]
 
     def experiment_names(self) -> list[str]:
         names = set(self.refs.names())
-        try:
-            for d in self.journals_dir.iterdir():
-                if d.is_dir() and not d.is_symlink() and any(p.suffix == ".journal" for p in d.iterdir()):
-                    names.add(d.name)
-        except FileNotFoundError:
-            pass
+        if is_real_dir(self.journals_dir):
+            for d in scan(self.journals_dir).dirs:
+                if is_name(d) and self.journals(d):
+                    names.add(d)
         return sorted(names)

@@ -8,11 +8,17 @@ ever overwrites an existing immutable file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+from doteval.errors import CorruptStoreError, StoreError
+
 TMP_PREFIX = ".tmp-"
+NOT_A_FOLDER_HINT = (
+    "a store folder is a file: move it out of the store (`doteval fsck` lists what else is damaged)"
+)
 
 
 def share_like_parent(path: Path) -> None:
@@ -44,6 +50,8 @@ def ensure_dir(path: Path) -> None:
     try:
         path.mkdir()
     except FileExistsError:
+        if not path.is_dir():  # a file (or a dangling link) where a store folder belongs
+            raise CorruptStoreError("not a folder", path=str(path), hint=NOT_A_FOLDER_HINT) from None
         return
     share_like_parent(path)
 
@@ -70,11 +78,56 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_temp(directory: Path, data: bytes | list[bytes], *, durable: bool = True) -> Path:
-    """Write ``data`` to a fresh temporary file inside ``directory``."""
-    ensure_dir(directory)
-    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def temp_name() -> str:
+    """A fresh temporary file name: ``.tmp-<pid>-<12 hex>`` (the shape gc may remove)."""
+    return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def open_new(path: Path) -> int:
+    """Create ``path`` for writing; never through a symbolic link, never an existing file."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
+def store_dir(root: Path, directory: Path) -> None:
+    """``mkdir -p`` of ``directory`` inside the store ``root``, refusing to pass through a link.
+
+    Every folder between ``root`` (trusted: it may be a link the user made) and
+    ``directory`` must be a real folder, so that nothing is ever written outside
+    the store through a folder of a copied store that is a symbolic link.
+    """
+    ensure_dir(root)
+    path = root
+    for part in directory.relative_to(root).parts:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass
+            else:
+                share_like_parent(path)
+            mode = os.lstat(path).st_mode
+        if not stat.S_ISDIR(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+            raise CorruptStoreError(
+                f"{path.relative_to(root)} is {what}, not a folder of the store",
+                path=str(path),
+                hint="move it out of the store (`doteval fsck` lists what is wrong)",
+            )
+
+
+def write_temp(
+    directory: Path, data: bytes | list[bytes], *, durable: bool = True, root: Path | None = None
+) -> Path:
+    """Write ``data`` to a fresh temporary file inside ``directory`` (of the store ``root``, if given)."""
+    if root is not None:
+        store_dir(root, directory)
+    else:
+        ensure_dir(directory)
+    tmp = directory / temp_name()
+    fd = open_new(tmp)
     share_like_parent(tmp)
     try:
         chunks = [data] if isinstance(data, bytes) else data
@@ -127,9 +180,83 @@ def touch(path: Path) -> None:
         pass
 
 
-def write_new(dest: Path, data: bytes | list[bytes], *, durable: bool = True) -> bool:
-    tmp = write_temp(dest.parent, data, durable=durable)
+def write_new(
+    dest: Path, data: bytes | list[bytes], *, durable: bool = True, root: Path | None = None
+) -> bool:
+    tmp = write_temp(dest.parent, data, durable=durable, root=root)
     published = publish_new(tmp, dest)
     if durable and published:
         fsync_dir(dest.parent)
     return published
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+_SAFE_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def open_regular(
+    path: Path, what: str = "store file", *, flags: int = os.O_RDONLY, hint: str | None = None
+) -> int:
+    """A descriptor on the regular file ``path``, the only way a store file is read.
+
+    Never through a symbolic link (``O_NOFOLLOW``), never blocking on a FIFO
+    (``O_NONBLOCK``), and never anything but a regular file (a FIFO, device,
+    socket or folder is refused after ``fstat``): a shared store is untrusted input.
+    A missing file raises ``FileNotFoundError`` and an unreadable one
+    ``PermissionError``, as ``open`` does; anything else is a ``CorruptStoreError``
+    (``what`` names the kind of file, ``hint`` what to do) or a ``StoreError``.
+    ``flags`` other than read-only (a lock file, opened to be written) keep these checks.
+    """
+    try:
+        fd = os.open(path, flags | _SAFE_FLAGS, 0o666)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:  # a folder on the way is a file: there is no such file
+            raise FileNotFoundError(errno.ENOENT, "a folder on its path is not a folder", str(path)) from None
+        if e.errno == errno.ELOOP:
+            raise CorruptStoreError(f"{what} is a symbolic link", path=str(path), hint=hint) from None
+        if e.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):  # a socket, a device
+            raise CorruptStoreError(f"{what} is not a regular file", path=str(path), hint=hint) from None
+        raise StoreError(f"cannot open {what} {path}: {e.strerror}", path=str(path), hint=hint) from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise CorruptStoreError(f"{what} is not a regular file", path=str(path), hint=hint)
+    return fd
+
+
+def read_fd(fd: int, limit: int, path: Path, what: str = "store file") -> bytes:
+    """The whole of the regular file open on ``fd``, refused when over ``limit`` bytes.
+
+    Reads what ``fstat`` says is there and no more (a file growing meanwhile is
+    not followed), and never asks for more than that at once.
+    """
+    size = os.fstat(fd).st_size
+    if size > limit:
+        raise CorruptStoreError(
+            f"{what} is {size} bytes, more than such a file may hold ({limit})", path=str(path)
+        )
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular(path: Path, limit: int, what: str = "store file") -> bytes:
+    """The bytes of the regular file ``path`` (see ``open_regular``), at most ``limit`` of them."""
+    fd = open_regular(path, what)
+    try:
+        return read_fd(fd, limit, path, what)
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@ from typing import Any
 
 from doteval.errors import CorruptStoreError
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, share_like_parent
+from doteval.objects.files import ensure_dir, open_regular, read_fd, share_like_parent, store_dir
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
@@ -28,13 +28,19 @@ _FRAME = struct.Struct(">II")
 # u32 item length | item (canonical encoding) | result details (canonical encoding).
 _RESULT = struct.Struct(">cIBqII")
 MAX_RECORD = 1 << 30
+MAX_JOURNAL = 1 << 36  # read whole into memory: a run of this size is sealed long before
 
 
 class JournalWriter:
-    def __init__(self, path: Path, *, fsync_interval: float = 1.0) -> None:
+    def __init__(self, path: Path, *, fsync_interval: float = 1.0, root: Path | None = None) -> None:
         self.path = path
-        ensure_dir(path.parent)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        if root is not None:  # the store's root: no folder between it and the journal may be a link
+            store_dir(root, path.parent)
+        else:
+            ensure_dir(path.parent)
+        self._fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o666
+        )
         share_like_parent(path)
         self._lock = threading.Lock()
         self._dirty = False
@@ -82,9 +88,16 @@ class JournalWriter:
 
 
 def read_journal(path: Path) -> tuple[list[Any], bool]:
-    """Records of the longest valid prefix, and whether the whole file was valid."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """Records of the longest valid prefix, and whether the whole file was valid.
+
+    Only a regular file is read (never a link, a FIFO or a device), and only as much
+    of it as it held when opened.
+    """
+    fd = open_regular(path, "journal")
+    try:
+        data = read_fd(fd, MAX_JOURNAL, path, "journal")
+    finally:
+        os.close(fd)
     if data[: len(JOURNAL_MAGIC)] != JOURNAL_MAGIC:
         if JOURNAL_MAGIC.startswith(data):
             return [], False  # died before the header was complete

@@ -9,18 +9,16 @@ Lock files are excluded from rsync by the documented filter.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import socket
-import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from doteval.errors import LockedError, StoreError
-from doteval.objects.files import ensure_dir, share_like_parent
+from doteval.errors import LockedError
+from doteval.objects.files import open_regular, read_regular, share_like_parent, store_dir
 from doteval.objects.names import check_name
 
 
@@ -41,7 +39,7 @@ class FileLock:
         return self._fd is not None
 
     def acquire(self, *, purpose: str = "run") -> None:
-        ensure_dir(self.path.parent)
+        store_dir(self.path.parent.parent, self.path.parent)  # root/locks/NAME.lock
         fd = _open_lock_file(self.path, os.O_RDWR | os.O_CREAT)
         share_like_parent(self.path)
         try:
@@ -85,22 +83,12 @@ class ExperimentLock(FileLock):
         self.name = name
 
 
+MAX_LOCK_FILE = 4096
+
+
 def _open_lock_file(path: Path, flags: int) -> int:
     """Open a lock file, never through a symbolic link (this file is truncated and written)."""
-    try:
-        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StoreError(
-                f"lock file {path} is a symbolic link", path=str(path), hint="remove it"
-            ) from None
-        raise StoreError(f"cannot open lock file {path}: {e.strerror}", path=str(path)) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise StoreError(f"lock file {path} is not a regular file", path=str(path), hint="remove it")
-    return fd
+    return open_regular(path, "lock file", flags=flags, hint="remove it")
 
 
 def store_lock(root: Path, purpose: str) -> FileLock:
@@ -120,7 +108,7 @@ def _holder_soon(path: Path) -> dict[str, Any]:
 
 def read_holder(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text() or "{}")
+        data = json.loads(read_regular(path, MAX_LOCK_FILE, "lock file") or b"{}")
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

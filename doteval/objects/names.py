@@ -21,3 +21,12 @@ def check_name(name: str) -> str:
             "use letters, digits and . _ - + = , (at most 200, not starting with '.')",
         )
     return name
+
+
+def is_name(name: str) -> bool:
+    """Whether ``name`` is a valid experiment name (``check_name`` without the error)."""
+    try:
+        check_name(name)
+    except InvalidNameError:
+        return False
+    return True

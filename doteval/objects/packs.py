@@ -8,18 +8,15 @@ without reading the pack. Layouts are in ``docs/reference/store-format.md``.
 
 from __future__ import annotations
 
-import errno
 import mmap
-import os
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from blake3 import blake3
 
-from doteval.errors import CorruptStoreError
-from doteval.objects.files import fsync_dir, publish_new, write_temp
+from doteval.errors import CorruptStoreError, StoreError
+from doteval.objects.files import fsync_dir, open_regular, publish_new, write_temp
 
 PACK_MAGIC = b"DVPACK\x00\x01"
 IDX_MAGIC = b"DVIDX\x00\x00\x01"
@@ -92,27 +89,13 @@ def write_pack(
     return name
 
 
-def _open_regular(path: Path) -> int:
-    """A descriptor on ``path``, never through a symbolic link, never blocking on a FIFO."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise CorruptStoreError("is a symbolic link", path=str(path)) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CorruptStoreError("is not a regular file", path=str(path))
-    return fd
-
-
 class PackIndex:
     """A mapped index and its pack; ``find`` is a binary search on the ids."""
 
     def __init__(self, idx_path: Path) -> None:
         self.idx_path = idx_path
         self.pack_path = idx_path.with_suffix(".pack")
-        with open(_open_regular(idx_path), "rb") as f:
+        with open(open_regular(idx_path, "pack index"), "rb") as f:
             try:
                 self._idx = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             except ValueError:  # empty file
@@ -165,8 +148,10 @@ class PackIndex:
     def _pack_map(self) -> mmap.mmap:
         if self._pack is None:
             try:
-                with open(_open_regular(self.pack_path), "rb") as f:
+                with open(open_regular(self.pack_path, "pack"), "rb") as f:
                     self._pack = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except StoreError:
+                raise
             except (OSError, ValueError) as e:
                 raise CorruptStoreError(f"cannot read pack: {e}", path=str(self.pack_path)) from None
         return self._pack

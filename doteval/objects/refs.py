@@ -14,6 +14,7 @@ name is durable (objects, then manifests, then refs).
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import CorruptStoreError, DotevalError, StoreError
+from doteval.objects import checks
 from doteval.objects.encoding import decode, encode
 from doteval.objects.files import TMP_PREFIX, write_new
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes, is_object_id
 from doteval.objects.names import check_name
 from doteval.objects.store import ObjectStore
+from doteval.objects.walk import is_real_dir, scan
 
 
 @dataclass(frozen=True)
@@ -83,37 +86,62 @@ class RefState:
         return out
 
 
+MAX_REF_RECORD = 1 << 20  # a record names a few objects: far less than this
+
+
+def ref_record(record_id: ObjectId, data: Any, where: str) -> RefRecord:
+    """A decoded ref record, every field checked for its type and range."""
+    try:
+        if checks.mapping(data, "record").get("type") != "ref":
+            raise ValueError("not a ref record")
+        manifest, parent, merged = data["manifest"], data["parent"], data.get("merged", [])
+        if type(merged) is not list:
+            raise ValueError("merged is not a list")
+        return RefRecord(
+            id=record_id,
+            experiment=checks.text(data["experiment"], "experiment"),
+            manifest=check_object_id(manifest, where=where) if manifest is not None else None,
+            parent=check_object_id(parent, where=where) if parent is not None else None,
+            time=checks.timestamp(data["time"], "time"),
+            op=checks.text(data["op"], "op"),
+            host=checks.text(data.get("host", ""), "host"),
+            note=checks.text(data.get("note", ""), "note"),
+            merged=tuple(check_object_id(m, where=where) for m in merged),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CorruptStoreError(f"malformed ref record ({e})", path=where) from None
+
+
 class RefStore:
     def __init__(self, root: Path, objects: ObjectStore) -> None:
         self.dir = root / "refs"
         self.objects = objects
 
     def names(self) -> list[str]:
-        try:
-            entries = sorted(self.dir.iterdir())
-        except FileNotFoundError:
-            return []
         out = []
-        for entry in entries:
+        for name in scan(self.dir).dirs:  # a link among them is never followed (fsck reports it)
             try:
-                check_name(entry.name)
+                out.append(check_name(name))
             except DotevalError:
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                out.append(entry.name)
         return out
 
     def read(self, name: str) -> RefState | None:
         directory = self.dir / check_name(name)
         if directory.is_symlink():
             raise CorruptStoreError("ref folder is a symbolic link", path=str(directory))
-        try:
-            files = [p for p in directory.iterdir() if not p.name.startswith(TMP_PREFIX)]
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        if os.path.lexists(self.dir) and not is_real_dir(self.dir):
+            raise CorruptStoreError("refs is not a folder (a symbolic link?)", path=str(self.dir))
+        if os.path.lexists(directory) and not is_real_dir(directory):
+            return None  # a file where a ref folder would be: no such experiment (fsck reports it)
+        listing = scan(directory)
+        odd = listing.refused + listing.dirs
+        if odd:
+            raise CorruptStoreError("unexpected file among ref records", path=str(directory / odd[0]))
+        files = [directory / n for n in listing.files if not n.startswith(TMP_PREFIX)]
         records: dict[ObjectId, RefRecord] = {}
         for path in files:
-            if not is_object_id(path.name) or path.is_symlink():
+            if not is_object_id(path.name):
                 raise CorruptStoreError("unexpected file among ref records", path=str(path))
             records[ObjectId(path.name)] = self._read_record(path)
         if not records:
@@ -130,35 +158,22 @@ class RefStore:
         return RefState(name, records, tuple(heads))
 
     def _read_record(self, path: Path) -> RefRecord:
-        raw = self.objects.read_loose(path)
+        raw = self.objects.read_loose(path, what="ref record", limit=MAX_REF_RECORD)
         if hash_bytes(raw) != path.name:
             raise CorruptStoreError("ref record does not match its name", path=str(path))
-        data = decode(raw)
-        try:
-            if data["type"] != "ref":
-                raise KeyError("type")
-            manifest = data["manifest"]
-            parent = data["parent"]
-            return RefRecord(
-                id=ObjectId(path.name),
-                experiment=str(data["experiment"]),
-                manifest=check_object_id(manifest, where=str(path)) if manifest else None,
-                parent=check_object_id(parent, where=str(path)) if parent else None,
-                time=float(data["time"]),
-                op=str(data["op"]),
-                host=str(data.get("host", "")),
-                note=str(data.get("note", "")),
-                merged=tuple(check_object_id(m, where=str(path)) for m in data.get("merged", ())),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise CorruptStoreError(f"malformed ref record ({e})", path=str(path)) from None
+        return ref_record(ObjectId(path.name), decode(raw), str(path))
 
     def adopt(self, name: str, records: list[RefRecord], source: str) -> None:
         """Copy ``source``'s record files under ``name`` (a rename keeps its history)."""
         directory = self.dir / check_name(name)
         for record in records:
             raw = self.objects.read_loose(self.dir / check_name(source) / record.id)
-            write_new(directory / record.id, self.objects.file_chunks(raw), durable=self.objects.durable)
+            write_new(
+                directory / record.id,
+                self.objects.file_chunks(raw),
+                durable=self.objects.durable,
+                root=self.dir.parent,
+            )
 
     def append(
         self,
@@ -206,7 +221,12 @@ class RefStore:
         raw = encode(record)
         record_id = hash_bytes(raw)
         directory = self.dir / check_name(name)
-        write_new(directory / record_id, self.objects.file_chunks(raw), durable=self.objects.durable)
+        write_new(
+            directory / record_id,
+            self.objects.file_chunks(raw),
+            durable=self.objects.durable,
+            root=self.dir.parent,
+        )
         return RefRecord(
             record_id,
             name,

@@ -11,7 +11,6 @@ This module knows bytes and ids only; what an object means is up to its reader.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import struct
@@ -31,9 +30,18 @@ from doteval.errors import (
     StoreVersionError,
 )
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, write_new
+from doteval.objects.files import (
+    NOT_A_FOLDER_HINT,
+    open_regular,
+    read_fd,
+    read_regular,
+    store_dir,
+    write_new,
+    write_temp,
+)
 from doteval.objects.hashing import ObjectId, check_object_id, hash_bytes
 from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
+from doteval.objects.walk import RSYNC_FILTER, scan
 
 FORMAT_VERSION = 2  # 2: results in sample tables (doteval.tables)
 STORE_MARKER = "doteval-store"
@@ -53,9 +61,40 @@ class _Codecs(threading.local):
         self.dict_decompressors: dict[bytes, zstandard.ZstdDecompressor] = {}
 
 
+STORE_DIR = ".doteval"
+
+
+def find_store(start: Path | None = None) -> Path | None:
+    """The nearest ``.doteval`` folder in ``start`` (default: the current directory) or a
+    parent, as git finds ``.git``.
+
+    The search stops at ``/`` and where a mount point changes the filesystem (git's
+    default without ``GIT_DISCOVERY_ACROSS_FILESYSTEM``): a store on another disk is
+    named with ``--store`` or ``DOTEVAL_STORE``, never found by accident.
+    """
+    here = Path(os.path.abspath(start or Path.cwd()))
+    try:
+        device = here.stat().st_dev
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        try:
+            if folder.stat().st_dev != device:
+                return None
+        except OSError:
+            return None
+        if (folder / STORE_DIR).is_dir():
+            return folder / STORE_DIR
+    return None
+
+
 def default_store_path() -> Path:
+    """``$DOTEVAL_STORE``, else the nearest ``.doteval`` (``find_store``), else ``./.doteval``,
+    where a run that writes creates one."""
     env = os.environ.get("DOTEVAL_STORE")
-    return Path(env) if env else Path.cwd() / ".doteval"
+    if env:
+        return Path(env)
+    return find_store() or Path.cwd() / STORE_DIR
 
 
 class ObjectStore:
@@ -144,12 +183,13 @@ class ObjectStore:
         object_id = hash_bytes(raw)
         path = self.loose_path(object_id)
         if path.exists():
+            store_dir(self.root, path.parent)  # never touch a file through a linked folder
             try:
                 os.utime(path, follow_symlinks=False)  # touched: a concurrent gc keeps it
                 return object_id
             except FileNotFoundError:
                 pass  # a gc packed it and removed the file just now: write it again
-        write_new(path, self.file_chunks(raw), durable=self.durable)
+        write_new(path, self.file_chunks(raw), durable=self.durable, root=self.root)
         return object_id
 
     def file_chunks(self, raw: bytes) -> list[bytes]:
@@ -160,29 +200,22 @@ class ObjectStore:
     def put(self, value: Any) -> ObjectId:
         return self.put_bytes(encode(value))
 
-    def read_loose(self, path: Path) -> bytes:
+    def read_loose(self, path: Path, *, what: str = "object file", limit: int = MAX_OBJECT_SIZE) -> bytes:
+        """The decompressed bytes of a loose file (an object, or a ref record: ``what``) holding
+        at most ``limit`` bytes; read only if it is a regular file (see ``open_regular``)."""
         head_len = len(LOOSE_MAGIC) + _LOOSE_HEAD.size
-        # Never through a symbolic link, never blocking on a FIFO: a shared store is untrusted.
+        fd = open_regular(path, what)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise CorruptStoreError("object file is a symbolic link", path=str(path)) from None
-            raise
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CorruptStoreError("object file is not a regular file", path=str(path))
-            head = f.read(head_len)
-            if len(head) != head_len or head[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
-                raise CorruptStoreError("not an object file (bad header)", path=str(path))
-            codec, raw_len = _LOOSE_HEAD.unpack_from(head, len(LOOSE_MAGIC))
-            if raw_len > MAX_OBJECT_SIZE:
-                raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
-            limit = raw_len + 1024 if codec == CODEC_RAW else MAX_OBJECT_SIZE
-            # read() allocates its whole argument up front: never ask for more than is there
-            size = os.fstat(f.fileno()).st_size - head_len
-            payload = f.read(max(0, min(limit, size)))
-        return self.decompress(codec, raw_len, payload, where=str(path))
+            # a zstd payload is only kept when smaller than the raw bytes
+            data = read_fd(fd, head_len + limit, path, what)
+        finally:
+            os.close(fd)
+        if len(data) < head_len or data[: len(LOOSE_MAGIC)] != LOOSE_MAGIC:
+            raise CorruptStoreError("not an object file (bad header)", path=str(path))
+        codec, raw_len = _LOOSE_HEAD.unpack_from(data, len(LOOSE_MAGIC))
+        if raw_len > limit:
+            raise CorruptStoreError(f"object claims {raw_len} bytes, over the limit", path=str(path))
+        return self.decompress(codec, raw_len, data[head_len:], where=str(path))
 
     # -- packs ------------------------------------------------------------
 
@@ -194,15 +227,12 @@ class ObjectStore:
         """
         with self._packs_lock:
             try:
-                mtime = self.packs_dir.stat().st_mtime_ns
+                mtime = os.lstat(self.packs_dir).st_mtime_ns  # a link's own time: scan refuses it below
             except FileNotFoundError:
                 mtime = -1
             if mtime == self._packs_mtime and mtime != -1:
                 return list(self._packs.values())
-            try:
-                names = sorted(p.name for p in self.packs_dir.iterdir() if p.name.endswith(".idx"))
-            except FileNotFoundError:
-                names = []
+            names = [name for name in scan(self.packs_dir).files if name.endswith(".idx")]
             self._packs_mtime = mtime
             for name in names:
                 if name not in self._packs and not name.startswith("."):
@@ -254,7 +284,7 @@ class ObjectStore:
                     codec, payload = (CODEC_ZSTD_DICT if current is not None else CODEC_ZSTD), packed
             entries.append((bytes.fromhex(object_id), codec, len(raw), payload))
         if entries:
-            ensure_dir(self.packs_dir)
+            store_dir(self.root, self.packs_dir)
             dictionary = current[0] if current is not None else NO_DICTIONARY
             write_pack(self.packs_dir, entries, dictionary)
             self._packs_mtime = -2  # list the folder again: its mtime may not have moved
@@ -332,13 +362,12 @@ class ObjectStore:
         return self._find_packed(bytes.fromhex(object_id)) is not None
 
     def iter_loose_ids(self) -> Iterator[ObjectId]:
-        if not self.objects_dir.is_dir():
-            return
-        for sub in sorted(self.objects_dir.iterdir()):
-            if len(sub.name) != 2 or not sub.is_dir():
+        """The ids of the loose objects (a link among their folders is never followed)."""
+        for sub in scan(self.objects_dir).dirs:
+            if len(sub) != 2:
                 continue
-            for f in sorted(sub.iterdir()):
-                name = sub.name + f.name
+            for f in scan(self.objects_dir / sub).files:
+                name = sub + f
                 if len(name) == 64:
                     try:
                         yield check_object_id(name)
@@ -346,14 +375,19 @@ class ObjectStore:
                         continue
 
 
+MAX_VERSION_FILE = 256
+
+
 def check_store_version(root: Path) -> None:
     marker = root / "VERSION"
     try:
-        text = marker.read_text()
+        text = read_regular(marker, MAX_VERSION_FILE, "store VERSION file").decode()
     except FileNotFoundError:
         return
     except UnicodeDecodeError:
         raise CorruptStoreError("unreadable store VERSION file", path=str(marker)) from None
+    except DotevalError:
+        raise
     except OSError as e:
         raise StoreError(f"cannot read store version: {e}", path=str(marker)) from None
     parts = text.split()
@@ -369,11 +403,58 @@ def check_store_version(root: Path) -> None:
         )
 
 
+STORE_FOLDERS = ("objects", "packs", "refs", "journals", "locks")
+
+
+def check_store_layout(root: Path) -> None:
+    """Refuse a store where one of its folders is a file (or a FIFO, a device): every
+    command would meet it somewhere, and say so in a traceback."""
+    for name in STORE_FOLDERS:
+        try:
+            mode = (root / name).stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise StoreError(
+                f"cannot read store folder {name!r}: {e.strerror}", path=str(root / name)
+            ) from None
+        if not stat.S_ISDIR(mode):
+            raise CorruptStoreError(
+                f"store folder {name!r} is not a folder", path=str(root / name), hint=NOT_A_FOLDER_HINT
+            )
+
+
 def init_store(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise StoreError(f"store path {root} is not a directory", path=str(root))
     root.mkdir(parents=True, exist_ok=True)
     marker = root / "VERSION"
     if not marker.exists():
-        write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode())
+        write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode(), root=root)
     check_store_version(root)
+    _write_filter(root)
+
+
+def _write_filter(root: Path) -> None:
+    """The rsync filter, kept in the store (by its writers) for people who copy it with rsync alone."""
+    path = root / "rsync-filter"
+    wanted = RSYNC_FILTER.encode()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        current = None
+    except OSError:  # a link or worse: replaced by the real filter below (never written through)
+        current = b""
+    else:
+        with os.fdopen(fd, "rb") as f:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            current = f.read(len(wanted) + 1) if regular else b""
+    if current == wanted:
+        return
+    tmp = None
+    try:
+        tmp = write_temp(root, wanted, root=root)
+        os.replace(tmp, path)  # replaces a link, never follows it
+    except OSError:  # a store on a read-only mount: the filter is a convenience
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
