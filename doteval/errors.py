@@ -15,7 +15,8 @@ exception that is not a ``DotevalError`` is a bug and keeps its traceback.
     │   ├── StoreNotFoundError             no store given, and no .doteval found
     │   ├── CorruptObjectError             bytes that do not hash to their name
     │   ├── CorruptStoreError              unreadable pack, index, record or journal
-    │   └── StoreVersionError              store written by a newer doteval
+    │   ├── StoreVersionError              store written by a newer doteval
+    │   └── NoSpaceError                   the disk (or quota) holding the store is full
     ├── LockedError                        another live process holds the lock
     └── ChangedEvaluationError             code or params changed since the last run
 """
@@ -145,6 +146,19 @@ class StoreVersionError(StoreError):
         )
         self.found = found
         self.supported = supported
+
+
+class NoSpaceError(StoreError):
+    """A store write met a full disk or quota (ENOSPC, EDQUOT); what was written stays valid."""
+
+    def __init__(self, store: str, need: int) -> None:
+        mb = max(1, -(-need // 1_000_000))
+        super().__init__(
+            f"no space left on device writing to {store} (need about {mb} MB free)",
+            path=store,
+            hint="free some space and run the same command again: every finished sample is kept",
+        )
+        self.need = need
 
 
 class LockedError(DotevalError):

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, UsageError
+from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, NoSpaceError, UsageError
 from doteval.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
 from doteval.objects import ObjectId, Store, check_name
 from doteval.objects.journal import read_journal
 from doteval.objects.refs import RefRecord, RefState
-from doteval.runs import read_head, recover
+from doteval.runs import STATUS_INTERRUPTED, read_head, recover
 from doteval.tables import load_view
 
 STATUS_RUNNING = "running"
@@ -114,7 +114,9 @@ def recover_if_idle(store: Store, name: str) -> RefState | None:
     """Seal journals of dead runs of ``name`` and join lines that can be joined;
     returns the experiment's ref state after that (read once when there was nothing to do).
 
-    Skipped while a live run holds the experiment's lock.
+    Skipped while a live run holds the experiment's lock, and when the disk is full:
+    then the experiment is read as it stands (its dead runs' journals stay, for the
+    next writer to seal), so that readers work on a full disk.
     """
     if not store.journals(name):
         state = store.refs.read(name)
@@ -123,12 +125,14 @@ def recover_if_idle(store: Store, name: str) -> RefState | None:
     lock = store.lock(name)
     try:
         lock.acquire(purpose="recover")
-    except LockedError:
+    except (LockedError, NoSpaceError):
         return store.refs.read(name)
     try:
         from doteval.merge import settle_locked
 
         settle_locked(store, name)
+    except NoSpaceError:
+        pass  # what was sealed is published whole; the other journals stay as they are
     finally:
         lock.release()
     return store.refs.read(name)
@@ -140,7 +144,12 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
     holder = store.live_holder(name)
     head = read_head(store, name, state)
     if head.state is None and holder is None:
-        raise ExperimentNotFoundError(name)
+        live = live_progress(store, name)  # a first run that could not be sealed (a full disk)
+        if live is None:
+            raise ExperimentNotFoundError(name)
+        return ExperimentInfo(
+            name=name, status=STATUS_INTERRUPTED, manifest=None, manifest_id=None, live=live
+        )
     deleted = head.state is not None and head.state.head.deleted
     if deleted and holder is not None and holder.get("purpose", "run") == "run":
         deleted = False  # run again under its name: a new experiment, running from nothing

@@ -3,7 +3,12 @@
 Rows are streamed one result at a time, so memory stays flat however big the
 experiment. Values JSON cannot hold are converted: bytes to base64 text,
 datetimes and decimals to text, tuples and sets to lists, NaN and infinities
-to null.
+to null. A dict whose keys would collide as JSON keys (``1`` and ``"1"``) becomes
+a list of ``[key, value]`` pairs, so no value is dropped.
+
+CSV cells of text that a spreadsheet would run as a formula (starting with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return) get a leading ``'``, as
+OWASP recommends against CSV injection; ``raw_csv=True`` writes them exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = k if isinstance(k, str) else str(k)
+            if key in out:  # 1 and "1": keep both, as pairs
+                return [[jsonable(k), jsonable(v)] for k, v in value.items()]
+            out[key] = jsonable(v)
+        return out
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -89,8 +100,18 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def export(store: Store, revision: Revision, fmt: str, out: IO[str]) -> int:
-    """Write every sample of ``revision`` to ``out``; returns the number of rows."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralized(cell: Any) -> Any:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading ``'``."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
+def export(store: Store, revision: Revision, fmt: str, out: IO[str], *, raw_csv: bool = False) -> int:
+    """Write every sample of ``revision`` to ``out``; returns the number of rows.
+
+    ``raw_csv``: write CSV cells exactly, formulas included (see the module docstring)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     count = 0
@@ -103,13 +124,14 @@ def export(store: Store, revision: Revision, fmt: str, out: IO[str]) -> int:
         writer.writerow(header)
         for row in iter_rows(store, revision):
             error = row["error"] or {}
-            writer.writerow(
+            cells = (
                 [row["evaluation"], row["sample_key"], row["status"]]
                 + [_cell(row["item"].get(c)) for c in columns]
                 + [_cell(row["prompt"]), _cell(row["response"])]
                 + [_cell(row["scores"].get(s)) for s in scores]
                 + [error.get("type", ""), error.get("message", ""), _cell(row["duration"])]
             )
+            writer.writerow(cells if raw_csv else [neutralized(c) for c in cells])
             count += 1
         return count
     if fmt == "json":

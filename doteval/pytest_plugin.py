@@ -243,7 +243,8 @@ class DotevalSession:
                 run.failed = True  # an aborted run is sealed as Failed, never as Completed
             try:
                 run.close()
-            except DotevalError as e:  # the seal failed too (the same damaged store, often): say why
+            except DotevalError as e:  # the seal failed too (a damaged store, a disk still full): say why;
+                # the journal keeps every finished sample for the next run
                 error = e if str(e) != str(error) else error
         self.error = error
         lines = f"doteval: {error}".splitlines()

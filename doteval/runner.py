@@ -30,7 +30,7 @@ from doteval.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerp
 from doteval.foreach import EvaluationSpec
 from doteval.manifest import EvaluationRecord, Manifest
 from doteval.objects import Store, check_name
-from doteval.objects.encoding import encode
+from doteval.objects.encoding import MAX_INT_DIGITS, encode
 from doteval.results import Result
 from doteval.retry import RetryPolicy
 from doteval.runs import (
@@ -161,8 +161,13 @@ def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) 
         if e.path.startswith("["):
             index = int(e.path[1 : e.path.index("]")])
             column = f", column {columns[index]!r}" if index < len(columns) else ""
+        reason = (
+            f"an int of more than {MAX_INT_DIGITS} digits cannot be encoded; store it as a str"
+            if e.type_name == "int"
+            else f"cannot encode a value of type {e.type_name!r}"
+        )
         raise EncodingError(
-            f"dataset item {position}{column}: cannot encode a value of type {e.type_name!r}; "
+            f"dataset item {position}{column}: {reason}; "
             "dataset items must be plain data (str, numbers, lists, dicts, dataclasses)",
             type_name=e.type_name,
             path=e.path,

@@ -185,8 +185,10 @@ class RunRecorder:
     def finish(self, status: str) -> Manifest | None:
         """Write the end record, close the journal and seal it."""
         assert self.journal is not None
-        self._append(("end", status, time.time()))
-        self.journal.close()
+        try:
+            self._append(("end", status, time.time()))
+        finally:  # a full disk: the journal keeps what it holds, the next writer seals it
+            self.journal.close()
         # Sealed from the records in memory: the same as reading the journal back.
         return seal(self.store, self.journal.path, scores=self.scores, records=self.records)
 

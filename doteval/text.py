@@ -20,6 +20,22 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+CELL_LIMIT = 1000
+
+
+def clip_text(text: str, limit: int = CELL_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters for a terminal, with its full length said.
+
+    A table that folds one long unbroken token costs time quadratic in its length
+    (a 10 MB response took minutes); ``show --sample`` and ``export`` keep values whole.
+    A lone surrogate comes out as its ``\\udXXX`` escape, as doteval's stdout writes it.
+    """
+    cut = text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters in all)"
+    if not cut.isascii():  # a lone surrogate, escaped here so the table measures what is printed
+        cut = cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    return cut
+
+
 def format_param(value: Any) -> str:
     """A stored param for a table: ``ToyModel(name='x', temperature=0.0)``, not a raw dict."""
     if isinstance(value, dict) and "__type__" in value:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from doteval.cli.common import GlobalOptions, StoreOption, app, store_path
+from doteval.cli.common import GlobalOptions, StoreOption, app, escape_unencodable_output, store_path
 
 __all__ = ["app"]
 
@@ -100,6 +100,7 @@ def _root(
     store: StoreOption = None,
 ) -> None:
     """Run LLM evaluations and keep every sample in a resumable, content-addressed store."""
+    escape_unencodable_output()
     GlobalOptions.store = store  # set on every call: one process may run several commands (tests)
     GlobalOptions.opened = None
 

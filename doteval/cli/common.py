@@ -15,6 +15,7 @@ from doteval.errors import StoreNotFoundError
 from doteval.export import jsonable
 from doteval.objects import Store
 from doteval.objects.store import find_store
+from doteval.output import TEXT_ERRORS
 
 app = typer.Typer(
     name="doteval",
@@ -42,6 +43,20 @@ def console() -> Console:
     # Piped into a file or a CI log, rich would cut tables at 80 columns.
     wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     return Console(highlight=False, no_color="NO_COLOR" in os.environ or None, width=wide)
+
+
+def escape_unencodable_output() -> None:
+    """Write what stdout cannot encode as backslash escapes, as Python's stderr does.
+
+    A lone surrogate (``"\\ud800"``) is stored as it was produced but has no UTF-8
+    form: shown as ``\\ud800`` instead of ending the command with a traceback.
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors=TEXT_ERRORS)
+        except (ValueError, OSError):
+            pass
 
 
 class GlobalOptions:

@@ -16,8 +16,9 @@ from doteval.cli.render import short_node_id
 from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
+from doteval.output import output_problem, replace_file
 from doteval.results import error_line
-from doteval.text import format_value
+from doteval.text import clip_text, format_value
 
 
 def _signed(x: float | None) -> str:
@@ -158,11 +159,11 @@ def _print_samples(listed: list[dict[str, Any]], regressions: bool) -> None:
     for s in listed:
         style = "red" if s["direction"] == "regressed" else "green" if s["direction"] == "improved" else None
         table.add_row(
-            escape(", ".join(f"{k}={v}" for k, v in s["item"].items())),
-            escape(_side(s["a"])),
-            escape(_side(s["b"])),
-            escape(_scores(s["a"])),
-            escape(_scores(s["b"])),
+            escape(clip_text(", ".join(f"{k}={v}" for k, v in s["item"].items()))),
+            escape(clip_text(_side(s["a"]))),
+            escape(clip_text(_side(s["b"]))),
+            escape(clip_text(_scores(s["a"]))),
+            escape(clip_text(_scores(s["b"]))),
             style=style,
         )
     out.print(table)
@@ -186,18 +187,29 @@ def export_(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv", help="Write CSV cells exactly, even those a spreadsheet would run as formulas."
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Export every sample (item, scores, response, error, key) as JSON lines, CSV or JSON."""
+    problem = output_problem(output) if output is not None else None
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--output")
     st = open_store(store)
     revision = resolve(st, name)
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if raw_csv and fmt != "csv":
+        raise typer.BadParameter(
+            "goes with --format csv (JSON always holds the exact text)", param_hint="--raw-csv"
+        )
     if output is None:
-        export(st, revision, fmt, sys.stdout)
+        export(st, revision, fmt, sys.stdout, raw_csv=raw_csv)
         return
-    tmp = output.with_name(f".{output.name}.tmp")
-    with open(tmp, "w", newline="" if fmt == "csv" else None, encoding="utf-8") as f:
-        count = export(st, revision, fmt, f)
-    tmp.replace(output)
+    with replace_file(output, newline="" if fmt == "csv" else None) as f:
+        count = export(st, revision, fmt, f, raw_csv=raw_csv)
     console().print(f"Wrote {count} samples to {escape(str(output))}.", highlight=False)

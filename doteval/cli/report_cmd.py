@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from doteval.cli.common import StoreOption, app, console, open_store
+from doteval.output import output_problem, replace_file
 
 
 @app.command()
@@ -33,14 +34,14 @@ def report(
     from doteval.report import default_filename, diff_report, experiment_report, render_html
 
     path = output if output is not None else Path(default_filename(name, vs))
-    if not path.parent.is_dir():
-        raise typer.BadParameter(f"folder {path.parent} does not exist", param_hint="--output")
+    problem = output_problem(path)
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--output")
     st = open_store(store)
     data = diff_report(st, name, vs, seed=seed) if vs is not None else experiment_report(st, name)
     html = render_html(data)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    with replace_file(path) as f:
+        f.write(html)
     what = "changed samples" if vs is not None else "samples"
     size = path.stat().st_size
     console().print(

@@ -20,7 +20,7 @@ from doteval.manifest import EvaluationRecord, Manifest
 from doteval.objects import Store
 from doteval.results import MESSAGE_ERROR, error_line
 from doteval.samples import errors_by_type, find_sample, sample_record, why
-from doteval.text import format_duration, format_param, format_time, format_value, percent
+from doteval.text import clip_text, format_duration, format_param, format_time, format_value, percent
 
 
 def _label(status: str) -> str:
@@ -223,7 +223,9 @@ def _print_live(info: ExperimentInfo) -> None:
         f"Samples: {info.done}/{info.total} ({percent(info.done, info.total)})",
         f"Errors: {info.errors}",
         f"Last updated: {format_time(info.last_updated) if info.last_updated else '-'}",
-        f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}",
+        f"Running: pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
+        if info.holder
+        else "Not sealed: the store could not be written (a full disk?); the next command that can write seals it",
     ]:
         out.print(escape(line), soft_wrap=True)
 
@@ -318,10 +320,10 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
         error = error_line(err) if err else ""
         table.add_row(
             s.key[:12],
-            escape(scores),
-            escape(_text(rec.get("prompt") if rec.get("prompt") is not None else rec.get("item"))),
-            escape(_text(rec.get("response"))),
-            f"[red]{escape(error)}[/]" if error else "",
+            escape(clip_text(scores)),
+            escape(clip_text(_text(rec.get("prompt") if rec.get("prompt") is not None else rec.get("item")))),
+            escape(clip_text(_text(rec.get("response")))),
+            f"[red]{escape(clip_text(error))}[/]" if error else "",
         )
     return table
 

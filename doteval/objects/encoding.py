@@ -27,6 +27,11 @@ ENCODING_VERSION = 1
 _pack_double = struct.Struct(">d").pack
 _unpack_double = struct.Struct(">d").unpack_from
 _CANONICAL_NAN = b"\x7f\xf8\x00\x00\x00\x00\x00\x00"
+# Python refuses to read or write an int of more than 4300 decimal digits (a guard
+# against quadratic conversions), and the decoder reads at most that many: larger
+# ints are refused with an EncodingError rather than stored unreadable.
+MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 
 def encode(value: Any) -> bytes:
@@ -112,7 +117,9 @@ def _fast(v: Any) -> bytes:
                 parts.append(_fast(x))
         return b"".join(parts)
     if t is int:
-        return b"i%d;" % v
+        if -_INT_BOUND < v < _INT_BOUND:
+            return b"i%d;" % v
+        raise _NotPlain  # the general encoder refuses it, naming where it sits
     if v is None:
         return b"N"
     if t is bool:
@@ -145,6 +152,14 @@ def _enc_bool(v: bool, out: list[bytes], path: str) -> None:
 
 
 def _enc_int(v: int, out: list[bytes], path: str) -> None:
+    if not -_INT_BOUND < v < _INT_BOUND:
+        where = f" at {path}" if path else ""
+        raise EncodingError(
+            f"cannot encode an int of more than {MAX_INT_DIGITS} digits{where}: store it as a str "
+            "(or a float)",
+            type_name="int",
+            path=path,
+        )
     out.append(b"i%d;" % v)
 
 
@@ -168,7 +183,7 @@ def _enc_list(v: list[Any], out: list[bytes], path: str) -> None:
     out.append(b"l%d:" % len(v))
     for i, x in enumerate(v):
         enc = _SCALARS.get(type(x))
-        if enc is None:
+        if enc is None or enc is _enc_int:  # an int may be too big: its error names where
             _encode_into(x, out, f"{path}[{i}]")
         else:
             enc(x, out, path)
@@ -178,7 +193,7 @@ def _enc_tuple(v: tuple[Any, ...], out: list[bytes], path: str) -> None:
     out.append(b"t%d:" % len(v))
     for i, x in enumerate(v):
         enc = _SCALARS.get(type(x))
-        if enc is None:
+        if enc is None or enc is _enc_int:  # an int may be too big: its error names where
             _encode_into(x, out, f"{path}[{i}]")
         else:
             enc(x, out, path)
@@ -191,21 +206,29 @@ def _enc_dict(v: dict[Any, Any], out: list[bytes], path: str) -> None:
             data = k.encode("utf-8", "surrogatepass")
             kb = b"s%d:%s" % (len(data), data)
         else:
-            kb = encode_at(k, f"{path}[{k!r}] (key)")
+            kb = encode_at(k, f"{path}[{_shown(k)}] (key)")
         pairs.append((kb, x, k))
     pairs.sort(key=lambda p: p[0])
     out.append(b"d%d:" % len(pairs))
     previous = None
     for kb, x, k in pairs:
         if kb == previous:
-            raise EncodingError(f"two keys encode alike at {path or 'top level'}: {k!r}")
+            raise EncodingError(f"two keys encode alike at {path or 'top level'}: {_shown(k)}")
         previous = kb
         out.append(kb)
         enc = _SCALARS.get(type(x))
-        if enc is None:
-            _encode_into(x, out, f"{path}[{k!r}]")
+        if enc is None or enc is _enc_int:
+            _encode_into(x, out, f"{path}[{_shown(k)}]")
         else:
             enc(x, out, path)
+
+
+def _shown(key: Any) -> str:
+    """A dict key as an error message shows it: short, and never too big to print."""
+    if type(key) is int and not -_INT_BOUND < key < _INT_BOUND:
+        return f"<int of {key.bit_length()} bits>"
+    text = repr(key)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _enc_set(v: set[Any] | frozenset[Any], out: list[bytes], path: str) -> None:
@@ -397,7 +420,7 @@ def _decode_at(buf: bytes, pos: int) -> tuple[Any, int]:
             raise ValueError("string past end")
         return buf[pos:end].decode("utf-8", "surrogatepass"), end
     if tag == 0x69:  # i
-        return _read_len(buf, pos, 0x3B, limit=4300, signed=True)  # Python's int-to-str digit limit
+        return _read_len(buf, pos, 0x3B, limit=MAX_INT_DIGITS + 1, signed=True)  # digits and a sign
     if tag == 0x66:  # f
         return _unpack_double(buf, pos)[0], pos + 8
     if tag == 0x4E:

@@ -13,12 +13,27 @@ import os
 import stat
 from pathlib import Path
 
-from doteval.errors import CorruptStoreError, StoreError
+from doteval.errors import CorruptStoreError, NoSpaceError, StoreError
 
 TMP_PREFIX = ".tmp-"
 NOT_A_FOLDER_HINT = (
     "a store folder is a file: move it out of the store (`doteval fsck` lists what else is damaged)"
 )
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(path: Path, need: int) -> NoSpaceError:
+    """The error for a full disk met writing ``path``, naming the store it belongs to
+    (the nearest folder holding a ``VERSION`` file), and about how much room is needed."""
+    store = path
+    for folder in (path, *path.parents):
+        try:
+            if (folder / "VERSION").is_file():
+                store = folder
+                break
+        except OSError:
+            break
+    return NoSpaceError(str(store), need)
 
 
 def share_like_parent(path: Path) -> None:
@@ -53,6 +68,10 @@ def ensure_dir(path: Path) -> None:
         if not path.is_dir():  # a file (or a dangling link) where a store folder belongs
             raise CorruptStoreError("not a folder", path=str(path), hint=NOT_A_FOLDER_HINT) from None
         return
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(path, 0) from None
+        raise
     share_like_parent(path)
 
 
@@ -106,6 +125,10 @@ def store_dir(root: Path, directory: Path) -> None:
                 path.mkdir()
             except FileExistsError:
                 pass
+            except OSError as e:
+                if e.errno in DISK_FULL:
+                    raise no_space(path, 0) from None
+                raise
             else:
                 share_like_parent(path)
             mode = os.lstat(path).st_mode
@@ -126,11 +149,16 @@ def write_temp(
         store_dir(root, directory)
     else:
         ensure_dir(directory)
+    chunks = [data] if isinstance(data, bytes) else data
     tmp = directory / temp_name()
-    fd = open_new(tmp)
+    try:
+        fd = open_new(tmp)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(directory, sum(len(c) for c in chunks)) from None
+        raise
     share_like_parent(tmp)
     try:
-        chunks = [data] if isinstance(data, bytes) else data
         buffer = bytearray()
         for chunk in chunks:  # few large writes, not one per chunk
             buffer += chunk
@@ -140,9 +168,11 @@ def write_temp(
         _write_all(fd, buffer)
         if durable:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as e:
         os.close(fd)
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            raise no_space(directory, sum(len(c) for c in chunks)) from None
         raise
     os.close(fd)
     return tmp

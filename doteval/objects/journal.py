@@ -19,7 +19,15 @@ from typing import Any
 
 from doteval.errors import CorruptStoreError
 from doteval.objects.encoding import decode, encode
-from doteval.objects.files import ensure_dir, open_regular, read_fd, share_like_parent, store_dir
+from doteval.objects.files import (
+    DISK_FULL,
+    ensure_dir,
+    no_space,
+    open_regular,
+    read_fd,
+    share_like_parent,
+    store_dir,
+)
 
 JOURNAL_MAGIC = b"DVJOURNAL\x00\x01\n"
 _FRAME = struct.Struct(">II")
@@ -32,21 +40,33 @@ MAX_JOURNAL = 1 << 36  # read whole into memory: a run of this size is sealed lo
 
 
 class JournalWriter:
+    """Appends records; a disk that fills up is a ``NoSpaceError``, and the journal is cut
+    back to its last whole record, so every record appended before stays readable."""
+
     def __init__(self, path: Path, *, fsync_interval: float = 1.0, root: Path | None = None) -> None:
         self.path = path
         if root is not None:  # the store's root: no folder between it and the journal may be a link
             store_dir(root, path.parent)
         else:
             ensure_dir(path.parent)
-        self._fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o666
-        )
+        try:
+            self._fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o666
+            )
+        except OSError as e:
+            raise _full(e, path, len(JOURNAL_MAGIC)) from None
         share_like_parent(path)
         self._lock = threading.Lock()
         self._dirty = False
         self._closed = threading.Event()
-        os.write(self._fd, JOURNAL_MAGIC)
-        os.fsync(self._fd)
+        try:
+            os.write(self._fd, JOURNAL_MAGIC)
+            os.fsync(self._fd)
+        except OSError as e:
+            os.close(self._fd)
+            path.unlink(missing_ok=True)
+            raise _full(e, path, len(JOURNAL_MAGIC)) from None
+        self._size = len(JOURNAL_MAGIC)
         self._interval = fsync_interval
         self._syncer = threading.Thread(target=self._sync_loop, name="doteval-fsync", daemon=True)
         self._syncer.start()
@@ -60,14 +80,23 @@ class JournalWriter:
             if self._fd < 0:
                 raise ValueError("journal is closed")
             view = memoryview(frame)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as e:
+                if view.nbytes < len(frame):  # a torn record would hide every later one
+                    os.ftruncate(self._fd, self._size)
+                raise _full(e, self.path, len(frame)) from None
+            self._size += len(frame)
             self._dirty = True
 
     def sync(self) -> None:
         with self._lock:
             if self._fd >= 0 and self._dirty:
-                os.fsync(self._fd)
+                try:
+                    os.fsync(self._fd)
+                except OSError as e:
+                    raise _full(e, self.path, 0) from None
                 self._dirty = False
 
     def _sync_loop(self) -> None:
@@ -81,10 +110,19 @@ class JournalWriter:
         self._closed.set()
         with self._lock:
             if self._fd >= 0:
-                if self._dirty:
-                    os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+                fd, self._fd = self._fd, -1
+                try:
+                    if self._dirty:
+                        os.fsync(fd)
+                except OSError as e:
+                    raise _full(e, self.path, 0) from None
+                finally:
+                    os.close(fd)
+
+
+def _full(error: OSError, path: Path, need: int) -> OSError:
+    """``error``, or a ``NoSpaceError`` when it says the disk is full."""
+    return no_space(path, need) if error.errno in DISK_FULL else error
 
 
 def read_journal(path: Path) -> tuple[list[Any], bool]:

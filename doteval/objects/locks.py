@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from doteval.errors import LockedError
-from doteval.objects.files import open_regular, read_regular, share_like_parent, store_dir
+from doteval.objects.files import (
+    DISK_FULL,
+    no_space,
+    open_regular,
+    read_regular,
+    share_like_parent,
+    store_dir,
+)
 from doteval.objects.names import check_name
 
 
@@ -60,8 +67,14 @@ class FileLock:
             "purpose": purpose,
         }
         data = json.dumps(info).encode()
-        os.pwrite(fd, data, 0)  # write, then cut: the file is never empty while held
-        os.ftruncate(fd, len(data))
+        try:
+            os.pwrite(fd, data, 0)  # write, then cut: the file is never empty while held
+            os.ftruncate(fd, len(data))
+        except OSError as e:
+            os.close(fd)
+            if e.errno in DISK_FULL:
+                raise no_space(self.path, len(data)) from None
+            raise
         self._fd = fd
 
     def release(self) -> None:
@@ -88,7 +101,12 @@ MAX_LOCK_FILE = 4096
 
 def _open_lock_file(path: Path, flags: int) -> int:
     """Open a lock file, never through a symbolic link (this file is truncated and written)."""
-    return open_regular(path, "lock file", flags=flags, hint="remove it")
+    try:
+        return open_regular(path, "lock file", flags=flags, hint="remove it")
+    except OSError as e:
+        if e.errno in DISK_FULL:  # no inode left for a new lock file
+            raise no_space(path, 0) from None
+        raise
 
 
 def store_lock(root: Path, purpose: str) -> FileLock:

@@ -31,7 +31,9 @@ from doteval.errors import (
 )
 from doteval.objects.encoding import decode, encode
 from doteval.objects.files import (
+    DISK_FULL,
     NOT_A_FOLDER_HINT,
+    no_space,
     open_regular,
     read_fd,
     read_regular,
@@ -427,7 +429,12 @@ def check_store_layout(root: Path) -> None:
 def init_store(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise StoreError(f"store path {root} is not a directory", path=str(root))
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise no_space(root, 0) from None
+        raise
     marker = root / "VERSION"
     if not marker.exists():
         write_new(marker, f"{STORE_MARKER} {FORMAT_VERSION}\n".encode(), root=root)

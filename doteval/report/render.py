@@ -26,6 +26,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from doteval.output import TEXT_ERRORS
 from doteval.report import charts
 from doteval.report.charts import fmt, signed
 from doteval.report.data import Report, short_node_id
@@ -49,7 +50,8 @@ def encode_rows(rows: dict[str, Any], *, compress: bool | None = None) -> dict[s
         compress = len(text) > COMPRESS_ABOVE
     if not compress:
         return {"encoding": "json", "data": rows}
-    packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+    # a lone surrogate becomes its JSON escape (\ud800), as in the uncompressed island
+    packed = gzip.compress(text.encode("utf-8", TEXT_ERRORS), compresslevel=9, mtime=0)
     return {"encoding": "gzip+base64", "data": base64.b64encode(packed).decode("ascii")}
 
 
