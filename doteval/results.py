@@ -20,7 +20,9 @@ from 1, retries of transient errors included; absent from records written
 before doteval counted them: unknown).
 
 ``error.type`` is the exception's qualified class name (``"ValueError"``,
-``"openai.RateLimitError"``) or ``""`` when the error was given as a message.
+``"openai.RateLimitError"``) or ``""`` when the error was given as a message
+(``Result(error="...")``): such an error has no type, and displays name it by
+its source, ``MESSAGE_ERROR`` (see ``error_kind``, ``error_line``).
 Metric names that are not registered when a record is read become placeholder
 ``Metric`` objects that keep the name (see ``doteval.metrics.Metric``), so the
 record round-trips and the metric resolves once its module is imported.
@@ -108,6 +110,23 @@ class ErrorInfo:
 
     def to_record(self) -> dict[str, str]:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+
+# How an error with no exception type (``Result(error="...")``, type ``""`` in the
+# record) is named where errors are listed by type: its source, not a made-up class.
+MESSAGE_ERROR = "Result(error=...)"
+
+
+def error_kind(error: Mapping[str, Any]) -> str:
+    """The name an error record is listed under: its type, or ``MESSAGE_ERROR``."""
+    return str(error.get("type") or MESSAGE_ERROR)
+
+
+def error_line(error: Mapping[str, Any]) -> str:
+    """An error record as one line: ``Type: message``, or the message alone when the
+    error was given as a message (it has no type)."""
+    kind, message = str(error.get("type") or ""), str(error.get("message") or "")
+    return f"{kind}: {message}" if kind else message
 
 
 def _encoded(value: Any) -> bytes:
@@ -448,4 +467,4 @@ def to_result(value: Any) -> Result:
     )
 
 
-__all__ = ["ErrorInfo", "MetricsLike", "Result", "Score", "normalize_metrics", "to_result"]
+__all__ = ["MESSAGE_ERROR", "ErrorInfo", "MetricsLike", "Result", "Score", "normalize_metrics", "to_result"]

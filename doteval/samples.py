@@ -80,7 +80,7 @@ def iter_errors(store: Store, manifest: Manifest) -> Iterator[tuple[EvaluationRe
 def errors_by_type(store: Store, manifest: Manifest) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for ev, key, error in iter_errors(store, manifest):
-        kind = error.get("type") or "Error"
+        kind = str(error.get("type") or "")  # as recorded: "" for Result(error="...")
         groups.setdefault(kind, []).append(
             {
                 "evaluation": ev.node_id,

@@ -2,13 +2,14 @@
 
 - docs/reference/cli.md documents every command, option and help text that the
   typer app and the pytest plugin really register;
-- the tutorial's marked code blocks run as written and store what it says;
+- the ``doteval --help`` it shows is the real one;
 - every relative link in README.md and docs/ points at a file that exists;
 - ``import doteval`` stays free of the CLI's dependencies (typer, rich).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,15 +20,10 @@ import pytest
 import typer
 
 from doteval.cli.app import app
-from doteval.session import SessionStatus, get_session
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CLI_REFERENCE = DOCS / "reference" / "cli.md"
-TUTORIAL = DOCS / "tutorials" / "01-your-first-evaluation.md"
-
-# The tutorial's dataset has this many questions; its text says so too.
-TUTORIAL_SAMPLES = 20
 
 
 def _cli_reference() -> str:
@@ -76,6 +72,20 @@ def test_every_command_option_is_documented(name: str) -> None:
     options = _long_options(_commands()[name])
     missing = [o for o in options if not _documented(text, o)]
     assert not missing, f"options of `doteval {name}` missing from docs/reference/cli.md: {missing}"
+
+
+def test_the_help_listing_is_the_real_one() -> None:
+    """The ``doteval --help`` that cli.md shows is what ``doteval --help`` prints."""
+    shown = _cli_reference().split("$ doteval --help\n", 1)[1].split("```", 1)[0]
+    proc = subprocess.run(
+        [sys.executable, "-m", "doteval", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert shown == proc.stdout
 
 
 def test_root_options_are_documented() -> None:
@@ -234,44 +244,6 @@ def test_environment_variables_are_documented() -> None:
     text = _cli_reference()
     for name in ("DOTEVAL_STORE", "DOTEVAL_PROGRESS", "DOTEVAL_PROGRESS_EVERY", "NO_COLOR"):
         assert f"`{name}" in text, name
-
-
-# -- tutorial -------------------------------------------------------------------
-
-_MARKED_BLOCK = re.compile(
-    r"^<!--\s*test:\s*(?P<name>[\w./-]+)\s*-->\s*\n```[\w-]*\n(?P<body>.*?)^```",
-    flags=re.MULTILINE | re.DOTALL,
-)
-
-
-def marked_blocks(path: Path) -> dict[str, str]:
-    """File name -> code of every block marked ``<!-- test: NAME -->``."""
-    blocks: dict[str, str] = {}
-    for match in _MARKED_BLOCK.finditer(path.read_text(encoding="utf-8")):
-        name = match.group("name")
-        assert name not in blocks, f"{path.name}: two blocks are marked {name}"
-        blocks[name] = match.group("body")
-    return blocks
-
-
-def test_tutorial_code_runs_as_written(pytester: pytest.Pytester, store_path: Path) -> None:
-    blocks = marked_blocks(TUTORIAL)
-    assert set(blocks) == {"conftest.py", "eval_first.py"}
-    for name, code in blocks.items():
-        (pytester.path / name).write_text(code, encoding="utf-8")
-
-    # A subprocess, as a reader would run it; it inherits DOTEVAL_STORE from conftest.py.
-    result = pytester.runpytest_subprocess("eval_first.py", "--experiment", "tutorial")
-    assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    result.stdout.fnmatch_lines([f"*'tutorial': Completed, {TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES} samples*"])
-    assert "DotevalWarning" not in result.stdout.str()
-
-    assert store_path.is_dir()
-    session = get_session("tutorial")
-    assert session is not None
-    assert session.status == SessionStatus.COMPLETED
-    assert (session.completed_count, session.total_count) == (TUTORIAL_SAMPLES, TUTORIAL_SAMPLES)
-    assert f"{TUTORIAL_SAMPLES}/{TUTORIAL_SAMPLES}" in TUTORIAL.read_text(encoding="utf-8")
 
 
 # -- links ----------------------------------------------------------------------

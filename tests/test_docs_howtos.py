@@ -1,7 +1,7 @@
 """The how-to guides match the code.
 
-For docs/how-to/compare-experiments.md, share-results.md, reclaim-space.md and
-run-across-machines.md:
+For every how-to page and the tutorial (tests/test_docs_run.py runs them as
+written; this file checks what can be checked without running them):
 
 - every ``doteval ...`` command they show (in ```bash blocks, after ``$ `` in
   ```console blocks, after ``run:`` in ```yaml blocks) names a command of the
@@ -39,6 +39,10 @@ PAGES = {
     "share": HOWTO / "share-results.md",
     "reclaim": HOWTO / "reclaim-space.md",
     "machines": HOWTO / "run-across-machines.md",
+    # the pages tests/test_docs_run.py runs as written are checked here too
+    "resume": HOWTO / "resume-failed-evaluations.md",
+    "report": HOWTO / "share-a-report.md",
+    "tutorial": ROOT / "docs" / "tutorials" / "01-your-first-evaluation.md",
 }
 
 # -- the commands the pages show --------------------------------------------------
@@ -109,6 +113,9 @@ def test_the_pages_exist_and_show_commands() -> None:
 def test_shown_command_is_real(page: str, line: str) -> None:
     words = command_words(line)
     assert words[0] == "doteval", line
+    if len(words) == 2 and words[1].startswith("--"):  # doteval --version
+        assert words[1] in _option_names(typer.main.get_command(app)), line
+        return
     commands = _commands()
     assert len(words) > 1 and words[1] in commands, f"{PAGES[page].name}: no command {words[1:2]}: {line}"
     name, command = words[1], commands[words[1]]

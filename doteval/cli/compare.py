@@ -19,6 +19,7 @@ from doteval.diff import DiffReport, changed_samples, diff_experiments
 from doteval.export import FORMATS, export
 from doteval.history import resolve
 from doteval.output import output_problem, replace_file
+from doteval.results import error_line
 from doteval.text import clip_text, format_value
 
 
@@ -194,7 +195,7 @@ def _print_samples(listed: list[dict[str, Any]], regressions: bool) -> None:
 
 def _side(side: dict[str, Any]) -> str:
     if side["error"]:
-        return f"{side['error'].get('type') or 'Error'}: {side['error'].get('message', '')}"
+        return error_line(side["error"])
     r = side["response"]
     return "" if r is None else str(r)
 

@@ -27,6 +27,7 @@ from doteval.experiments import ExperimentInfo, iter_samples, list_experiments, 
 from doteval.history import Revision, duration, log, resolve
 from doteval.manifest import EvaluationRecord, Manifest
 from doteval.objects import Store
+from doteval.results import MESSAGE_ERROR, error_line
 from doteval.samples import errors_by_type, find_sample, sample_record, why
 from doteval.text import clip_text, format_duration, format_param, format_time, format_value, percent
 
@@ -350,7 +351,7 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
         rec = s.record
         scores = ", ".join(f"{x['name']}={format_value(x['value'])}" for x in rec.get("scores") or [])
         err = rec.get("error") or {}
-        error = f"{err.get('type') or 'Error'}: {err.get('message', '')}" if err else ""
+        error = error_line(err) if err else ""
         table.add_row(
             s.key[:12],
             escape(clip_text(scores)),
@@ -376,7 +377,7 @@ def _print_errors(rev: Revision, groups: dict[str, list[dict[str, Any]]]) -> Non
     out.print(f"{total} errored sample(s) in {escape(rev.label)}:")
     for kind, samples in groups.items():
         out.print()
-        out.print(f"[bold red]{escape(kind)}[/] ({len(samples)})")
+        out.print(f"[bold red]{escape(kind or MESSAGE_ERROR)}[/] ({len(samples)})")
         for s in samples:
             out.print(
                 f"  {s['key'][:12]}  {escape(short_node_id(s['evaluation']))}  {escape(s['message'])}",
@@ -397,10 +398,7 @@ def _print_sample(d: dict[str, Any]) -> None:
         out.print(f"Score {escape(k)}: {escape(format_value(v))}")
     if d["error"]:
         e = d["error"]
-        out.print(
-            f"[red]Error: {escape(e.get('type') or 'Error')}: {escape(e.get('message', ''))}[/]",
-            soft_wrap=True,
-        )
+        out.print(f"[red]Error: {escape(error_line(e))}[/]", soft_wrap=True)
         if e.get("traceback"):
             out.print(escape(e["traceback"].rstrip()), soft_wrap=True)
     if d["metadata"]:

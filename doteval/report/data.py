@@ -28,6 +28,7 @@ from doteval.export import iter_rows, jsonable
 from doteval.history import Revision, duration, resolve, run_records
 from doteval.manifest import EvaluationRecord, load_manifest
 from doteval.objects import Store
+from doteval.results import error_kind, error_line
 
 REPORT_VERSION = 1
 KEY_CHARS = 16  # sample keys are shown by prefix, as `doteval show --sample` takes them
@@ -249,7 +250,7 @@ def experiment_report(store: Store, spec: str) -> Report:
         for name, column in scores.items():
             column.append(jsonable(values.get(name)) if status != STATUS_ERROR else None)
         if status == STATUS_ERROR:
-            kind = str((error or {}).get("type") or "Error")
+            kind = error_kind(error or {})
             if kind not in error_type_index:
                 error_type_index[kind] = len(error_types)
                 error_types.append(kind)
@@ -344,9 +345,7 @@ def diff_report(store: Store, a_spec: str, b_spec: str, *, seed: int = 0) -> Rep
             cols[f"{side}_key"].append(data["key"][:KEY_CHARS])
             cols[f"{side}_response"].append(jsonable(data["response"]))
             err = data["error"] if isinstance(data["error"], dict) else None
-            cols[f"{side}_error"].append(
-                f"{err.get('type') or 'Error'}: {err.get('message', '')}" if err else None
-            )
+            cols[f"{side}_error"].append(error_line(err) if err else None)
             for name in data["scores"]:
                 if name not in a_scores:
                     score_names.append(name)
