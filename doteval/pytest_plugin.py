@@ -13,6 +13,7 @@ import contextlib
 import fnmatch
 import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -457,4 +458,21 @@ def _make_listener(config: pytest.Config) -> RunListener:
         return RunListener()
     from doteval.cli.progress import ProgressListener
 
-    return ProgressListener()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not _one_file(sys.stdout, sys.stderr):
+        return ProgressListener()
+
+    def start_line() -> None:  # pytest's line ("eval_x.py ...") is ended first, as for a warning
+        reporter.ensure_newline()
+        reporter._tw.flush()
+
+    return ProgressListener(start_line)
+
+
+def _one_file(a: Any, b: Any) -> bool:
+    """Whether two streams write to the same file (``> log 2>&1``, a CI log)."""
+    try:
+        sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

@@ -203,6 +203,8 @@ def test_progress_without_a_terminal_is_a_plain_line_every_few_seconds(tmp_path:
     out = log.read_text()
     assert proc.returncode == 0, out
     lines = [line for line in out.splitlines() if line.startswith("doteval: eval_threads: ")]
+    # each on a line of its own, never in the middle of pytest's "eval_x.py ..." line
+    assert len(lines) == out.count("doteval: eval_threads: "), out
     pattern = r"doteval: eval_threads: (\d+)/10 samples, \d+\.\d/s, (\d+) errors, (about .+ left|done in .+)"
     assert lines and all(re.fullmatch(pattern, line) for line in lines), out
     done = [int(re.fullmatch(pattern, line).group(1)) for line in lines]  # type: ignore[union-attr]

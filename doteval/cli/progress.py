@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,7 +30,10 @@ def plain_every() -> float:
 class ProgressListener(RunListener):
     """A rich progress bar per evaluation on stderr; plain lines when not a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_line: Callable[[], None] | None = None) -> None:
+        # start_line: end a line the test runner left open (stdout and stderr in one log), so a
+        # plain line never lands in the middle of one of pytest's
+        self.start_line = start_line
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
         self.console: Console | None = None
@@ -46,7 +50,7 @@ class ProgressListener(RunListener):
         self._errors = 0
         console = self._console()
         if not console.is_terminal:
-            self.plain = PlainProgress(name, total, reused, plain_every())
+            self.plain = PlainProgress(name, total, reused, plain_every(), self._plain)
             return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -95,7 +99,12 @@ class ProgressListener(RunListener):
         if self.progress is not None:
             self.progress.console.print(f"[yellow]{escape(line)}", soft_wrap=True)
         else:
-            _plain(line)
+            self._plain(line)
+
+    def _plain(self, line: str) -> None:
+        if self.start_line is not None:
+            self.start_line()
+        _plain(line)
 
     def interrupted(self, in_flight: int) -> None:
         line = (
@@ -105,14 +114,17 @@ class ProgressListener(RunListener):
         if self._console().is_terminal:
             self._console().print(f"\n[yellow]{line}")
         else:
-            _plain("\n" + line)
+            self._plain(line)
 
 
 class PlainProgress:
     """One line on stderr every ``every`` seconds: samples done, rate, errors, time left."""
 
-    def __init__(self, name: str, total: int | None, reused: int, every: float) -> None:
+    def __init__(
+        self, name: str, total: int | None, reused: int, every: float, emit: Callable[[str], None]
+    ) -> None:
         self.name = name.split("::")[-1]
+        self.emit = emit
         self.total, self.reused, self.every = total, reused, every
         self.count = self.errors = 0
         self.started = self.shown = time.monotonic()
@@ -124,11 +136,11 @@ class PlainProgress:
         now = time.monotonic()
         if now - self.shown >= self.every:
             self.shown = now
-            _plain(self.line(now))
+            self.emit(self.line(now))
 
     def finished(self, interrupted: bool) -> None:
         if self.printed or self.count:
-            _plain(self.line(time.monotonic(), interrupted, ended=True))
+            self.emit(self.line(time.monotonic(), interrupted, ended=True))
 
     def line(self, now: float, interrupted: bool = False, ended: bool = False) -> str:
         self.printed = True
