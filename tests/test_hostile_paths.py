@@ -261,3 +261,23 @@ def test_a_run_whose_seal_meets_a_linked_folder_says_so_in_one_line(base: Path, 
     assert code != 0 and "Traceback" not in output, output
     assert "objects is a symbolic link" in output, output
     assert snapshot(decoy) == before
+
+
+def test_an_object_is_never_read_through_a_linked_object_folder(base: Path, tmp_path: Path) -> None:
+    """``O_NOFOLLOW`` guards only a path's last part: the folder ``objects/ab`` of a copied
+    store that links elsewhere must not be read through either (the object there may even
+    be the right one: it is still outside the store)."""
+    store = copy_store(base, tmp_path / "store")
+    folders = sorted(p for p in (store / "objects").iterdir() if p.is_dir() and any(p.iterdir()))
+    assert folders, "the base store has loose objects"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for folder in folders:  # every loose object now lies outside, behind a link of the same name
+        shutil.move(folder, outside / folder.name)
+        folder.symlink_to(outside / folder.name)
+    before = snapshot(outside)
+    for args in (("show", "X"), ("list",), ("export", "X"), ("log", "X")):
+        done = cli(store, *args)
+        assert done.returncode != 0 or "Damaged" in done.stdout, (args, done.stdout)
+        assert "symbolic link" in done.stdout + done.stderr, (args, done.stdout, done.stderr)
+    assert snapshot(outside) == before

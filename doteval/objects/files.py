@@ -283,6 +283,26 @@ def read_fd(fd: int, limit: int, path: Path, what: str = "store file") -> bytes:
     return b"".join(chunks)
 
 
+def check_real_folders(root: Path, path: Path) -> None:
+    """Refuse to read ``path`` through a folder of the store ``root`` that is a link.
+
+    ``O_NOFOLLOW`` guards only a path's last part: a copied store whose
+    ``objects/ab`` is a link to a folder elsewhere would be read through it.
+    A missing folder raises ``FileNotFoundError``, as the open would.
+    """
+    folder = root
+    for part in path.parent.relative_to(root).parts:
+        folder = folder / part
+        mode = os.lstat(folder).st_mode
+        if not stat.S_ISDIR(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+            raise CorruptStoreError(
+                f"{folder.relative_to(root)} is {what}, not a folder of the store",
+                path=str(folder),
+                hint="move it out of the store (`doteval fsck` lists what is wrong)",
+            )
+
+
 def read_regular(path: Path, limit: int, what: str = "store file") -> bytes:
     """The bytes of the regular file ``path`` (see ``open_regular``), at most ``limit`` of them."""
     fd = open_regular(path, what)

@@ -33,6 +33,7 @@ from doteval.objects.encoding import decode, encode
 from doteval.objects.files import (
     DISK_FULL,
     NOT_A_FOLDER_HINT,
+    check_real_folders,
     no_space,
     open_regular,
     read_fd,
@@ -206,6 +207,7 @@ class ObjectStore:
         """The decompressed bytes of a loose file (an object, or a ref record: ``what``) holding
         at most ``limit`` bytes; read only if it is a regular file (see ``open_regular``)."""
         head_len = len(LOOSE_MAGIC) + _LOOSE_HEAD.size
+        check_real_folders(self.root, path)
         fd = open_regular(path, what)
         try:
             # a zstd payload is only kept when smaller than the raw bytes
