@@ -132,13 +132,18 @@ def store_dir(root: Path, directory: Path) -> None:
             else:
                 share_like_parent(path)
             mode = os.lstat(path).st_mode
-        if not stat.S_ISDIR(mode):
-            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
-            raise CorruptStoreError(
-                f"{path.relative_to(root)} is {what}, not a folder of the store",
-                path=str(path),
-                hint="move it out of the store (`doteval fsck` lists what is wrong)",
-            )
+        _check_folder(root, path, mode)
+
+
+def _check_folder(root: Path, path: Path, mode: int) -> None:
+    """Refuse ``path`` (of the store ``root``, with ``lstat`` mode ``mode``) unless a real folder."""
+    if not stat.S_ISDIR(mode):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+        raise CorruptStoreError(
+            f"{path.relative_to(root)} is {what}, not a folder of the store",
+            path=str(path),
+            hint="move it out of the store (`doteval fsck` lists what is wrong)",
+        )
 
 
 def write_temp(
@@ -293,14 +298,7 @@ def check_real_folders(root: Path, path: Path) -> None:
     folder = root
     for part in path.parent.relative_to(root).parts:
         folder = folder / part
-        mode = os.lstat(folder).st_mode
-        if not stat.S_ISDIR(mode):
-            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
-            raise CorruptStoreError(
-                f"{folder.relative_to(root)} is {what}, not a folder of the store",
-                path=str(folder),
-                hint="move it out of the store (`doteval fsck` lists what is wrong)",
-            )
+        _check_folder(root, folder, os.lstat(folder).st_mode)
 
 
 def read_regular(path: Path, limit: int, what: str = "store file") -> bytes:
