@@ -174,9 +174,9 @@ def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | Non
             )
         elif path.suffix not in (".pack", ".idx"):
             report.error(path, "unexpected file among packs", "move it out of the store")
-    for n, stem in enumerate(sorted(idx_names)):
+    for i, stem in enumerate(sorted(idx_names)):
         idx_path = packs_dir / f"{stem}.idx"
-        tell("packs", n, len(idx_names))
+        tell("packs", i, len(idx_names))
         report.checked_packs += 1
         try:
             pack = PackIndex(idx_path)

@@ -14,6 +14,7 @@ removed before its pack. Objects that appear while gc runs are never touched.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -517,11 +518,15 @@ def _remove_stale_temp(store: Store, now: float, prune: float) -> int:
     return removed
 
 
+def _is_object_in(sub: str, name: str) -> bool:
+    return is_object_id(sub + name)
+
+
 def _temp_folders(store: Store) -> list[tuple[Path, Callable[[str], bool]]]:
     """The folders gc cleans, each with the shape of the files published there."""
     objects = store.objects.objects_dir
     out: list[tuple[Path, Callable[[str], bool]]] = [(store.objects.packs_dir, is_pack_name)]
     for sub in scan(objects).dirs:
         if len(sub) == 2:
-            out.append((objects / sub, lambda name, sub=sub: is_object_id(sub + name)))
+            out.append((objects / sub, functools.partial(_is_object_in, sub)))
     return out

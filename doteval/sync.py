@@ -123,7 +123,7 @@ def _immutable_files(root: Path, sub: str) -> list[Path]:
     Locks and journals have folders of their own, never copied: a name ending in
     ``.lock`` or ``.journal`` here is an experiment's.
     """
-    out = []
+    out: list[Path] = []
     todo = [root / sub]
     while todo:
         folder = todo.pop()
