@@ -155,3 +155,21 @@ def test_the_next_writer_seals_the_killed_run_and_nothing_is_lost(
     assert cli_json(store, "fsck")["ok"]
     listed = {e["name"]: e for e in cli_json(store, "list")["experiments"]}
     assert listed["A"]["status"] == "completed" and listed["A"]["done"] == N
+
+
+def test_a_killed_resume_is_read_over_the_sealed_head_without_writing(
+    killed: tuple[Project, Path, int], tmp_path: Path
+) -> None:
+    """The second killed run's journal is read over the head its first run was sealed into."""
+    project, base, held = killed
+    store = copy_store(base, tmp_path / "store")
+    project.calls_path.unlink(missing_ok=True)
+    proc = project.popen("A", store)  # seals the first journal (a writer), then is killed too
+    project.wait_for_calls(N // 4, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    more = _journal_results(store, "A")
+    before = snapshot(store)
+    _check_view(store, held + more)
+    assert len(cli(store, "export", "A").stdout.splitlines()) == held + more
+    assert snapshot(store) == before
