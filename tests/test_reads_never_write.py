@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -173,3 +174,22 @@ def test_a_killed_resume_is_read_over_the_sealed_head_without_writing(
     _check_view(store, held + more)
     assert len(cli(store, "export", "A").stdout.splitlines()) == held + more
     assert snapshot(store) == before
+
+
+def test_lines_copied_together_are_joined_for_a_reader_in_memory(
+    killed: tuple[Project, Path, int], tmp_path: Path
+) -> None:
+    """Two stores' lines of one experiment, copied together: a read shows them joined (as the
+    next writer will join them) and writes no merge record."""
+    project, _base, _held = killed
+    one, two = tmp_path / "one", tmp_path / "two"
+    project.run("C", one)
+    project.run("C", two)
+    for sub in ("objects", "packs", "refs"):
+        shutil.copytree(two / sub, one / sub, dirs_exist_ok=True)
+    before = snapshot(one)
+    for args in (("list",), ("show", "C"), ("log", "C"), ("export", "C")):
+        cli(one, *args)
+    shown = cli_json(one, "show", "C")
+    assert not shown["diverged"] and shown["done"] == N, shown
+    assert snapshot(one) == before
