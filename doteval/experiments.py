@@ -1,7 +1,8 @@
 """Reading and changing experiments as a whole: list, open, samples, delete.
 
 Opening an experiment first recovers runs that died without sealing (when no
-live process holds its lock), so every command sees the same, complete state.
+live process holds its lock), so every command sees the same, complete state; a
+reader does so in memory and never writes (see ``recover_if_idle``).
 Listing and opening read refs and manifests only; samples are read from the
 sample tables, and results only when asked for.
 """
@@ -37,6 +38,7 @@ class ExperimentInfo:
     deleted: bool = False
     live: LiveProgress | None = None  # what a running run has journaled so far
     damage: str = ""  # why the experiment cannot be read (status ``damaged``)
+    unsealed: bool = False  # its head is a dead run's journal, sealed in memory for a reader
 
     @property
     def total(self) -> int:
@@ -111,25 +113,35 @@ class Sample:
 
 
 def recover_if_idle(store: Store, name: str) -> RefState | None:
-    """Seal journals of dead runs of ``name`` and join lines that can be joined;
-    returns the experiment's ref state after that (read once when there was nothing to do).
+    """The experiment's ref state with the journals of its dead runs sealed and the lines
+    that can be joined joined, as every command must see it.
 
-    Skipped while a live run holds the experiment's lock, and when the disk is full:
-    then the experiment is read as it stands (its dead runs' journals stay, for the
-    next writer to seal), so that readers work on a full disk.
+    A store opened for reading (``Store(reading=True)``) is never written: the seal is
+    computed in memory, by the seal's own code, and the next writer seals for real; no
+    lock is taken (a live run is told by its lock, read without creating a file).
+    Otherwise the journals are sealed under the lock. Skipped while a live run holds the
+    experiment's lock, and (a store opened for writing) when the disk is full: then the
+    experiment is read as it stands.
     """
     if not store.journals(name):
         state = store.refs.read(name)
         if state is None or not state.diverged:
             return state
+    from doteval.merge import settle_locked
+
+    if store.reading:
+        if store.live_holder(name) is None:
+            try:
+                settle_locked(store, name)
+            except FileNotFoundError:
+                pass  # a writer sealed a journal while it was read: the refs say what it sealed
+        return store.refs.read(name)
     lock = store.lock(name)
     try:
         lock.acquire(purpose="recover")
     except (LockedError, NoSpaceError):
         return store.refs.read(name)
     try:
-        from doteval.merge import settle_locked
-
         settle_locked(store, name)
     except NoSpaceError:
         pass  # what was sealed is published whole; the other journals stay as they are
@@ -172,6 +184,7 @@ def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -
         diverged=bool(head.state and head.state.diverged),
         deleted=deleted,
         live=live_progress(store, name) if holder is not None else None,
+        unsealed=head.state is not None and head.state.head.id in store.refs.unwritten(name),
     )
 
 

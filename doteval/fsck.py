@@ -361,7 +361,8 @@ def _check_journals(store: Store, report: FsckReport) -> None:
                 report.warn(
                     path,
                     "a run that stopped without sealing",
-                    f"`doteval show {directory.name}` recovers it (its finished samples are kept)",
+                    f"the next run of {directory.name} seals it, keeping its finished samples "
+                    f"(`doteval show {directory.name}` shows them now)",
                 )
 
 

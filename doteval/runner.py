@@ -258,6 +258,7 @@ class ExperimentRun:
     def open(self) -> None:
         if self.options.dry_run and not self.store.exists:
             return  # nothing recorded yet, and a dry run creates no store
+        self.store.check_writable()  # a read-only store: refused before anything is evaluated
         self.store.create()
         self._lock.acquire()
         try:

@@ -286,7 +286,7 @@ def seal(
         records, _valid = read_journal(path)
     header, evals, status, ended = _parse(records, path, check=not trusted)
     if not header:
-        path.unlink(missing_ok=True)
+        store.sealed(path)
         return None
     name = header["experiment"]
     head, branch = _start_of(store, name, header.get("parent_record"))
@@ -330,7 +330,7 @@ def seal(
     )
     manifest_id = save_manifest(store, manifest)
     store.refs.append(name, manifest_id, expected=head.record_id, op="run", branch=branch)
-    path.unlink(missing_ok=True)
+    store.sealed(path)
     return manifest
 
 

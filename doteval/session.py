@@ -71,6 +71,6 @@ def _started(info: ExperimentInfo) -> float:
 def get_session(name: str, store: str | Path | None = None) -> Session | None:
     """The experiment's current state, or None if the store has no such experiment."""
     try:
-        return session_from_info(open_experiment(Store(store), name))
+        return session_from_info(open_experiment(Store(store, reading=True), name))
     except ExperimentNotFoundError:
         return None

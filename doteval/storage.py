@@ -40,20 +40,25 @@ class StorageBackend:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def _reader(self) -> Store:
+        """The store opened for one read, which never writes it (a dead run is sealed in memory)."""
+        return Store(self.store.root, reading=True)
+
     def list_sessions(self) -> list[str]:
         from doteval.experiments import list_experiments
 
-        return [i.name for i in list_experiments(self.store)]
+        return [i.name for i in list_experiments(self._reader())]
 
     def load_session(self, name: str) -> dict[str, Any] | None:
+        store = self._reader()
         try:
-            info = open_experiment(self.store, name)
+            info = open_experiment(store, name)
         except ExperimentNotFoundError:
             return None
         results = []
         if info.manifest is not None:
             for ev in info.manifest.evaluations:
-                for s in iter_samples(self.store, ev):
+                for s in iter_samples(store, ev):
                     results.append(_result_dict(ev.node_id, s.key, s.record))
         done = info.done
         return {

@@ -340,3 +340,14 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
             data = b""
         out[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, data)
     return out
+
+
+def read_only_mount_works(tmp_path: Path) -> bool:
+    """Whether this machine can bind-mount a folder read-only (root, unshare and mount)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    script = f"mount --bind -o ro {probe} {probe} && ! touch {probe}/x 2>/dev/null"
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
+    except OSError:
+        return False

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import storekit
-from storekit import PY, Project, copy_store, snapshot
+from storekit import PY, Project, copy_store, read_only_mount_works, snapshot
 
 from doteval.sync import rsync_available
 
@@ -144,19 +144,9 @@ def test_push_never_writes_through_a_linked_filter_and_writes_nothing_in_its_sto
     assert sorted(e["name"] for e in storekit.cli_json(tmp_path / "dst", "list")["experiments"]) == ["X", "Y"]
 
 
-def _read_only_mount_works(tmp_path: Path) -> bool:
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    script = f"mount --bind -o ro {probe} {probe} && ! touch {probe}/x 2>/dev/null"
-    try:
-        return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_push_from_a_store_on_a_read_only_mount(base: Path, tmp_path: Path, method: str) -> None:
-    if not _read_only_mount_works(tmp_path):
+    if not read_only_mount_works(tmp_path):
         pytest.skip("needs unshare and mount (root) for a read-only bind mount")
     store = copy_store(base, tmp_path / "store")
     (store / "rsync-filter").unlink(missing_ok=True)  # push used to write it

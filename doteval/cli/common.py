@@ -72,16 +72,17 @@ def store_path(path: Path | None) -> Path | None:
     return path if path is not None else GlobalOptions.store
 
 
-def open_store(path: Path | None, *, create: bool = False) -> Store:
+def open_store(path: Path | None, *, create: bool = False, reading: bool = False) -> Store:
     """The store of a command; without ``--store`` or ``$DOTEVAL_STORE``, the nearest ``.doteval``.
 
     Only a command that writes a new store (``create``) may go on when none is found:
-    the others say so instead of reading an empty store that is not there.
+    the others say so instead of reading an empty store that is not there. ``reading``: a
+    read command, which never writes the store (see ``Store``).
     """
     path = store_path(path)
     if path is None and not os.environ.get("DOTEVAL_STORE") and find_store() is None and not create:
         raise StoreNotFoundError(str(Path.cwd()))
-    GlobalOptions.opened = Store(path)
+    GlobalOptions.opened = Store(path, reading=reading)
     return GlobalOptions.opened
 
 

@@ -50,7 +50,7 @@ def diff(
     store: StoreOption = None,
 ) -> None:
     """Compare two experiments sample by sample: deltas, confidence intervals, McNemar tests."""
-    st = open_store(store)
+    st = open_store(store, reading=True)
     report = diff_experiments(st, a, b, seed=seed)
     listed = (
         list(changed_samples(st, report, regressions_only=regressions)) if samples or regressions else None
@@ -223,7 +223,7 @@ def export_(
     problem = output_problem(output) if output is not None else None
     if problem:
         raise typer.BadParameter(problem, param_hint="--output")
-    st = open_store(store)
+    st = open_store(store, reading=True)
     revision = resolve(st, name)
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")

@@ -37,7 +37,7 @@ def report(
     problem = output_problem(path)
     if problem:
         raise typer.BadParameter(problem, param_hint="--output")
-    st = open_store(store)
+    st = open_store(store, reading=True)
     data = diff_report(st, name, vs, seed=seed) if vs is not None else experiment_report(st, name)
     html = render_html(data)
     with replace_file(path) as f:

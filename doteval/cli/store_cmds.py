@@ -108,7 +108,7 @@ def fsck(
     store: StoreOption = None,
 ) -> None:
     """Re-hash every object and check every pack, manifest, ref and journal."""
-    st = open_store(store)
+    st = open_store(store, reading=True)
     report = check_store(st, subset=_parse_subset(subset))
     if as_json:
         print_json({"store": str(st.root), **report.to_json()})

@@ -54,7 +54,7 @@ def list_(
     store: StoreOption = None,
 ) -> None:
     """List experiments: status, samples done and when each was last updated."""
-    st = open_store(store)
+    st = open_store(store, reading=True)
     infos = list_experiments(st, include_deleted=deleted)
     if as_json:
         print_json({"store": str(st.root), "experiments": [_info_json(i) for i in infos]})
@@ -182,7 +182,7 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """Show an experiment: status, progress, duration, its evaluations and metrics."""
-    st = open_store(store)
+    st = open_store(store, reading=True)
     try:
         rev = resolve(st, name)
     except ExperimentNotFoundError:
@@ -273,6 +273,10 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
             lines.append(
                 f"This run so far: {info.live.ok + info.live.errors} evaluated, {info.live.errors} errors"
             )
+    if rev.is_head and info.unsealed:
+        lines.append(
+            "Not sealed: its run died; shown from its journal, which the next run (or a command that writes) seals"
+        )
     if info.diverged:
         lines.append(
             "Warning: this experiment has two heads (it moved in two stores); "
@@ -436,7 +440,7 @@ def log_(
     store: StoreOption = None,
 ) -> None:
     """Show the history of runs, newest first, like git log."""
-    st = open_store(store)
+    st = open_store(store, reading=True)
     entries = log(st, name, limit=number)
     if as_json:
         print_json({"entries": [e.to_json() for e in entries]})

@@ -11,11 +11,13 @@ from pathlib import Path
 from doteval.objects.hashing import ObjectId, hash_bytes
 from doteval.objects.locks import ExperimentLock, live_holder
 from doteval.objects.names import check_name, is_name
+from doteval.objects.overlay import MemoryObjects, MemoryRefs
 from doteval.objects.refs import RefRecord, RefState, RefStore
 from doteval.objects.store import (
     ObjectStore,
     check_store_layout,
     check_store_version,
+    check_writable,
     default_store_path,
     init_store,
 )
@@ -27,13 +29,23 @@ __all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_byt
 class Store:
     """One store directory: objects, refs, journals of live runs, locks."""
 
-    def __init__(self, root: Path | str | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self, root: Path | str | None = None, *, durable: bool = True, reading: bool = False
+    ) -> None:
+        """``reading``: opened by a reader, which never writes: what it computes (a dead
+        run's journal sealed for the reader to see) is kept in memory (``doteval.objects.overlay``)."""
         self.root = Path(root) if root is not None else default_store_path()
         check_store_version(self.root)
         check_store_layout(self.root)
-        self.objects = ObjectStore(self.root, durable=durable)
-        self.refs = RefStore(self.root, self.objects)
+        self.reading = reading
+        if reading:
+            self.objects: ObjectStore = MemoryObjects(self.root, durable=durable)
+            self.refs: RefStore = MemoryRefs(self.root, self.objects)
+        else:
+            self.objects = ObjectStore(self.root, durable=durable)
+            self.refs = RefStore(self.root, self.objects)
         self.journals_dir = self.root / "journals"
+        self._sealed: set[Path] = set()  # journals a reader sealed in memory
 
     @property
     def exists(self) -> bool:
@@ -41,6 +53,10 @@ class Store:
 
     def create(self) -> None:
         init_store(self.root)
+
+    def check_writable(self) -> None:
+        """Refuse, in one line, a store that cannot be written (a read-only mount)."""
+        check_writable(self.root)
 
     def lock(self, name: str) -> ExperimentLock:
         return ExperimentLock(self.root, check_name(name))
@@ -53,7 +69,15 @@ class Store:
         # never read or delete a journal outside the store (fsck reports the link)
         if not (is_real_dir(self.journals_dir) and is_real_dir(directory)):
             return []
-        return [directory / f for f in scan(directory).files if f.endswith(".journal")]
+        found = [directory / f for f in scan(directory).files if f.endswith(".journal")]
+        return [path for path in found if path not in self._sealed]
+
+    def sealed(self, path: Path) -> None:
+        """The journal at ``path`` is sealed: removed, or (a reading store) set aside in memory."""
+        if self.reading:
+            self._sealed.add(path)
+        else:
+            path.unlink(missing_ok=True)
 
     def experiment_names(self) -> list[str]:
         names = set(self.refs.names())

@@ -112,6 +112,22 @@ def ref_record(record_id: ObjectId, data: Any, where: str) -> RefRecord:
         raise CorruptStoreError(f"malformed ref record ({e})", path=where) from None
 
 
+def _state(name: str, records: dict[ObjectId, RefRecord], directory: Path) -> RefState | None:
+    """The ref state ``records`` make: its heads are the records no other names as parent."""
+    if not records:
+        return None
+    named_as_parent = {r.parent for r in records.values() if r.parent}
+    named_as_parent.update(m for r in records.values() for m in r.merged)
+    heads = sorted(
+        (r for r in records.values() if r.id not in named_as_parent),
+        key=lambda r: (r.time, r.id),
+        reverse=True,
+    )
+    if not heads:
+        raise CorruptStoreError(f"ref records of {name!r} form a cycle", path=str(directory))
+    return RefState(name, records, tuple(heads))
+
+
 class RefStore:
     def __init__(self, root: Path, objects: ObjectStore) -> None:
         self.dir = root / "refs"
@@ -144,18 +160,7 @@ class RefStore:
             if not is_object_id(path.name):
                 raise CorruptStoreError("unexpected file among ref records", path=str(path))
             records[ObjectId(path.name)] = self._read_record(path)
-        if not records:
-            return None
-        named_as_parent = {r.parent for r in records.values() if r.parent}
-        named_as_parent.update(m for r in records.values() for m in r.merged)
-        heads = sorted(
-            (r for r in records.values() if r.id not in named_as_parent),
-            key=lambda r: (r.time, r.id),
-            reverse=True,
-        )
-        if not heads:
-            raise CorruptStoreError(f"ref records of {name!r} form a cycle", path=str(directory))
-        return RefState(name, records, tuple(heads))
+        return _state(name, records, directory)
 
     def _read_record(self, path: Path) -> RefRecord:
         raw = self.objects.read_loose(path, what="ref record", limit=MAX_REF_RECORD)
@@ -220,13 +225,7 @@ class RefStore:
             record["merged"] = list(merged)
         raw = encode(record)
         record_id = hash_bytes(raw)
-        directory = self.dir / check_name(name)
-        write_new(
-            directory / record_id,
-            self.objects.file_chunks(raw),
-            durable=self.objects.durable,
-            root=self.dir.parent,
-        )
+        self._write_record(name, record_id, raw)
         return RefRecord(
             record_id,
             name,
@@ -237,4 +236,16 @@ class RefStore:
             record["host"],
             note,
             merged,
+        )
+
+    def unwritten(self, name: str) -> set[ObjectId]:
+        """The records of ``name`` a reader made in memory (see ``doteval.objects.overlay``)."""
+        return set()
+
+    def _write_record(self, name: str, record_id: ObjectId, raw: bytes) -> None:
+        write_new(
+            self.dir / check_name(name) / record_id,
+            self.objects.file_chunks(raw),
+            durable=self.objects.durable,
+            root=self.dir.parent,
         )

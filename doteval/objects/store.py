@@ -428,6 +428,25 @@ def check_store_layout(root: Path) -> None:
             )
 
 
+def check_writable(root: Path) -> None:
+    """Refuse a store that cannot be written (a read-only mount, a folder not ours) in one
+    line, before a run evaluates anything; a store not created yet is checked where it will be."""
+    where = root
+    while not where.exists() and where.parent != where:
+        where = where.parent
+    try:
+        read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError:
+        return  # the run's own writes say what is wrong
+    if read_only or not os.access(where, os.W_OK):
+        raise StoreError(
+            f"the store {root} is {'on a read-only file system' if read_only else 'not writable'}: "
+            "a run cannot record its results there",
+            path=str(root),
+            hint="run into a store you can write (--store PATH); reading this one works as it is",
+        )
+
+
 def init_store(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise StoreError(f"store path {root} is not a directory", path=str(root))
