@@ -379,6 +379,8 @@ def environment(home: Path) -> dict[str, str]:
         HOME=str(home),
         COLUMNS="100",
         LINES="50",
+        # no plain progress line (a reader at a terminal sees a bar, which the pages leave out)
+        DOTEVAL_PROGRESS_EVERY="86400",
         NO_COLOR="1",
         TERM="dumb",
         PYTHONDONTWRITEBYTECODE="1",

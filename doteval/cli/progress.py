@@ -139,7 +139,7 @@ class PlainProgress:
             self.emit(self.line(now))
 
     def finished(self, interrupted: bool) -> None:
-        if self.printed or self.count:
+        if self.printed:  # an evaluation done within the interval is told by the summary alone
             self.emit(self.line(time.monotonic(), interrupted, ended=True))
 
     def line(self, now: float, interrupted: bool = False, ended: bool = False) -> str:
