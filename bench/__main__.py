@@ -82,7 +82,7 @@ def machine() -> dict[str, Any]:
         "doteval": __version__,
     }
     try:
-        from doteval.runs import git_commit
+        from doteval._repository.run_journal import git_commit
 
         info["git_commit"] = git_commit(BENCH.parent)
     except Exception:

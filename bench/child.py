@@ -98,7 +98,7 @@ def resume_baseline(n: int, repeat: int) -> dict[str, Any]:
     """Encoding and hashing every item: the least a resume that checks every item must do."""
     from blake3 import blake3
 
-    from doteval.objects.encoding import encode
+    from doteval._objects.encoding import encode
 
     items = _items("arith", n)
     times = []
@@ -122,7 +122,7 @@ def _write_profile(profiler: Any, path: str) -> None:
 def drive_runs(store: str, runs: list[dict[str, Any]], durable: bool = True) -> dict[str, Any]:
     """Run each {experiment, which, kind, n, offset, samples} in order into ``store``."""
     from bench.workloads import drive
-    from doteval.objects import Store
+    from doteval._objects import Store
 
     st = Store(Path(store), durable=durable)
     evaluated = 0
@@ -140,8 +140,8 @@ def drive_runs(store: str, runs: list[dict[str, Any]], durable: bool = True) -> 
 
 def export_jsonl(store: str, out: str) -> dict[str, Any]:
     """Every result of every experiment's current view as one compact JSON line."""
-    from doteval.experiments import iter_samples, list_experiments
-    from doteval.objects import Store
+    from doteval._objects import Store
+    from doteval._repository.experiments import iter_samples, list_experiments
 
     st = Store(Path(store))
     lines = 0
@@ -158,8 +158,8 @@ def export_jsonl(store: str, out: str) -> dict[str, Any]:
 
 def store_objects(store: str) -> dict[str, Any]:
     """Stored bytes per kind of packed object (samples, details, entries, manifest...) and of pack indexes."""
-    from doteval.objects import Store
-    from doteval.objects.encoding import decode
+    from doteval._objects import Store
+    from doteval._objects.encoding import decode
 
     st = Store(Path(store))
     kinds: dict[str, dict[str, int]] = {}
@@ -189,7 +189,7 @@ def store_objects(store: str) -> dict[str, Any]:
 def add_objects(store: str, n: int) -> dict[str, Any]:
     """One pack of ``n`` small objects no experiment names (what deleted experiments or a
     call cache would leave): the objects a gc has to walk and drop."""
-    from doteval.objects import Store
+    from doteval._objects import Store
 
     st = Store(Path(store))
     raws = [b"d3:s1:ii%d;s4:types4:junks4:datas16:%016d" % (i, i) for i in range(n)]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doteval.gc import allocated_bytes
+from doteval._operations.gc import allocated_bytes
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (holds bench/ and doteval/)
 BENCH = ROOT / "bench"

@@ -192,7 +192,7 @@ def _pytest_argv(store: Path, *, profile: Path | None = None) -> list[str]:
     # seconds of noisy startup that has nothing to do with doteval.
     args = [
         "-p",
-        "doteval.pytest_plugin",
+        "doteval._pytest_plugin",
         "-p",
         "no:cacheprovider",
         "eval_bench.py",
@@ -686,7 +686,7 @@ def measure_diff(ctx: Context) -> list[Row]:
 
 
 def _object_count(store: Path) -> int:
-    from doteval.objects import Store
+    from doteval._objects import Store
 
     st = Store(store)
     return sum(p.count for p in st.objects.packs()) + sum(1 for _ in st.objects.iter_loose_ids())

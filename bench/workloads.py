@@ -14,11 +14,11 @@ from typing import Any
 
 from bench.data import arithmetic_answer, chat_response
 from doteval import Result, foreach
+from doteval._objects import Store
+from doteval._running.experiment_run import EvaluationOutcome, ExperimentRun, RunOptions
+from doteval._running.fingerprint import params_fingerprint
+from doteval._running.foreach import get_spec
 from doteval.evaluators import exact_match
-from doteval.fingerprint import params_fingerprint
-from doteval.foreach import get_spec
-from doteval.objects import Store
-from doteval.runner import EvaluationOutcome, ExperimentRun, RunOptions
 
 
 @foreach("prompt,expected", [])

@@ -16,11 +16,12 @@ Importing doteval never imports typer or rich: those belong to the CLI.
 
 from __future__ import annotations
 
+from doteval._repository.results import Result, Score
+from doteval._running.foreach import foreach
+from doteval._running.retries import is_transient
 from doteval.errors import DotevalError
 from doteval.evaluators import evaluator, exact_match, numeric_match, valid_json
-from doteval.foreach import foreach
 from doteval.metrics import accuracy, count, mean, metric, std
-from doteval.results import Result, Score
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,7 @@ __all__ = [
     "evaluator",
     "exact_match",
     "foreach",
+    "is_transient",
     "mean",
     "metric",
     "numeric_match",

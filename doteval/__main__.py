@@ -1,3 +1,3 @@
-from doteval.cli import main
+from doteval._cli import main
 
 main()

@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple, ParamSpec, overload
 
+from doteval._repository.results import MetricsLike, Score, normalize_metrics
 from doteval.errors import UsageError
 from doteval.metrics import accuracy
-from doteval.results import MetricsLike, Score, normalize_metrics
 
 P = ParamSpec("P")
 
@@ -207,7 +207,7 @@ def valid_json(response: Any, schema: Any = None) -> Any:
     as in the original doteval. Strict JSON: ``NaN`` and ``Infinity`` are
     rejected, and a response wrapped in a Markdown code fence is not JSON.
     ``schema`` is a JSON Schema (a dict); the keywords checked are listed in
-    ``doteval.schema_check``, and any other keyword that constrains a value
+    ``doteval._running.json_schema``, and any other keyword that constrains a value
     raises ``UsageError``.
     """
     metadata: dict[str, Any] = {"result": response}
@@ -221,7 +221,7 @@ def valid_json(response: Any, schema: Any = None) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _Described(False, metadata)
     if schema is not None:
-        from doteval.schema_check import matches_schema
+        from doteval._running.json_schema import matches_schema
 
         return _Described(matches_schema(value, schema), metadata)
     return _Described(True, metadata)

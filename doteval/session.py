@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from doteval._objects import Store
+from doteval._repository.experiments import ExperimentInfo, open_experiment
 from doteval.errors import ExperimentNotFoundError
-from doteval.experiments import ExperimentInfo, open_experiment
-from doteval.objects import Store
 
 
 class SessionStatus(str, enum.Enum):

@@ -13,12 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from doteval._objects import Store, check_name
+from doteval._repository.experiments import iter_samples, open_experiment
+from doteval._repository.manifest import save_manifest
+from doteval._repository.run_journal import (
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    read_head,
+    recover,
+)
+from doteval._repository.sample_tables import load_view, open_view, save_view
 from doteval.errors import ExperimentNotFoundError, UsageError
-from doteval.experiments import iter_samples, open_experiment
-from doteval.manifest import save_manifest
-from doteval.objects import Store, check_name
-from doteval.runs import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED, read_head, recover
-from doteval.tables import load_view, open_view, save_view
 
 _STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
 
@@ -45,7 +51,7 @@ class StorageBackend:
         return Store(self.store.root, reading=True)
 
     def list_sessions(self) -> list[str]:
-        from doteval.experiments import list_experiments
+        from doteval._repository.experiments import list_experiments
 
         return [i.name for i in list_experiments(self._reader())]
 

@@ -475,7 +475,7 @@ class PageRun:
         return Outcome(command, proc.returncode, output, problem, time.monotonic() - started)
 
     def _interrupt_when(self, proc: subprocess.Popen[bytes], results: int, sig: int) -> None:
-        from doteval.objects.journal import read_journal
+        from doteval._objects.journal import read_journal
 
         deadline = time.monotonic() + 300  # turns a hang into a failure; never reached
         while proc.poll() is None and time.monotonic() < deadline:

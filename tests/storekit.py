@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from doteval.export import export as export_rows
-from doteval.history import resolve
-from doteval.objects import Store
+from doteval._objects import Store
+from doteval._operations.export import export as export_rows
+from doteval._repository.history import resolve
 
 PY = sys.executable
 PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
@@ -270,8 +270,8 @@ def run_cli(store: Path, *args: str, ok: bool | None = True, timeout: float = 30
 
 
 def cli(store: Path, *args: str, ok: bool | None = True) -> Done:
-    """The same command line through ``doteval.cli.main`` in this process (faster, for checks)."""
-    from doteval.cli import main
+    """The same command line through ``doteval._cli.main`` in this process (faster, for checks)."""
+    from doteval._cli import main
 
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0

@@ -29,11 +29,11 @@ from test_cli_inspect import (
 )
 from test_diff import A_RIGHT, B_RIGHT, ERROR_TYPES, build_stores, by_hand
 
-from doteval.export import iter_rows
-from doteval.history import resolve
-from doteval.objects import Store
-from doteval.stats import mcnemar_exact
-from doteval.tables import load_parts
+from doteval._objects import Store
+from doteval._operations.export import iter_rows
+from doteval._operations.stats import mcnemar_exact
+from doteval._repository.history import resolve
+from doteval._repository.sample_tables import load_parts
 
 EXPORT_KEYS = {
     "duration", "error", "evaluation", "item", "metadata", "prompt", "response",
@@ -356,7 +356,7 @@ def test_export_streams_results_one_table_at_a_time(
     assert len(list(rows)) == 19 and len(results_read) == 1
 
     # export() writes rows as it reads them: one table's results, then its rows.
-    from doteval.export import export
+    from doteval._operations.export import export
 
     class Recorder(io.StringIO):
         def __init__(self) -> None:

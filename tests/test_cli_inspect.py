@@ -2,7 +2,7 @@
 
 Stores come from ``test_diff.build_stores`` (built once for this module and only
 read; tests that change a store work on a copy). Commands run in this process
-through typer's ``CliRunner``, and error cases also through ``doteval.cli.main``
+through typer's ``CliRunner``, and error cases also through ``doteval._cli.main``
 and a ``python -m doteval`` subprocess: exit code 1, one ``Error:`` line (and
 its hint) on stderr, no traceback. Output compared in full is normalized first:
 hex ids of 10+ digits become ``<id>``, dates ``<date>``, the host ``<host>``.
@@ -25,13 +25,13 @@ import pytest
 from test_diff import MODEL_A, Model, build_stores, eval_v1, record, rows
 from typer.testing import CliRunner
 
-from doteval.cli import main
-from doteval.cli.app import app
-from doteval.fingerprint import code_fingerprint, params_fingerprint
-from doteval.foreach import get_spec
-from doteval.objects import Store
-from doteval.objects.encoding import encode
-from doteval.runner import sample_key
+from doteval._cli import main
+from doteval._cli.app import app
+from doteval._objects import Store
+from doteval._objects.encoding import encode
+from doteval._running.experiment_run import sample_key
+from doteval._running.fingerprint import code_fingerprint, params_fingerprint
+from doteval._running.foreach import get_spec
 
 # ---------------------------------------------------------------- helpers
 
@@ -94,7 +94,7 @@ def cli(store_dir: Path) -> Cli:
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``doteval.cli.main(args)`` in this process: (exit code, stdout, stderr)."""
+    """``doteval._cli.main(args)`` in this process: (exit code, stdout, stderr)."""
     try:
         main(list(args))
         code = 0

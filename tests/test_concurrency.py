@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from storekit import Project, cli, finish, read_export, read_lines, run_cli
 
-from doteval.objects import Store
+from doteval._objects import Store
 from doteval.session import SessionStatus, get_session
 
 

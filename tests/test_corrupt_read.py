@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from storekit import PYTEST_FLAGS, Project, flip
 
+from doteval._objects import Store
 from doteval.errors import NotFoundError, StoreError
-from doteval.objects import Store
 from doteval.storage import get_storage_backend
 
 REFUSALS: list[str] = []  # messages of the refused reads, for the wording check
@@ -214,8 +214,8 @@ def test_missing_manifest_object_is_a_clear_error(project: pytest.Pytester) -> N
 def _object_entry(kind: str) -> tuple[Path, int, int]:
     """(pack, offset, stored length) of the one object of ``kind`` ("samples" or "details")
     of the last run's pack."""
-    from doteval.objects.encoding import decode
-    from doteval.objects.packs import PackIndex
+    from doteval._objects.encoding import decode
+    from doteval._objects.packs import PackIndex
 
     st = Store(store_root())
     for idx in sorted((store_root() / "packs").glob("*.idx")):

@@ -1,4 +1,4 @@
-"""Comparing experiments (doteval.diff) on stores built by driving the runner directly.
+"""Comparing experiments (doteval._operations.diff) on stores built by driving the runner directly.
 
 ``build_stores`` writes the experiments that this file, ``test_cli_inspect.py``
 and ``test_cli_compare.py`` read (each module builds its own copy once). Every
@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 
 from doteval import Result, exact_match, foreach
-from doteval.diff import changed_samples, diff_experiments
+from doteval._objects import Store
+from doteval._operations.diff import changed_samples, diff_experiments
+from doteval._operations.export import iter_rows
+from doteval._operations.stats import mcnemar_exact
+from doteval._repository.history import resolve
+from doteval._repository.manifest import Manifest
+from doteval._running.experiment_run import ExperimentRun, RunOptions
+from doteval._running.fingerprint import params_fingerprint
+from doteval._running.foreach import get_spec
+from doteval._running.retries import RetryPolicy
 from doteval.errors import ExperimentNotFoundError
-from doteval.export import iter_rows
-from doteval.fingerprint import params_fingerprint
-from doteval.foreach import get_spec
-from doteval.history import resolve
-from doteval.manifest import Manifest
-from doteval.objects import Store
-from doteval.retry import RetryPolicy
-from doteval.runner import ExperimentRun, RunOptions
-from doteval.stats import mcnemar_exact
 
 # ---------------------------------------------------------------- building stores
 
@@ -126,7 +126,7 @@ def build_stores(path: Path) -> Path:
     store = Store(path)
     with pytest.MonkeyPatch.context() as mp:
         # Manifests then record no commit of whatever repository the tests run in.
-        mp.setattr("doteval.runs.git_commit", lambda cwd=None: None)
+        mp.setattr("doteval._repository.run_journal.git_commit", lambda cwd=None: None)
         record(store, "two", eval_v1(rows(range(10))), Model(range(10)), params=MODEL_A)
         record(store, "A", eval_v1(rows(A_ITEMS)), Model(A_RIGHT), params=MODEL_A)
         record(store, "B", eval_v2(rows(B_ITEMS)), Model(B_RIGHT), params=MODEL_B)

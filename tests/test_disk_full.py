@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from storekit import Project, cli, cli_json, finish, read_export
 
+from doteval._objects.files import write_temp
+from doteval._objects.journal import JournalWriter, read_journal
+from doteval._objects.locks import FileLock
 from doteval.errors import NoSpaceError
-from doteval.objects.files import write_temp
-from doteval.objects.journal import JournalWriter, read_journal
-from doteval.objects.locks import FileLock
 
 
 def _mount(path: Path, size: str, *options: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import typer
 
-from doteval.cli.app import app
+from doteval._cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -200,7 +200,7 @@ def _resolve(name: str) -> type:
 
 
 def test_the_rule_for_transient_errors_is_documented_as_the_code_has_it() -> None:
-    from doteval import retry
+    from doteval._running import retries as retry
 
     rule = " ".join(_section(PYTHON_API, "## Retries of transient errors").split())
     bullets = {b.split(":", 1)[0]: b for b in rule.split(" - ")}

@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 import typer
 
-from doteval.cli import main
-from doteval.cli.app import app
-from doteval.sync import RSYNC_FILTER, rsync_available, rsync_commands
+from doteval._cli import main
+from doteval._cli.app import app
+from doteval._operations.sync import RSYNC_FILTER, rsync_available, rsync_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 HOWTO = ROOT / "docs" / "how-to"
@@ -228,7 +228,7 @@ def run_eval(project: Path, store: Path, *args: str, version: int = 1) -> str:
         COLUMNS="200",
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # only doteval's plugin: a third of the start-up time
     )
-    plugins = ["-p", "doteval.pytest_plugin", "-p", "no:cacheprovider"]
+    plugins = ["-p", "doteval._pytest_plugin", "-p", "no:cacheprovider"]
     proc = subprocess.run(
         [sys.executable, "-m", "doteval", "run", ".", "-q", *plugins, *args],
         cwd=project,

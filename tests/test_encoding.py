@@ -22,11 +22,11 @@ from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doteval._objects import encoding
+from doteval._objects.encoding import decode, encode
+from doteval._objects.hashing import hash_bytes
+from doteval._running.experiment_run import sample_key
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
-from doteval.objects import encoding
-from doteval.objects.encoding import decode, encode
-from doteval.objects.hashing import hash_bytes
-from doteval.runner import sample_key
 
 
 @dataclasses.dataclass
@@ -440,7 +440,7 @@ def test_a_result_record_built_on_the_hot_path_is_its_canonical_encoding(
     duration: float,
     attempts: int,
 ) -> None:
-    from doteval.results import ErrorInfo, Result, Score
+    from doteval._repository.results import ErrorInfo, Result, Score
 
     result = Result(
         *[Score(n, v, ["accuracy", "mean"][: len(n) % 3]) for n, v in scores],

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from doteval._repository.results import Score
 from doteval.errors import UsageError
 from doteval.evaluators import evaluator, exact_match, numeric_match, parse_number, valid_json
 from doteval.metrics import accuracy, count, mean
-from doteval.results import Score
 
 
 def test_bare_evaluator_defaults_to_accuracy_and_the_function_name() -> None:

@@ -2,7 +2,7 @@
 name, a killed run's times.
 
 Runs are real ``python -m pytest`` processes (``storekit.Project``) into the store
-``$DOTEVAL_STORE`` names (tests/conftest.py); commands go through ``doteval.cli.main``.
+``$DOTEVAL_STORE`` names (tests/conftest.py); commands go through ``doteval._cli.main``.
 """
 
 from __future__ import annotations

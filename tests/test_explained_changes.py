@@ -84,7 +84,7 @@ def test_diff_names_the_changed_constants(proj: Project) -> None:
 
 
 def test_a_code_record_from_before_constants_were_kept_says_so() -> None:
-    from doteval.changes import explain_code_change
+    from doteval._repository.changes import explain_code_change
 
     old = {"type": "code", "v": 1, "sources": {"m.f": "def f(): ...\n"}}
     new = {**old, "constants": {"m.T": "T = 'x'\n"}}
@@ -93,8 +93,8 @@ def test_a_code_record_from_before_constants_were_kept_says_so() -> None:
 
 
 def test_a_large_constant_is_named_by_size_and_digest_not_copied() -> None:
-    from doteval.fingerprint import MAX_CONSTANT_TEXT, constant_text
-    from doteval.objects.encoding import encode
+    from doteval._objects.encoding import encode
+    from doteval._running.fingerprint import MAX_CONSTANT_TEXT, constant_text
 
     big = list(range(MAX_CONSTANT_TEXT))
     text = constant_text("TABLE", big, encode(big))
@@ -103,8 +103,8 @@ def test_a_large_constant_is_named_by_size_and_digest_not_copied() -> None:
 
 
 def test_changed_foreach_columns_and_options_are_named() -> None:
-    from doteval.changes import explain_code_change
-    from doteval.fingerprint import code_fingerprint
+    from doteval._repository.changes import explain_code_change
+    from doteval._running.fingerprint import code_fingerprint
 
     def evaluate(q, a):
         return q == a

@@ -1,4 +1,4 @@
-"""Tests for doteval.fingerprint: what moves a code or params fingerprint, and what must not.
+"""Tests for doteval._running.fingerprint: what moves a code or params fingerprint, and what must not.
 
 Every test writes a throwaway project into ``tmp_path`` and imports it for real:
 one directory per variant, the evaluation module under a fresh name each time
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from doteval.fingerprint import (
+from doteval._running.fingerprint import (
     MAX_HELPERS,
     CodeFingerprint,
     ParamsFingerprint,
@@ -332,7 +332,7 @@ def test_library_and_doteval_calls_are_not_followed(project: Project) -> None:
     import numpy as np
     import pytest
 
-    from doteval.objects.hashing import hash_bytes
+    from doteval._objects.hashing import hash_bytes
 
     LOCK = threading.Lock()
     LIMIT = np.int64(3)

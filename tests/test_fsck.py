@@ -27,12 +27,12 @@ from storekit import (
     run_cli_json,
 )
 
+from doteval._objects import Store
+from doteval._objects.packs import PackIndex
+from doteval._operations.fsck import fsck
+from doteval._repository.manifest import load_manifest
+from doteval._repository.sample_tables import load_parts
 from doteval.errors import DotevalError
-from doteval.fsck import fsck
-from doteval.manifest import load_manifest
-from doteval.objects import Store
-from doteval.objects.packs import PackIndex
-from doteval.tables import load_parts
 
 N = 20
 

@@ -33,15 +33,15 @@ from storekit import (
     run_cli_json,
 )
 
-from doteval.fsck import fsck
-from doteval.gc import allocated_bytes, collect_garbage
-from doteval.history import resolve
-from doteval.objects import Store
-from doteval.objects.encoding import encode
-from doteval.objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex
-from doteval.objects.refs import RefStore
+from doteval._objects import Store
+from doteval._objects.encoding import encode
+from doteval._objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex
+from doteval._objects.refs import RefStore
+from doteval._operations.fsck import fsck
+from doteval._operations.gc import allocated_bytes, collect_garbage
+from doteval._repository.history import resolve
+from doteval._repository.sample_tables import load_parts, object_ids
 from doteval.session import SessionStatus, get_session
-from doteval.tables import load_parts, object_ids
 
 
 def cli_export(store: Path, spec: str) -> str:
@@ -395,7 +395,7 @@ def test_gc_beside_a_writer_that_publishes_a_temp_file_after_the_listing(
 ) -> None:
     """A run publishes its objects by renaming temp files; one listed by gc can be gone by the
     time gc looks at its age. That is no error (a gc loop beside two runs met it)."""
-    from doteval import gc as gc_module
+    from doteval._operations import gc as gc_module
 
     store = Store(tmp_path / "store")
     store.create()

@@ -19,7 +19,7 @@ import pytest
 import storekit
 from storekit import PY, Project, copy_store, read_only_mount_works, snapshot
 
-from doteval.sync import rsync_available
+from doteval._operations.sync import rsync_available
 
 OLD = time.time() - 3 * 86400  # older than any grace period gc keeps temp files for
 
@@ -32,9 +32,9 @@ def age(path: Path, when: float = OLD) -> Path:
 @pytest.fixture
 def later(monkeypatch: pytest.MonkeyPatch) -> None:
     """gc's clock three days ahead: files written now count as old (ctime cannot be set back)."""
-    import doteval.gc
+    import doteval._operations.gc
 
-    monkeypatch.setattr(doteval.gc, "time", SimpleNamespace(time=lambda: time.time() + 3 * 86400))
+    monkeypatch.setattr(doteval._operations.gc, "time", SimpleNamespace(time=lambda: time.time() + 3 * 86400))
 
 
 def cli(store: Path, *args: str) -> storekit.Done:

@@ -27,11 +27,11 @@ import pytest
 import storekit
 from storekit import PY, Project, copy_store, loose_path, snapshot
 
-from doteval.manifest import load_manifest
-from doteval.objects import Store
-from doteval.objects.encoding import encode
-from doteval.objects.hashing import hash_bytes
-from doteval.tables import load_parts
+from doteval._objects import Store
+from doteval._objects.encoding import encode
+from doteval._objects.hashing import hash_bytes
+from doteval._repository.manifest import load_manifest
+from doteval._repository.sample_tables import load_parts
 
 BASIC = [("list",), ("show", "X"), ("show", "X", "--full"), ("fsck",), ("gc", "--prune", "now")]
 

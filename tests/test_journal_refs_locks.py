@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
+from doteval._objects import Store
+from doteval._objects.encoding import decode, encode
+from doteval._objects.hashing import hash_bytes
+from doteval._objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal, result_frame
+from doteval._objects.locks import ExperimentLock, live_holder
+from doteval._operations.fsck import fsck
+from doteval._repository.manifest import FLAG_ERROR, FLAG_OK
+from doteval._repository.run_journal import Head, RunRecorder, read_head, recover
+from doteval._repository.sample_tables import load_view, sample_key
 from doteval.errors import CorruptStoreError, LockedError, StoreError
-from doteval.fsck import fsck
-from doteval.manifest import FLAG_ERROR, FLAG_OK
-from doteval.objects import Store
-from doteval.objects.encoding import decode, encode
-from doteval.objects.hashing import hash_bytes
-from doteval.objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal, result_frame
-from doteval.objects.locks import ExperimentLock, live_holder
-from doteval.runs import Head, RunRecorder, read_head, recover
-from doteval.tables import load_view, sample_key
 
 RECORDS: list[Any] = [
     ("start", {"experiment": "exp", "n": 1}),
@@ -289,7 +289,7 @@ def test_names_skip_what_is_not_an_experiment(tmp_path: Path) -> None:
 CHILD = """
 import sys
 from pathlib import Path
-from doteval.objects.locks import ExperimentLock
+from doteval._objects.locks import ExperimentLock
 ExperimentLock(Path(sys.argv[1]), "exp").acquire()
 print("locked", flush=True)
 sys.stdin.read()  # hold the lock until killed (or until the test's end of stdin)
@@ -606,7 +606,7 @@ def test_a_journal_whose_run_header_makes_no_sense_is_refused_and_kept(
 def test_live_progress_skips_journal_records_that_make_no_sense(tmp_path: Path) -> None:
     """A live run's journal is read for progress while it is written (and a shared store is
     untrusted): a record of the wrong shape is skipped, never a traceback."""
-    from doteval.experiments import live_progress
+    from doteval._repository.experiments import live_progress
 
     store = new_store(tmp_path / "s")
     path = store.journals_dir / "exp" / "20261130T000000-bad.journal"

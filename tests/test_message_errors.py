@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from doteval.cli import main
+from doteval._cli import main
 from doteval.storage import get_storage_backend
 
 EVAL = """

@@ -38,7 +38,7 @@ def test_summary_and_show_say_errors_are_not_scored(
 
 
 def test_coverage_words() -> None:
-    from doteval.summary import coverage
+    from doteval._repository.scores import coverage
 
     assert coverage(2, done=2, errors=2, total=4) == "2 of 4 samples; 2 errors not scored"
     assert coverage(None, done=4, errors=0, total=4) == "4 of 4 samples"

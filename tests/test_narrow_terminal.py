@@ -16,8 +16,8 @@ import pytest
 from test_diff import Model, eval_v1, record, rows
 from typer.testing import CliRunner
 
-from doteval.cli.app import app
-from doteval.objects import Store
+from doteval._cli.app import app
+from doteval._objects import Store
 
 NODE = "evals/eval_with_a_long_file_name.py::eval_with_a_rather_long_function_name[gpt-4o-mini-2024-07-18]"
 PROMPT = "You are a careful assistant who answers every arithmetic question with a single number only"

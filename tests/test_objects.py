@@ -16,6 +16,11 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doteval._objects import Store, check_name
+from doteval._objects.encoding import encode
+from doteval._objects.hashing import hash_bytes
+from doteval._objects.packs import PackIndex, write_pack
+from doteval._objects.store import CODEC_RAW, CODEC_ZSTD, LOOSE_MAGIC, MAX_OBJECT_SIZE
 from doteval.errors import (
     CorruptObjectError,
     CorruptStoreError,
@@ -25,11 +30,6 @@ from doteval.errors import (
     StoreError,
     StoreVersionError,
 )
-from doteval.objects import Store, check_name
-from doteval.objects.encoding import encode
-from doteval.objects.hashing import hash_bytes
-from doteval.objects.packs import PackIndex, write_pack
-from doteval.objects.store import CODEC_RAW, CODEC_ZSTD, LOOSE_MAGIC, MAX_OBJECT_SIZE
 
 ALLOWED = (CorruptObjectError, CorruptStoreError, ObjectNotFoundError)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from storekit import PY, Project, cli, cli_json, copy_store, read_only_mount_works, snapshot
 
-from doteval.objects.journal import read_journal
+from doteval._objects.journal import read_journal
 from doteval.session import get_session
 from doteval.storage import get_storage_backend
 

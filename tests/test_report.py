@@ -21,21 +21,21 @@ from typing import Any
 import pytest
 import zstandard
 
-from doteval.diff import changed_samples, diff_experiments
-from doteval.export import export, iter_rows, jsonable
-from doteval.fingerprint import params_fingerprint
-from doteval.foreach import EvaluationSpec
-from doteval.history import resolve
-from doteval.manifest import Manifest
+from doteval._objects import Store
+from doteval._operations.diff import changed_samples, diff_experiments
+from doteval._operations.export import export, iter_rows, jsonable
+from doteval._report import default_filename, diff_report, experiment_report, render_html
+from doteval._report.charts import nice_ticks
+from doteval._report.data import histogram
+from doteval._report.render import island_json
+from doteval._repository.history import resolve
+from doteval._repository.manifest import Manifest
+from doteval._repository.results import Result, Score
+from doteval._running.experiment_run import ExperimentRun, RunOptions
+from doteval._running.fingerprint import params_fingerprint
+from doteval._running.foreach import EvaluationSpec
+from doteval._running.retries import RetryPolicy
 from doteval.metrics import accuracy, mean
-from doteval.objects import Store
-from doteval.report import default_filename, diff_report, experiment_report, render_html
-from doteval.report.charts import nice_ticks
-from doteval.report.data import histogram
-from doteval.report.render import island_json
-from doteval.results import Result, Score
-from doteval.retry import RetryPolicy
-from doteval.runner import ExperimentRun, RunOptions
 
 INJECTED = (
     '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned_img = 1"><!--<script>'
@@ -181,7 +181,7 @@ def islands(html: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def cli(*args: str) -> tuple[int, str]:
-    from doteval.cli import main
+    from doteval._cli import main
 
     out = io.StringIO()
     code = 0

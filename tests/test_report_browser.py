@@ -29,8 +29,8 @@ playwright_api = pytest.importorskip(
 
 from test_report import INJECTED, INJECTED_ITEM, islands, record  # noqa: E402
 
-from doteval.objects import Store  # noqa: E402
-from doteval.report import diff_report, experiment_report, render_html  # noqa: E402
+from doteval._objects import Store  # noqa: E402
+from doteval._report import diff_report, experiment_report, render_html  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -1,4 +1,4 @@
-"""Tests for doteval.results: Score, Result, their records and to_result."""
+"""Tests for doteval._repository.results: Score, Result, their records and to_result."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from doteval._objects.encoding import decode, encode
+from doteval._repository.results import ErrorInfo, Result, Score, to_result
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
 from doteval.evaluators import exact_match
 from doteval.metrics import Metric, accuracy, count, mean, metric_ref
-from doteval.objects.encoding import decode, encode
-from doteval.results import ErrorInfo, Result, Score, to_result
 
 
 def roundtrip(result: Result) -> Result:

@@ -33,20 +33,21 @@ from typing import Any
 import pytest
 from storekit import cli, json_dataset_eval, take_lines
 
-from doteval import Result, foreach, tables
-from doteval.diff import changed_samples, diff_experiments
-from doteval.fingerprint import code_fingerprint, params_fingerprint
-from doteval.foreach import get_spec
-from doteval.fsck import fsck
-from doteval.gc import collect_garbage
-from doteval.manifest import EvaluationRecord, load_manifest
-from doteval.merge import settle
-from doteval.objects import Store
-from doteval.objects.encoding import encode
-from doteval.runner import ExperimentRun, RunOptions, in_shard
-from doteval.runs import read_head
+from doteval import Result, foreach
+from doteval._objects import Store
+from doteval._objects.encoding import encode
+from doteval._operations.diff import changed_samples, diff_experiments
+from doteval._operations.fsck import fsck
+from doteval._operations.gc import collect_garbage
+from doteval._repository import sample_tables as tables
+from doteval._repository.manifest import EvaluationRecord, load_manifest
+from doteval._repository.merge import settle
+from doteval._repository.run_journal import read_head
+from doteval._repository.sample_tables import FLAG_OK, load_parts, load_view, sample_key
+from doteval._running.experiment_run import ExperimentRun, RunOptions, in_shard
+from doteval._running.fingerprint import code_fingerprint, params_fingerprint
+from doteval._running.foreach import get_spec
 from doteval.storage import get_storage_backend
-from doteval.tables import FLAG_OK, load_parts, load_view, sample_key
 
 CONFTEST = '''
 import os

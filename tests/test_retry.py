@@ -1,4 +1,4 @@
-"""Tests for doteval.retry: what is transient, the backoff, and the retry loops."""
+"""Tests for doteval._running.retries: what is transient, the backoff, and the retry loops."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doteval.errors import LockedError, UsageError
-from doteval.retry import (
+from doteval._running.retries import (
     RetryPolicy,
     acall_with_retries,
     call_with_retries,
@@ -22,6 +21,7 @@ from doteval.retry import (
     is_transient,
     retry_after,
 )
+from doteval.errors import LockedError, UsageError
 
 # -- client-library look-alikes (nothing imported) -------------------------------
 

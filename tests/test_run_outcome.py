@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from doteval.error_budget import parse_max_errors
+from doteval._running.error_budget import parse_max_errors
 from doteval.errors import UsageError
 from doteval.session import SessionStatus, get_session
 
@@ -278,7 +278,7 @@ def doteval(*args: str) -> str:
 def test_a_record_from_before_attempts_were_counted_reads_as_unknown(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from doteval.results import Result
+    from doteval._repository.results import Result
 
     calls = project(pytester.path)
     monkeypatch.setenv("CALLS", str(calls))

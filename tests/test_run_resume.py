@@ -93,7 +93,7 @@ class Project:
 
     def show(self, *args: str) -> tuple[int, str]:
         """``doteval show ...`` in this process: (exit code, stdout + stderr)."""
-        from doteval.cli import main
+        from doteval._cli import main
 
         out = io.StringIO()
         code = 0
@@ -649,7 +649,7 @@ def test_unencodable_dataset_item_is_one_clear_error(proj: Project) -> None:
     assert "column 'expected'" in lines[0]
     assert "object" in lines[0]
     assert "Traceback" not in out
-    assert "doteval/" not in out.replace("doteval/pytest_plugin", "")  # no internal frames
+    assert "doteval/" not in out.replace("doteval/_pytest_plugin", "")  # no internal frames
     # Nothing was evaluated: the experiment must not look like a finished run.
     session = get_session("badItem")
     assert session is None or session.status != SessionStatus.COMPLETED, session
@@ -716,7 +716,7 @@ def test_storage_backend_load_truncate_and_save_resumes_the_rest(proj: Project) 
 
 
 def test_seed_cli_commands_list_show_delete(proj: Project) -> None:
-    from doteval.cli import main
+    from doteval._cli import main
 
     proj.write_data(items(3))
     proj.write("eval_upper.py", EVAL_FROM_JSON)

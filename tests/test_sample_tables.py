@@ -8,16 +8,14 @@ import types
 from pathlib import Path
 from typing import Any
 
-from doteval import Result, foreach, tables
-from doteval.fingerprint import params_fingerprint
-from doteval.foreach import get_spec
-from doteval.fsck import fsck
-from doteval.gc import collect_garbage
-from doteval.objects import Store
-from doteval.objects.encoding import decode, encode
-from doteval.runner import ExperimentRun, RunOptions
-from doteval.runs import read_head
-from doteval.tables import (
+from doteval import Result, foreach
+from doteval._objects import Store
+from doteval._objects.encoding import decode, encode
+from doteval._operations.fsck import fsck
+from doteval._operations.gc import collect_garbage
+from doteval._repository import sample_tables as tables
+from doteval._repository.run_journal import read_head
+from doteval._repository.sample_tables import (
     NewRow,
     SampleTable,
     details_bytes,
@@ -26,6 +24,9 @@ from doteval.tables import (
     table_objects,
     table_value,
 )
+from doteval._running.experiment_run import ExperimentRun, RunOptions
+from doteval._running.fingerprint import params_fingerprint
+from doteval._running.foreach import get_spec
 
 DATA: list[tuple[str, str]] = []
 FAIL: set[str] = set()

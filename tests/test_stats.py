@@ -1,11 +1,11 @@
-"""Tests for doteval.stats: paired comparison, bootstrap, McNemar, binomial sampler.
+"""Tests for doteval._operations.stats: paired comparison, bootstrap, McNemar, binomial sampler.
 
 Statistical tests use fixed seeds, so they are deterministic: a failure is a
 change in behaviour, never bad luck. Tolerances are still set from the Monte
 Carlo error (several standard errors), so that a correct change of algorithm
 would pass them and only the pinned values would need updating.
 
-scipy is used only as an independent reference (doteval.stats itself must never
+scipy is used only as an independent reference (doteval._operations.stats itself must never
 import it); the comparisons skip when scipy is not installed.
 """
 
@@ -22,15 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import doteval.stats as stats_module
-from doteval.errors import UsageError
-from doteval.stats import (
+import doteval._operations.stats as stats_module
+from doteval._operations.stats import (
     PairedComparison,
     binomial,
     bootstrap_mean_ci,
     compare_paired,
     mcnemar_exact,
 )
+from doteval.errors import UsageError
 
 # ---------------------------------------------------------------- test data
 # Built from Random.random() only (the one generator output Python promises to

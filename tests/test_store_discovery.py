@@ -105,7 +105,7 @@ def test_the_variable_wins_over_a_store_found_above(project: Project, tmp_path: 
 
 
 def test_discovery_stops_at_a_filesystem_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from doteval.objects.store import find_store
+    from doteval._objects.store import find_store
 
     _no_store_above(tmp_path)
     (tmp_path / ".doteval").mkdir()

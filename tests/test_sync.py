@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from storekit import PY, Project, _env, cli, cli_json, copy_store, read_export, run_cli
 
-from doteval.fsck import fsck
-from doteval.objects import Store
+from doteval._objects import Store
+from doteval._operations.fsck import fsck
 from doteval.session import SessionStatus, get_session
 
 # Runs here spell --store=PATH in one argument (store_arg="joined"): see

@@ -3,7 +3,7 @@ one huge unbroken token, dict keys that collide as JSON keys, lone surrogates, i
 print; and output paths that cannot be written (issue 10, items 3, 6, 11, 13, 14, 16).
 
 Results are recorded by driving the runner in this process; the commands run through
-``doteval.cli.main`` (``storekit.cli``) or as ``python -m doteval`` subprocesses, whose stdout
+``doteval._cli.main`` (``storekit.cli``) or as ``python -m doteval`` subprocesses, whose stdout
 is a real UTF-8 pipe (where a lone surrogate used to end the command with a traceback)."""
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import pytest
 from storekit import cli, read_export, run_cli
 
 from doteval import Result, foreach
+from doteval._objects import Store
+from doteval._objects.encoding import decode, encode
+from doteval._running.experiment_run import ExperimentRun, RunOptions
+from doteval._running.fingerprint import params_fingerprint
+from doteval._running.foreach import get_spec
+from doteval._running.retries import RetryPolicy
 from doteval.errors import EncodingError
-from doteval.fingerprint import params_fingerprint
-from doteval.foreach import get_spec
-from doteval.objects import Store
-from doteval.objects.encoding import decode, encode
-from doteval.retry import RetryPolicy
-from doteval.runner import ExperimentRun, RunOptions
 
 NODE = "eval_values.py::eval_values"
 
@@ -257,8 +257,8 @@ def test_unwritable_output_paths_are_one_line_and_leave_nothing(
 
 
 def test_an_export_that_fails_midway_leaves_no_file(store_path: Path, tmp_path: Path) -> None:
+    from doteval._operations.output_files import replace_file
     from doteval.errors import CorruptStoreError
-    from doteval.output import replace_file
 
     target = tmp_path / "x.jsonl"
     with pytest.raises(CorruptStoreError), replace_file(target) as f:
@@ -274,8 +274,8 @@ def test_an_export_that_fails_midway_leaves_no_file(store_path: Path, tmp_path: 
 
 def test_csv_to_a_string_stays_in_the_library(store_path: Path) -> None:
     """The library writes to any text stream; only files and stdout escape surrogates."""
-    from doteval.export import export
-    from doteval.history import resolve
+    from doteval._operations.export import export
+    from doteval._repository.history import resolve
 
     record(store_path, "s", [Result(True, response="=1+1")])
     st = Store(store_path)

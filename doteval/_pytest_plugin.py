@@ -1,0 +1,478 @@
+"""The pytest plugin: collects ``@foreach`` evaluations and runs them into the store.
+
+Registered through the ``pytest11`` entry point. Every hook delegates to one
+``DotevalSession`` kept in ``config.stash``; the session holds the experiment's
+run from collection (where code changes are refused before anything runs) to
+``pytest_sessionfinish`` (where the run is sealed). It is inert in test
+sessions that collect no evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doteval._objects import Store
+from doteval._running import settings
+from doteval._running.error_budget import MaxErrors, parse_max_errors, run_errors
+from doteval._running.experiment_run import (
+    ExperimentRun,
+    Plan,
+    PreparedEvaluation,
+    RunListener,
+    RunOptions,
+    generated_name,
+    parse_shard,
+)
+from doteval._running.fingerprint import find_project_root, params_fingerprint
+from doteval._running.foreach import get_spec
+from doteval._running.retries import RetryPolicy
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError, permission_error
+
+_SESSION = pytest.StashKey["DotevalSession"]()
+EVAL_FILE_PATTERN = "eval_*.py"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
+    group.addoption(
+        "--experiment",
+        metavar="NAME",
+        type=_checked(settings.experiment_name),
+        help="experiment to record into (resumes it if it exists)",
+    )
+    group.addoption(
+        "--samples",
+        metavar="N",
+        type=_checked(settings.sample_limit),
+        help="evaluate at most N items of each dataset",
+    )
+    group.addoption(
+        "--concurrency",
+        metavar="N",
+        type=_checked(settings.concurrency),
+        help="samples in flight at once (default: 1 sync, 16 async)",
+    )
+    # Not --timeout: pytest-timeout owns that name, and its timeout ends the whole evaluation.
+    group.addoption(
+        "--sample-timeout",
+        metavar="SECONDS",
+        type=_checked(settings.timeout_seconds),
+        help="end a sample that runs longer with a timeout error, retried by the next run",
+    )
+    group.addoption(
+        "--store",
+        metavar="PATH",
+        help="results store (default: $DOTEVAL_STORE, else the nearest .doteval here or above)",
+    )
+    group.addoption(
+        "--rerun-changed",
+        action="store_true",
+        help="start a new line of results for evaluations whose code or params changed",
+    )
+    group.addoption(
+        "--max-retries",
+        metavar="N",
+        type=_checked(settings.retry_count),
+        default=3,
+        help="retries of a transient error (default 3)",
+    )
+    group.addoption(
+        "--shard",
+        metavar="I/N",
+        help="evaluate only shard I of N of the samples (stable across machines; merge stores after)",
+    )
+    group.addoption(
+        "--dry-run",
+        action="store_true",
+        help="evaluate nothing: say per evaluation what would be reused and evaluated, and why",
+    )
+    group.addoption(
+        "--retry-delay",
+        metavar="SECONDS",
+        type=_checked(settings.retry_delay),
+        default=1.0,
+        help="first retry delay, doubled each time",
+    )
+    group.addoption(
+        "--max-errors",
+        metavar="N",
+        type=_checked(parse_max_errors),
+        help="exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
+    )
+    # The original doteval's -C/--concurrent: recognised only to point at --concurrency.
+    group.addoption(
+        "-C",
+        "--concurrent",
+        dest="doteval_concurrent",
+        nargs="?",
+        const="",
+        help=argparse_suppress(),
+        default=None,
+    )
+    # Set by `doteval run`: the command to show for resuming, and evaluations only.
+    group.addoption("--doteval-command", help=argparse_suppress(), default=None)
+    group.addoption("--doteval-only", action="store_true", help=argparse_suppress())
+
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option type that refuses a value with the shared check's own line (not argparse's)."""
+
+    def parse(text: str) -> Any:
+        import argparse
+
+        try:
+            return check(text)
+        except DotevalError as e:
+            raise argparse.ArgumentTypeError(getattr(e, "reason", str(e))) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def _is_terminal(reporter: Any) -> bool:
+    try:
+        return bool(reporter._tw._file.isatty())
+    except Exception:
+        return False
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("doteval_concurrent", None) is not None:
+        raise pytest.UsageError(
+            "-C/--concurrent is the original doteval's option: use --concurrency N (samples in flight at once)"
+        )
+    config.stash[_SESSION] = DotevalSession(config)
+    config.addinivalue_line("markers", "doteval: an evaluation run over a dataset by doteval")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if file_path.suffix != ".py" or not fnmatch.fnmatch(file_path.name, EVAL_FILE_PATTERN):
+        return None
+    if parent.session.isinitpath(file_path):
+        return None  # pytest collects files named on the command line itself
+    patterns = parent.config.getini("python_files")
+    if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
+        return None
+    return pytest.Module.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    if get_spec(obj) is None or not isinstance(collector, (pytest.Module, pytest.Class)):
+        return None
+    return list(collector._genfunctions(name, obj))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if config.getoption("doteval_only"):
+        others = [i for i in items if not (isinstance(i, pytest.Function) and get_spec(i.obj))]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [i for i in items if i not in others]
+    config.stash[_SESSION].collected(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    spec = get_spec(pyfuncitem.obj)
+    if spec is None:
+        return None
+    pyfuncitem.config.stash[_SESSION].call(pyfuncitem)
+    return True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_SESSION].finish(session)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    config.stash[_SESSION].summary(terminalreporter)
+
+
+def evaluation_id(item: pytest.Function) -> str:
+    """The evaluation's name in the store: its file relative to the project root, then pytest's
+    ``::function[params]``.
+
+    Not pytest's node id as such: that is relative to the rootdir, which pytest picks from
+    the command line (``--store PATH`` given as two words can move it), and a changed name
+    would look like a new evaluation.
+    """
+    root = find_project_root(item.path)
+    try:
+        relative = item.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return item.nodeid
+    _, sep, rest = item.nodeid.partition("::")
+    return relative + sep + rest
+
+
+def unique_evaluation_ids(items: list[pytest.Function]) -> dict[str, str]:
+    """Each item's evaluation id (by pytest node id); two items with one id are refused, since
+    their results would be mixed in one evaluation of the store."""
+    ids: dict[str, str] = {}
+    first: dict[str, pytest.Function] = {}
+    for item in items:
+        eid = ids[item.nodeid] = evaluation_id(item)
+        other = first.setdefault(eid, item)
+        if other is not item:
+            here = item.config.invocation_params.dir
+            a, b = (os.path.relpath(i.path, here) for i in (other, item))
+            raise UsageError(
+                f"two evaluations would be stored as {eid!r}: the one in {a} and the one in {b}",
+                hint="an evaluation is named by its file's path from its project root (the nearest "
+                "folder with a pyproject.toml, .git...); rename one, or run each with its own --experiment",
+            )
+    return ids
+
+
+# pytest's own fixtures are plumbing, not parameters of a result.
+def _is_builtin_fixture(item: pytest.Function, name: str) -> bool:
+    defs = item._fixtureinfo.name2fixturedefs.get(name)
+    if not defs:
+        return False
+    module = getattr(defs[-1].func, "__module__", "") or ""
+    return module.startswith(("_pytest", "pytest"))
+
+
+class DotevalSession:
+    """All doteval state of one pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.run: ExperimentRun | None = None
+        self.prepared: dict[str, PreparedEvaluation] = {}
+        self.error: DotevalError | None = None
+        self.warned: set[str] = set()
+        self.store_path: Path | None = None
+        self.listener: RunListener | None = None
+        self.plans: list[Plan] = []
+        self.run_command: list[str] = []
+        self.over_budget = ""  # the line saying --max-errors was exceeded
+
+    # -- options ------------------------------------------------------------
+
+    def _opt(self, name: str) -> Any:
+        return self.config.getoption(name)
+
+    def command(self, experiment: str) -> list[str]:
+        given = self._opt("doteval_command")
+        args = shlex.split(given) if given else ["pytest", *self.config.invocation_params.args]
+        if not self._opt("experiment"):
+            args += ["--experiment", experiment]
+        return [a for a in args if a not in ("--rerun-changed", "--dry-run")]
+
+    def command_text(self) -> str:
+        return shlex.join(self.run_command)
+
+    # -- hooks --------------------------------------------------------------
+
+    def collected(self, items: list[pytest.Item]) -> None:
+        evals = [i for i in items if isinstance(i, pytest.Function) and get_spec(i.obj) is not None]
+        if not evals or self.config.option.collectonly:
+            return
+        given = self._opt("experiment")
+        experiment = given if given is not None else generated_name()
+        store_opt = self._opt("store")
+        self.store_path = Path(store_opt) if store_opt else None
+        try:
+            store = Store(self.store_path)
+            self.store_path = store.root
+            options = RunOptions(
+                experiment=experiment,
+                samples=self._opt("samples"),
+                concurrency=self._opt("concurrency"),
+                rerun_changed=bool(self._opt("rerun_changed")),
+                dry_run=bool(self._opt("dry_run")),
+                shard=parse_shard(self._opt("shard")) if self._opt("shard") else None,
+                retry=RetryPolicy(
+                    max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
+                ),
+                command=[],
+                timeout=self._opt("sample_timeout"),
+            )
+            options.command = self.run_command = self.command(experiment)
+            self.listener = _make_listener(self.config)
+            ids = unique_evaluation_ids(evals)
+            run = ExperimentRun(store, options, self.listener)
+            run.open()
+            self.run = run
+            for item in evals:
+                spec = get_spec(item.obj)
+                assert spec is not None
+                self.prepared[item.nodeid] = run.prepare(ids[item.nodeid], spec)
+        except DotevalError as e:
+            self.abort(e)
+        except PermissionError as e:
+            self.abort(permission_error(e))
+
+    def abort(self, error: DotevalError) -> None:
+        run, self.run = self.run, None
+        if run is not None:
+            if isinstance(error, ChangedEvaluationError):
+                run.stop_requested.set()  # what ran is kept; the rest did not run
+            else:
+                run.failed = True  # an aborted run is sealed as Failed, never as Completed
+            try:
+                run.close()
+            except DotevalError as e:  # the seal failed too (a damaged store, a disk still full): say why;
+                # the journal keeps every finished sample for the next run
+                error = e if str(e) != str(error) else error
+        self.error = error
+        lines = f"doteval: {error}".splitlines()
+        if error.hint:
+            lines.append(f"  hint: {error.hint}")
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or len(lines) == 1:
+            pytest.exit("\n".join(lines), returncode=1)
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        # During a test call output is captured (and dropped on exit): say it on the terminal.
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(
+                    line, red=line.startswith(("doteval:", "    -")), green=line.startswith("    +")
+                )
+        pytest.exit(f"doteval: {type(error).__name__}, see above", returncode=1)
+
+    def call(self, item: pytest.Function) -> None:
+        run = self.run
+        prepared = self.prepared.get(item.nodeid)
+        if run is None or prepared is None:
+            pytest.fail(
+                "doteval: this evaluation was not prepared (was collection interrupted?)", pytrace=False
+            )
+        spec = prepared.spec
+        fixtures = {name: item.funcargs[name] for name in spec.fixture_names()}
+        params = params_fingerprint({n: v for n, v in fixtures.items() if not _is_builtin_fixture(item, n)})
+        for name in params.unfingerprintable:
+            if name not in self.warned:
+                self.warned.add(name)
+                item.warn(
+                    DotevalWarning(
+                        f"doteval cannot fingerprint fixture {name!r} "
+                        f"({type(fixtures[name]).__qualname__}): a change to it will not be detected; "
+                        "give its class a __doteval_params__ method returning the settings that "
+                        "decide results"
+                    )
+                )
+        if run.options.dry_run:
+            try:
+                self.plans.append(run.plan(prepared, params))
+            except DotevalError as e:
+                self.abort(e)
+            return
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        try:
+            with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+                run.run_evaluation(prepared, fixtures, params)
+        except DotevalError as e:
+            self.abort(e)
+        except PermissionError as e:
+            self.abort(permission_error(e))
+        if run.interrupted:
+            item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
+        # Errored samples do not fail the item: they are data the next run retries (--max-errors).
+
+    def finish(self, session: pytest.Session) -> None:
+        run = self.run
+        if run is None:
+            return
+        self.run = None
+        try:
+            run.close()
+        except DotevalError as e:
+            self.error = self.seal_error = e  # said by ``summary``
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif self.too_many_errors(run) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.finished_run = run
+
+    def too_many_errors(self, run: ExperimentRun) -> bool:
+        """Whether more samples ended in an error than ``--max-errors`` allows (never without it)."""
+        limit: MaxErrors | None = self._opt("max_errors")
+        if limit is None or run.manifest is None or run.options.dry_run:
+            return False
+        errors, samples = run_errors(run.manifest, run.outcomes)
+        if not limit.exceeded(errors, samples):
+            return False
+        self.over_budget = (
+            f"doteval: {errors} of {samples} samples ended in an error, more than "
+            f"--max-errors {limit.text} allows: exit code 1"
+        )
+        return True
+
+    def summary(self, reporter: Any) -> None:
+        error = getattr(self, "seal_error", None)
+        if error is not None:  # the run could not be sealed: one line, and what to do
+            reporter.write_line(f"doteval: {error}", red=True, bold=True)
+            if error.hint:
+                reporter.write_line(f"  hint: {error.hint}")
+            return
+        if self.plans:
+            from doteval._cli.render import plan_lines
+
+            command = self.command_text() + (" --rerun-changed" if self._opt("rerun_changed") else "")
+            for line in plan_lines(self.plans, command):
+                reporter.write_line(line)
+            return
+        run = getattr(self, "finished_run", None)
+        if run is None or run.manifest is None:
+            return
+        from doteval._cli.render import output_width, run_summary_lines
+
+        for line in run_summary_lines(
+            run.manifest,
+            outcomes=run.outcomes,
+            command=" ".join(shlex.quote(a) for a in run.options.command),
+            width=output_width(reporter._tw.fullwidth, _is_terminal(reporter)),
+            color=reporter._tw.hasmarkup,
+        ):
+            reporter.write_line(line)
+        if self.over_budget:
+            reporter.write_line(self.over_budget, red=True)
+
+
+def _make_listener(config: pytest.Config) -> RunListener:
+    if os.environ.get("DOTEVAL_PROGRESS", "auto") == "off":
+        return RunListener()
+    from doteval._cli.progress import ProgressListener
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not _one_file(sys.stdout, sys.stderr):
+        return ProgressListener()
+
+    def start_line() -> None:  # pytest's line ("eval_x.py ...") is ended first, as for a warning
+        reporter.ensure_newline()
+        reporter._tw.flush()
+
+    return ProgressListener(start_line)
+
+
+def _one_file(a: Any, b: Any) -> bool:
+    """Whether two streams write to the same file (``> log 2>&1``, a CI log)."""
+    try:
+        sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

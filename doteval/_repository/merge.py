@@ -1,0 +1,188 @@
+"""Joining two lines of one experiment after stores were merged.
+
+When the same experiment ran in two stores (shards on several machines, or a
+laptop and a server) and the stores were copied together, the experiment has
+two heads. If every evaluation they share has the same code, params and line
+of results, their samples can be joined without mixing anything: the union of
+their samples, each item once (an ok result wins over an error). ``settle``
+then writes a merged manifest and a merge record naming both heads. If the
+code or params differ, nothing is joined: both lines stay, and are reported.
+"""
+
+from __future__ import annotations
+
+import time
+
+from doteval._objects import Store
+from doteval._repository.history import parse_spec
+from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
+from doteval._repository.run_journal import STATUS_FAILED, final_status, recover
+from doteval._repository.sample_tables import (
+    FLAG_OK,
+    Part,
+    SampleTable,
+    load_view,
+    merge_parts,
+    open_view,
+    save_view,
+)
+from doteval.errors import ExperimentNotFoundError, LockedError, UsageError
+
+
+def mergeable(manifests: list[Manifest]) -> bool:
+    by_node: dict[str, EvaluationRecord] = {}
+    for m in manifests:
+        for ev in m.evaluations:
+            seen = by_node.setdefault(ev.node_id, ev)
+            if not seen.same_code_and_params(ev) or seen.line != ev.line:
+                return False
+    return True
+
+
+def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> Manifest:
+    """One manifest holding the union of the samples of ``manifests`` (newest first)."""
+    order: list[str] = []
+    groups: dict[str, list[EvaluationRecord]] = {}
+    for m in manifests:
+        for ev in m.evaluations:
+            if ev.node_id not in groups:
+                order.append(ev.node_id)
+            groups.setdefault(ev.node_id, []).append(ev)
+    evaluations = []
+    for node in order:
+        evs = groups[node]
+        chosen: dict[bytes, tuple[int, int, bool]] = {}  # token -> (line, view position, ok)
+        views = [load_view(store, ev) for ev in evs]
+        for n, view in enumerate(views):  # newest first: the first ok result of an item wins
+            for i, (t, flag) in enumerate(zip(view.tokens(), view.flags)):
+                have = chosen.get(t)
+                if have is None or (not have[2] and flag == FLAG_OK):
+                    chosen[t] = (n, i, flag == FLAG_OK)
+        picks: list[list[int]] = [[] for _ in views]
+        for n, i, _ok in chosen.values():
+            picks[n].append(i)
+        parts: list[Part] = merge_parts(view.select(p) for view, p in zip(views, picks))
+        known: dict[str, SampleTable] = {}
+        for view in views:
+            known.update({p.table_id: t for p, t in zip(view.parts, view.tables)})
+        merged = open_view(store, parts, (evs[0].fingerprint, evs[0].params_digest), known)
+        first = evs[0]
+        record = EvaluationRecord(
+            node_id=node,
+            fingerprint=first.fingerprint,
+            params_digest=first.params_digest,
+            params=first.params,
+            unfingerprintable=first.unfingerprintable,
+            columns=first.columns,
+            code=first.code,
+            line=first.line,
+            entries=save_view(store, parts),
+            total=max(max(ev.total for ev in evs), len(merged)),
+            done=merged.done,
+            errors=merged.errors,
+            metrics=merged.summary(),
+            run={},
+            status=first.status,
+        )
+        evaluations.append(record)
+    newest = manifests[0]
+    ended = STATUS_FAILED if any(m.status == STATUS_FAILED and m.errors == 0 for m in manifests) else ""
+    return Manifest(
+        experiment=newest.experiment,
+        parent=parent_id,
+        status=final_status(ended, evaluations),
+        started=min(m.started for m in manifests),
+        finished=time.time(),
+        host=newest.host,
+        git_commit=newest.git_commit,
+        command=newest.command,
+        evaluations=evaluations,
+        note=f"merged {len(manifests)} lines"
+        + (
+            f" (shards {', '.join(shards)})"
+            if (shards := sorted({m.shard for m in manifests if m.shard}))
+            else ""
+        ),
+    )
+
+
+def settle(store: Store, name: str) -> bool:
+    """Merge the heads of ``name`` if they can be; True when it has one head after."""
+    lock = store.lock(name)
+    try:
+        lock.acquire(purpose="merge")
+    except LockedError:
+        return False
+    try:
+        return settle_locked(store, name)
+    finally:
+        lock.release()
+
+
+def settle_locked(store: Store, name: str) -> bool:
+    """``settle`` for a caller that holds the experiment's lock; seals dead runs first."""
+    recover(store, name)
+    state = store.refs.read(name)
+    if state is None or not state.diverged:
+        return True
+    heads = [h for h in state.heads if h.manifest and not h.deleted]
+    if len(heads) != len(state.heads):
+        return False
+    manifests = [load_manifest(store, h.manifest) for h in heads if h.manifest]
+    if not mergeable(manifests):
+        return False
+    assert heads[0].manifest is not None
+    merged = merge_manifests(store, manifests, heads[0].manifest)
+    manifest_id = save_manifest(store, merged)
+    store.refs.append(
+        name,
+        manifest_id,
+        expected=heads[0].id,
+        op="merge",
+        note=merged.note,
+        merged=tuple(h.id for h in heads[1:]),
+    )
+    return True
+
+
+def keep_line(store: Store, spec: str) -> tuple[str, Manifest, list[str]]:
+    """Make the line whose newest revision is ``spec`` (``NAME@REV``) the experiment's head.
+
+    For lines that cannot be joined (different code or params in two stores). A merge
+    record names every head, so the other lines stay in the history (``doteval log``,
+    ``NAME@REV``); the next run continues the kept line. Returns the name, the kept
+    manifest and the manifest ids of the lines left behind.
+    """
+    name, rev, steps = parse_spec(spec)
+    if rev is None or steps:
+        raise UsageError(
+            f"give the line to keep as NAME@REV, the newest revision of that line (not {spec!r})",
+            hint=f"`doteval log {name}` lists both lines",
+        )
+    with store.lock(name):
+        settle_locked(store, name)  # seal dead runs; join the lines that can be joined
+        state = store.refs.read(name)
+        if state is None:
+            raise ExperimentNotFoundError(name)
+        heads = [h for h in state.heads if h.manifest and not h.deleted]
+        if not state.diverged:
+            raise UsageError(f"experiment {name!r} has one line: there is nothing to choose")
+        chosen = [h for h in heads if h.manifest is not None and h.manifest.startswith(rev)]
+        if len(chosen) != 1:
+            newest = ", ".join(f"{name}@{h.manifest[:10]}" for h in heads if h.manifest)
+            raise UsageError(
+                f"{rev} is {'ambiguous' if chosen else 'not the newest revision of a line'} of {name!r}",
+                hint=f"the lines end at {newest}",
+            )
+        keep = chosen[0]
+        assert keep.manifest is not None
+        others = [h for h in state.heads if h.id != keep.id]
+        store.refs.append(
+            name,
+            keep.manifest,
+            expected=keep.id,
+            op="merge",
+            note=f"kept the line of {keep.manifest[:10]}",
+            merged=tuple(h.id for h in others),
+        )
+        return name, load_manifest(store, keep.manifest), [h.manifest or h.id for h in others]

@@ -1,0 +1,654 @@
+"""Running evaluations of an experiment: resume, change detection, evaluation.
+
+``ExperimentRun`` is one run of one experiment, from taking its lock to sealing
+its journal. For each evaluation it computes the code fingerprint and params,
+refuses to mix results of changed code or params with old ones, computes every
+item's canonical encoding, skips the items (with their occurrence among equal
+items: the input of the sample key) the experiment already holds with a
+non-error result, and evaluates the rest (sync, threads or async with a bound), retrying
+transient errors. Every result is journaled as soon as it exists.
+
+Progress goes to a ``RunListener``; this module never prints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+from doteval._objects import Store, check_name
+from doteval._objects.encoding import MAX_INT_DIGITS, encode
+from doteval._repository.changes import explain_code_change, params_diff
+from doteval._repository.experiments import unused_name
+from doteval._repository.manifest import EvaluationRecord, Manifest
+from doteval._repository.results import Result
+from doteval._repository.run_journal import (
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    Head,
+    RunRecorder,
+    read_head,
+)
+from doteval._repository.sample_tables import (
+    FLAG_ERROR,
+    FLAG_OK,
+    KEY_VERSION,
+    key_prefix,
+    load_view,
+    sample_key,
+)
+from doteval._running import settings
+from doteval._running.execution import Execution, execute
+from doteval._running.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
+from doteval._running.foreach import EvaluationSpec
+from doteval._running.retries import RetryPolicy
+from doteval._text import parse_fraction
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
+
+__all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
+
+
+class RunListener:
+    """Callbacks a run reports progress through; every method may be left as is."""
+
+    def evaluation_started(self, name: str, total: int | None, reused: int, pending: int) -> None:
+        """``total`` is None when the dataset's size is unknown (a generator cut by --samples)."""
+
+    def sample_done(self, name: str, ok: bool) -> None: ...
+
+    def evaluation_finished(self, name: str, outcome: EvaluationOutcome) -> None: ...
+
+    def retrying(self, name: str, retry: Retrying) -> None: ...
+
+    def interrupted(self, in_flight: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A sample's attempt failed with a transient error; the next one starts in ``delay`` s."""
+
+    sample: str  # its key prefix (what `doteval show --sample` takes) and item
+    attempt: int  # the attempt that failed, counted from 1
+    attempts: int  # at most this many
+    error: BaseException
+    delay: float
+
+
+@dataclass
+class EvaluationOutcome:
+    node_id: str
+    total: int = 0
+    reused: int = 0
+    evaluated: int = 0
+    errors: int = 0
+    interrupted: bool = False
+
+
+@dataclass
+class RunOptions:
+    experiment: str
+    samples: int | None = None
+    concurrency: int | None = None
+    rerun_changed: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    command: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
+    timeout: float | None = None  # seconds one sample may take; @foreach(timeout=) wins
+
+    def __post_init__(self) -> None:
+        self.experiment = settings.experiment_name(self.experiment)
+        if self.samples is not None:
+            self.samples = settings.sample_limit(self.samples)
+        if self.concurrency is not None:
+            self.concurrency = settings.concurrency(self.concurrency)
+        if self.timeout is not None:
+            self.timeout = settings.timeout_seconds(self.timeout)
+
+
+@dataclass
+class PreparedEvaluation:
+    node_id: str
+    spec: EvaluationSpec
+    code: CodeFingerprint
+    line: int = 1
+    changed: list[str] = field(default_factory=list)  # what changed, when a dry run lets it pass
+
+
+@dataclass
+class Plan:
+    """What running an evaluation would do (``--dry-run``), and why."""
+
+    node_id: str
+    total: int
+    reuse: int
+    new: int  # items never evaluated with this code and params (new or changed items)
+    retry: int  # items whose result is an error
+    dropped: int  # items the experiment holds that the dataset no longer has
+    changed: list[str]  # code or params changes (everything is evaluated again)
+    blocked: bool  # a change that stops the run unless --rerun-changed
+
+    @property
+    def evaluate(self) -> int:
+        return self.new + self.retry
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evaluation": self.node_id,
+            "total": self.total,
+            "reuse": self.reuse,
+            "evaluate": self.evaluate,
+            "new": self.new,
+            "retry": self.retry,
+            "dropped": self.dropped,
+            "changed": self.changed,
+            "blocked": self.blocked,
+        }
+
+
+def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
+    """Shard I of N (1-based) holds the keys whose first 8 bytes are I-1 modulo N."""
+    return int.from_bytes(key[:8], "big") % shard[1] == shard[0] - 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    return parse_fraction(text, "--shard")
+
+
+def normalize_item(item: Any, columns: tuple[str, ...], position: int) -> tuple[Any, ...]:
+    if isinstance(item, dict):
+        try:
+            return tuple(item[c] for c in columns)
+        except KeyError as e:
+            raise UsageError(f"dataset item {position} has no key {e.args[0]!r} for @foreach") from None
+    if isinstance(item, (tuple, list)) and (len(columns) > 1 or len(item) == 1):
+        if len(item) != len(columns):
+            raise UsageError(
+                f"dataset item {position} has {len(item)} values for {len(columns)} "
+                f"columns ({', '.join(columns)})"
+            )
+        return tuple(item)
+    if len(columns) == 1:
+        return (item,)
+    raise UsageError(
+        f"dataset item {position} is a {type(item).__name__}, expected a tuple of "
+        f"{len(columns)} values ({', '.join(columns)})"
+    )
+
+
+def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) -> bytes:
+    try:
+        return encode(item)
+    except EncodingError as e:
+        column = ""
+        if e.path.startswith("["):
+            index = int(e.path[1 : e.path.index("]")])
+            column = f", column {columns[index]!r}" if index < len(columns) else ""
+        reason = (
+            f"an int of more than {MAX_INT_DIGITS} digits cannot be encoded; store it as a str"
+            if e.type_name == "int"
+            else f"cannot encode a value of type {e.type_name!r}"
+        )
+        raise EncodingError(
+            f"dataset item {position}{column}: {reason}; "
+            "dataset items must be plain data (str, numbers, lists, dicts, dataclasses)",
+            type_name=e.type_name,
+            path=e.path,
+        ) from None
+
+
+def sample_label(prepared: PreparedEvaluation, params_digest: str, sample: tuple[Any, ...]) -> str:
+    """A sample as a retry line names it: its key prefix (what ``show --sample`` takes) and item."""
+    _slot, item_bytes, occurrence, item = sample
+    key = sample_key(prepared.code.digest, params_digest, item_bytes, occurrence).hex()[:12]
+    shown = ", ".join(f"{c}={v!r}" for c, v in zip(prepared.spec.columns, item))
+    return f"{key} ({shown[:57] + '...' if len(shown) > 60 else shown})"
+
+
+def generated_name() -> str:
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+
+@dataclass
+class Dataset:
+    """An evaluation's dataset as read for one run (``--samples`` and ``--shard`` applied)."""
+
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # canonical encoding of each item
+    occurrences: list[int] = field(default_factory=list)  # among equal items before it
+    complete: bool = True  # False when --samples or --shard left items out
+    total: int | None = 0  # items in the whole dataset; None: unknown (a generator cut by --samples)
+
+
+@dataclass
+class Match:
+    """A dataset against the view the experiment holds (see ``ExperimentRun._match``)."""
+
+    total: int
+    base: str | None = None  # the view matched against
+    kept: bytes | None = None  # bitmap of its positions still in the dataset; None: all
+    pending: list[tuple[int, bytes, int, tuple[Any, ...]]] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    unchanged: bool = False
+
+
+class ExperimentRun:
+    """One run of an experiment. Use ``open()``, then evaluations, then ``close()``."""
+
+    def __init__(self, store: Store, options: RunOptions, listener: RunListener | None = None) -> None:
+        self.store = store
+        self.options = options
+        self.listener = listener or RunListener()
+        self.name = check_name(options.experiment)
+        self.head = Head(None, None, None)
+        self.recorder: RunRecorder | None = None
+        self.outcomes: list[EvaluationOutcome] = []
+        self.stop_requested = threading.Event()
+        self.failed = False
+        self.manifest: Manifest | None = None
+        self._lock = store.lock(self.name)
+        self._index = itertools.count()
+        self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
+        self._dataset_total: int | None = 0  # items in the dataset last read (None: unknown)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def open(self) -> None:
+        if self.options.dry_run and not self.store.exists:
+            return  # nothing recorded yet, and a dry run creates no store
+        self.store.check_writable()  # a read-only store: refused before anything is evaluated
+        self.store.create()
+        self._lock.acquire()
+        try:
+            from doteval._repository.merge import settle_locked
+
+            settle_locked(self.store, self.name)
+            self.head = read_head(self.store, self.name)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def start(self) -> None:
+        """Start the journal; called once the checks have passed."""
+        if self.recorder is None:
+            shard = self.options.shard
+            self.recorder = RunRecorder(
+                self.store,
+                self.name,
+                self.head,
+                self.options.command,
+                self.options.rerun_changed,
+                shard=f"{shard[0]}/{shard[1]}" if shard else "",
+            )
+            self.recorder.start()
+
+    def _hold_interrupts(self) -> None:
+        """After a first Ctrl+C, a second one ends the process at once, losing nothing.
+
+        Every finished sample is in the journal already: sync it and exit; the
+        next command that touches the experiment seals it.
+        """
+        if self._held is not None or threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop_now(signum: int, frame: Any) -> None:
+            if self.recorder is not None and self.recorder.journal is not None:
+                self.recorder.journal.sync()
+            os.write(2, b"\ndoteval: stopped; every finished sample is kept (the next command seals them)\n")
+            os._exit(2)  # what pytest returns for an interrupted session
+
+        self._held = signal.signal(signal.SIGINT, stop_now)
+
+    def close(self) -> Manifest | None:
+        try:
+            if self.recorder is not None:
+                status = STATUS_COMPLETED
+                if self.stop_requested.is_set():
+                    status = STATUS_INTERRUPTED
+                elif self.failed:
+                    status = STATUS_FAILED
+                recorder, self.recorder = self.recorder, None  # finished once, even if the seal fails
+                self.manifest = recorder.finish(status)
+            elif self.outcomes:
+                self.manifest = self.head.manifest  # nothing changed: the experiment as it was
+        finally:
+            self._lock.release()
+            if self._held is not None:
+                signal.signal(signal.SIGINT, self._held)
+                self._held = None
+        return self.manifest
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_requested.is_set()
+
+    # -- checks ---------------------------------------------------------------
+
+    def prepare(self, node_id: str, spec: EvaluationSpec) -> PreparedEvaluation:
+        """Fingerprint the code and refuse a change unless --rerun-changed."""
+        code = code_fingerprint(spec.func, columns=spec.columns, options=spec.fingerprinted_options())
+        prepared = PreparedEvaluation(node_id, spec, code)
+        old = self._previous(node_id)
+        if old is not None:
+            prepared.line = old.line
+            if old.fingerprint != code.digest:
+                if self.options.dry_run:
+                    prepared.changed = [
+                        "code changed:",
+                        *explain_code_change(self._old_code(old), code.document()),
+                    ]
+                elif not self.options.rerun_changed:
+                    raise self._changed(
+                        node_id, "code", explain_code_change(self._old_code(old), code.document())
+                    )
+                prepared.line = old.line + 1
+        return prepared
+
+    def check_params(self, prepared: PreparedEvaluation, params: ParamsFingerprint) -> None:
+        old = self._previous(prepared.node_id)
+        if old is None or old.fingerprint != prepared.code.digest or old.line != prepared.line:
+            return
+        if old.params_digest != params.digest:
+            if self.options.dry_run:
+                prepared.changed = ["params changed:", *params_diff(old.params, params.values)]
+            elif not self.options.rerun_changed:
+                raise self._changed(prepared.node_id, "params", params_diff(old.params, params.values))
+            prepared.line = old.line + 1
+
+    def plan(self, prepared: PreparedEvaluation, params: ParamsFingerprint) -> Plan:
+        """Count what ``run_evaluation`` would reuse and evaluate; evaluates nothing."""
+        self.check_params(prepared, params)
+        data = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
+        match = self._match(prepared, data)
+        total = len(data.items)
+        reuse = total - len(match.pending)
+        retry = sum(1 for slot, *_ in match.pending if slot >= 0)
+        return Plan(
+            node_id=prepared.node_id,
+            total=total,
+            reuse=reuse,
+            new=total - reuse - retry,
+            retry=retry,
+            dropped=match.removed,
+            changed=list(prepared.changed),
+            blocked=bool(prepared.changed) and not self.options.rerun_changed,
+        )
+
+    def _previous(self, node_id: str) -> EvaluationRecord | None:
+        return self.head.manifest.evaluation(node_id) if self.head.manifest else None
+
+    def _old_code(self, old: EvaluationRecord) -> dict[str, Any]:
+        if old.code is None:
+            return {}
+        try:
+            return dict(self.store.objects.get(old.code))
+        except DotevalError:
+            return {}
+
+    def _changed(self, node_id: str, what: str, details: list[str]) -> ChangedEvaluationError:
+        command = " ".join(self.options.command) or "pytest ..."
+        new_name = unused_name(self.store, self.name)
+        replaced = command.replace(f"--experiment {self.name}", f"--experiment {new_name}")
+        if replaced == command:
+            replaced = f"{command} --experiment {new_name}"
+        body = "\n".join("    " + line for line in details) or "    (no readable diff)"
+        ran = [o.node_id for o in self.outcomes]
+        done = (
+            f"it was not run (the {len(ran)} evaluation(s) before it in this session were recorded)"
+            if ran
+            else "nothing was evaluated"
+        )
+        return ChangedEvaluationError(
+            f"{node_id}: the {what} changed since experiment {self.name!r} last ran; "
+            f"{done}.\n{body}\n"
+            f"  Keep old and new results apart, either:\n"
+            f"    a new experiment:             {replaced}\n"
+            f"    a new line in this one:       {command} --rerun-changed",
+            experiment=self.name,
+        )
+
+    # -- evaluating -----------------------------------------------------------
+
+    def run_evaluation(
+        self, prepared: PreparedEvaluation, fixtures: dict[str, Any], params: ParamsFingerprint
+    ) -> EvaluationOutcome:
+        self.check_params(prepared, params)
+        spec = prepared.spec
+        outcome = EvaluationOutcome(prepared.node_id)
+        self.outcomes.append(outcome)
+        data = self._read_dataset(spec, prepared.code.digest, params.digest)
+        match = self._match(prepared, data)
+        pending = match.pending
+        outcome.total = len(data.items)
+        outcome.reused = outcome.total - len(pending)
+        settled = self.head.manifest is not None and self.head.manifest.status != STATUS_INTERRUPTED
+        if not pending and match.unchanged and settled:
+            # Nothing to evaluate and nothing to change: no journal, no new manifest.
+            self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, 0)
+            self.listener.evaluation_finished(prepared.node_id, outcome)
+            return outcome
+        self.start()
+        assert self.recorder is not None
+        index = next(self._index)
+        code_id = self.store.objects.put(prepared.code.document())
+        self.recorder.begin_evaluation(
+            index,
+            {
+                "node_id": prepared.node_id,
+                "fingerprint": prepared.code.digest,
+                "params_digest": params.digest,
+                "params": params.values,
+                "unfingerprintable": list(params.unfingerprintable),
+                "columns": list(spec.columns),
+                "code": code_id,
+                "line": prepared.line,
+            },
+        )
+        self.recorder.record_view(
+            index,
+            {
+                "base": match.base,
+                "kept": match.kept,
+                "total": match.total,
+                "reused": outcome.reused,
+                "added": match.added,
+                "removed": match.removed,
+            },
+        )
+        shown_total = outcome.total if data.total is not None else None
+        self.listener.evaluation_started(prepared.node_id, shown_total, outcome.reused, len(pending))
+        status = STATUS_COMPLETED
+        execution = Execution(
+            spec=spec,
+            fixtures=fixtures,
+            retry=self.options.retry,
+            concurrency=self._concurrency(spec),
+            stop=self.stop_requested,
+            record=lambda sample, item, result, started, attempts: self._record(
+                index, prepared, sample, result, started, outcome, attempts
+            ),
+            on_retry=lambda sample, attempt, exc, delay: self.listener.retrying(
+                prepared.node_id,
+                Retrying(
+                    sample_label(prepared, params.digest, sample),
+                    attempt,
+                    self.options.retry.max_retries + 1,
+                    exc,
+                    delay,
+                ),
+            ),
+            on_interrupt=self.listener.interrupted,
+            timeout=self._timeout(spec),
+        )
+        try:
+            execute(execution, [(sample, sample[3]) for sample in pending])
+            if self.interrupted:
+                self._hold_interrupts()
+                status = STATUS_INTERRUPTED
+        except BaseException:
+            status = STATUS_INTERRUPTED
+            self.failed = True
+            raise
+        finally:
+            outcome.interrupted = status == STATUS_INTERRUPTED
+            self.recorder.end_evaluation(index, status)
+            self.listener.evaluation_finished(prepared.node_id, outcome)
+        return outcome
+
+    def _concurrency(self, spec: EvaluationSpec) -> int:
+        if self.options.concurrency:
+            return max(1, self.options.concurrency)
+        return 16 if spec.is_async else 1
+
+    def _timeout(self, spec: EvaluationSpec) -> float | None:
+        own = spec.options.get("timeout")
+        return (
+            settings.timeout_seconds(own, "@foreach(timeout=...)")
+            if own is not None
+            else self.options.timeout
+        )
+
+    def _read_dataset(self, spec: EvaluationSpec, fingerprint: str, params_digest: str) -> Dataset:
+        limit = self.options.samples
+        iterator = iter(spec.dataset)
+        source = itertools.islice(iterator, limit) if limit is not None else iterator
+        data = Dataset()
+        items, encoded, occurrences = data.items, data.encoded, data.occurrences
+        seen: dict[bytes, int] = {}
+        for position, raw in enumerate(source):
+            item = normalize_item(raw, spec.columns, position)
+            item_bytes = encode_item(item, spec.columns, position)
+            occurrence = seen.get(item_bytes, 0)
+            seen[item_bytes] = occurrence + 1
+            items.append(item)
+            encoded.append(item_bytes)
+            occurrences.append(occurrence)
+        data.total = len(items)
+        if limit is not None and len(items) == limit:
+            data.total = _size_beyond_limit(spec.dataset, iterator, limit)
+            data.complete = data.total == limit
+        self._dataset_total = data.total
+        if self.options.shard is not None:
+            prefix = key_prefix(fingerprint, params_digest)
+            picked = []
+            for n, (item_bytes, occurrence) in enumerate(zip(encoded, occurrences)):
+                h = prefix.copy()
+                h.update(item_bytes)
+                h.update(b"i%d;" % occurrence)
+                if in_shard(h.digest(), self.options.shard):
+                    picked.append(n)
+            data.items = [items[n] for n in picked]
+            data.encoded = [encoded[n] for n in picked]
+            data.occurrences = [occurrences[n] for n in picked]
+            data.complete = False
+        return data
+
+    def _match(self, prepared: PreparedEvaluation, data: Dataset) -> Match:
+        """What the experiment holds of ``data``: by item and occurrence, no key hashed."""
+        old = self._previous(prepared.node_id)
+        # An unknown total is at least one more than was read: the experiment is not complete.
+        total = data.total if data.total is not None else len(data.items) + 1
+        match = Match(total=total if not data.complete else len(data.items))
+        continuing = old is not None and old.fingerprint == prepared.code.digest and old.line == prepared.line
+        if old is None or not continuing or old.entries is None:
+            match.pending = [
+                (-1, b, o, item) for b, o, item in zip(data.encoded, data.occurrences, data.items)
+            ]
+            match.added = len(data.items)
+            match.unchanged = old is not None and continuing and not data.items
+            return match
+        view = load_view(self.store, old)
+        match.base = old.entries
+        position = {t: n for n, t in enumerate(view.tokens())}
+        flags = view.flags
+        damaged = view.damaged_positions()
+        if damaged:
+            flags = bytes(FLAG_ERROR if n in damaged else f for n, f in enumerate(flags))
+            warnings.warn(
+                DotevalWarning(
+                    f"{prepared.node_id}: the stored results of {len(damaged)} sample(s) are damaged "
+                    "or missing; they are evaluated again (`doteval fsck` names the files)"
+                ),
+                stacklevel=2,
+            )
+        matched = bytearray((len(view) + 7) // 8)
+        pending = match.pending
+        new = 0
+        for item_bytes, occurrence, item in zip(data.encoded, data.occurrences, data.items):
+            n = position.get(item_bytes + b"i%d;" % occurrence if occurrence else item_bytes, -1)
+            if n < 0:
+                new += 1
+                pending.append((-1, item_bytes, occurrence, item))
+                continue
+            matched[n >> 3] |= 1 << (n & 7)
+            if flags[n] != FLAG_OK:
+                pending.append((n, item_bytes, occurrence, item))
+        kept = sum(bin(b).count("1") for b in matched)
+        if data.complete:
+            match.kept = bytes(matched)
+            match.removed = len(view) - kept
+        else:  # --samples or --shard cut the dataset: keep what lies beyond
+            match.total = max(match.total, len(view) + new)
+        # items new to the dataset; a view that only grew into what --samples left out is no change
+        match.added = max(0, new - max(0, old.total - len(view)))
+        match.unchanged = kept == len(view) == len(data.items) and old.total == match.total and not new
+        return match
+
+    def _record(
+        self,
+        index: int,
+        prepared: PreparedEvaluation,
+        sample: tuple[int, bytes, int, tuple[Any, ...]],
+        result: Result,
+        started: float,
+        outcome: EvaluationOutcome,
+        attempts: int = 1,
+    ) -> None:
+        assert self.recorder is not None
+        slot, item_bytes, occurrence, _item = sample
+        try:
+            details = result.record_bytes(round(time.time() - started, 6), attempts)
+        except EncodingError:
+            try:
+                result.to_record()  # names the field that cannot be stored
+                raise
+            except EncodingError as e:
+                raise EncodingError(f"{prepared.node_id}: the result cannot be stored: {e}") from None
+        scores: dict[str, Any] = {}
+        metrics: dict[str, list[str]] = {}
+        if result.ok:
+            for s in result.scores:
+                scores[s.name] = s.value
+                if s.metrics:
+                    metrics[s.name] = s.metric_names
+        self.recorder.record_result(
+            index, result.ok, item_bytes, occurrence, details, slot=slot, scores=(scores, metrics)
+        )
+        outcome.evaluated += 1
+        if not result.ok:
+            outcome.errors += 1
+        self.listener.sample_done(prepared.node_id, result.ok)
+
+
+_END = object()
+
+
+def _size_beyond_limit(dataset: Any, iterator: Any, limit: int) -> int | None:
+    """The size of a dataset of which ``limit`` items were read (``--samples``), without reading
+    the rest: a collection's ``len``; for a generator, one look past the limit tells whether it
+    ends there, else its size is unknown (None). An endless generator is never drained."""
+    if isinstance(dataset, Sized) and not isinstance(dataset, Iterator):
+        try:
+            return max(len(dataset), limit)
+        except Exception:  # a __len__ that does not work: read one item to see
+            pass
+    return limit if next(iterator, _END) is _END else None

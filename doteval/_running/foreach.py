@@ -1,0 +1,139 @@
+"""The ``@foreach`` decorator: an evaluation is a function run over a dataset.
+
+``@foreach("prompt,expected", dataset)`` marks a function as an evaluation. The
+function receives one dataset item's columns plus any pytest fixtures it asks
+for (``model``...). The decorated function keeps only the fixture parameters in
+its signature, so pytest injects those and the doteval plugin runs the dataset.
+Called directly (outside pytest), it evaluates every item in memory and
+returns the list of ``Result``s, which is handy in a notebook.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from doteval.errors import UsageError
+
+SPEC_ATTR = "_doteval_spec"
+
+# Options that say how samples run, not what a result is: changing them changes no fingerprint.
+EXECUTION_OPTIONS = frozenset({"timeout"})
+
+
+@dataclass
+class EvaluationSpec:
+    """What ``@foreach`` knows about one evaluation."""
+
+    func: Callable[..., Any]
+    columns: tuple[str, ...]
+    dataset: Iterable[Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.func, "__name__", "evaluation")
+
+    def fingerprinted_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in EXECUTION_OPTIONS}
+
+    def fixture_names(self) -> tuple[str, ...]:
+        params = inspect.signature(self.func).parameters
+        return tuple(n for n in params if n not in self.columns)
+
+
+class SharedIterator:
+    """A one-shot dataset (a generator) that every reader reads from its first item.
+
+    Items are kept as they are first read, so the second case of a
+    ``@pytest.mark.parametrize``, or a second call, sees the same items instead
+    of an exhausted generator; and nobody reads further than they need
+    (``--samples 2`` over an endless generator reads three items).
+    """
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self._source = source
+        self._read: list[Any] = []
+        self._ended = False
+
+    def __iter__(self) -> Iterator[Any]:
+        n = 0
+        while True:
+            if n == len(self._read):
+                if self._ended:
+                    return
+                try:
+                    self._read.append(next(self._source))
+                except StopIteration:
+                    self._ended = True
+                    return
+            yield self._read[n]
+            n += 1
+
+
+def parse_columns(columns: str | Sequence[str]) -> tuple[str, ...]:
+    names = columns.split(",") if isinstance(columns, str) else list(columns)
+    parsed = tuple(str(n).strip() for n in names)
+    if not parsed or any(not n.isidentifier() for n in parsed):
+        raise UsageError(f"@foreach columns must be identifiers separated by commas, got {columns!r}")
+    if len(set(parsed)) != len(parsed):
+        raise UsageError(f"@foreach columns repeat a name: {columns!r}")
+    return parsed
+
+
+def foreach(
+    columns: str | Sequence[str], dataset: Iterable[Any], **options: Any
+) -> Callable[[Callable[..., Any]], Any]:
+    """Run the decorated evaluation once per item of ``dataset``.
+
+    ``columns`` names the item's fields ("prompt,expected"); each item is a
+    tuple (or list) with one value per column, a dict with those keys, or, for
+    a single column, the bare value. ``options`` are recorded with the code
+    fingerprint: changing them is a change of the evaluation. ``timeout=SECONDS``
+    is the exception: it ends a sample that runs longer with a ``TimeoutError``
+    result (see ``doteval._running.timeouts``) and is not part of the fingerprint.
+    """
+    cols = parse_columns(columns)
+    if options.get("timeout") is not None:
+        from doteval._running.settings import timeout_seconds
+
+        options["timeout"] = timeout_seconds(options["timeout"], "@foreach(timeout=...)")
+    if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
+        raise UsageError(
+            f"@foreach needs an iterable dataset (list, generator...), got {type(dataset).__name__}"
+        )
+
+    if isinstance(dataset, Iterator):
+        dataset = SharedIterator(dataset)
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        sig = inspect.signature(func)
+        missing = [c for c in cols if c not in sig.parameters]
+        if missing:
+            raise UsageError(f"{func.__qualname__} has no parameter for column(s) {', '.join(missing)}")
+        spec = EvaluationSpec(func, cols, dataset, dict(options))
+        fixtures = [p for n, p in sig.parameters.items() if n not in cols]
+
+        @functools.wraps(func)
+        def evaluation(**fixture_values: Any) -> Any:
+            from doteval._running.execution import evaluate_in_memory
+
+            return evaluate_in_memory(spec, fixture_values)
+
+        evaluation.__signature__ = sig.replace(parameters=fixtures)  # type: ignore[attr-defined]
+        setattr(evaluation, SPEC_ATTR, spec)
+        return evaluation
+
+    return decorate
+
+
+def get_spec(obj: Any) -> EvaluationSpec | None:
+    spec = getattr(obj, SPEC_ATTR, None)
+    return spec if isinstance(spec, EvaluationSpec) else None
