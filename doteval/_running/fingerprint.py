@@ -62,7 +62,7 @@ MAX_CONSTANT_TEXT = 32 * 1024
 # Depth bound when turning nested params (lists of functions...) into forms.
 _MAX_PARAM_DEPTH = 32
 
-_DOTEVAL_DIR = os.path.dirname(os.path.realpath(__file__))
+_DOTEVAL_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the doteval package
 
 _MISSING: Any = object()
 
