@@ -16,6 +16,7 @@ from typing import Any
 from doteval._objects import Store, check_name
 from doteval._repository.experiments import iter_samples, open_experiment
 from doteval._repository.manifest import save_manifest
+from doteval._repository.results import result_fields
 from doteval._repository.run_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -29,17 +30,12 @@ from doteval.errors import ExperimentNotFoundError, UsageError
 _STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
 
 
+# The fields of each result in ``load_session``: the stored item as it was given (a tuple).
+_SESSION_FIELDS = ("item", "prompt", "response", "scores", "error", "metadata")
+
+
 def _result_dict(evaluation: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "evaluation": evaluation,
-        "sample_key": key,
-        "item": record.get("item"),
-        "prompt": record.get("prompt"),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-        "metadata": record.get("metadata") or {},
-    }
+    return {"evaluation": evaluation, "sample_key": key, **result_fields(record, fields=_SESSION_FIELDS)}
 
 
 class StorageBackend:

@@ -27,7 +27,7 @@ from doteval._operations.sample_lookup import errors_by_type, find_sample, sampl
 from doteval._repository.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval._repository.history import Revision, duration, log, resolve
 from doteval._repository.manifest import EvaluationRecord, Manifest
-from doteval._repository.results import MESSAGE_ERROR, error_line
+from doteval._repository.results import MESSAGE_ERROR, error_line, result_fields
 from doteval._text import clip_text, format_duration, format_param, format_time, format_value, percent
 from doteval.errors import ExperimentNotFoundError
 
@@ -224,13 +224,8 @@ def show(
 
 
 def _sample_fields(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    return {
-        "item": dict(zip(columns, record.get("item") or ())),  # column -> value, as --sample and export
-        "prompt": record.get("prompt"),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-    }
+    # item: column -> value, as --sample and export
+    return result_fields(record, columns, ("item", "prompt", "response", "scores", "error"))
 
 
 def _print_live(info: ExperimentInfo) -> None:
@@ -353,7 +348,8 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
     table.add_column("Error", overflow="fold")
     for s in iter_samples(st, ev):
         rec = s.record
-        scores = ", ".join(f"{x['name']}={format_value(x['value'])}" for x in rec.get("scores") or [])
+        values = result_fields(rec, fields=("scores",))["scores"]
+        scores = ", ".join(f"{name}={format_value(value)}" for name, value in values.items())
         err = rec.get("error") or {}
         error = error_line(err) if err else ""
         table.add_row(
