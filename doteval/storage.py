@@ -113,3 +113,6 @@ class StorageBackend:
 def get_storage_backend(path: str | Path | None = None) -> StorageBackend:
     """The store at ``path`` (default: ``$DOTEVAL_STORE`` or ``./.doteval``)."""
     return StorageBackend(Store(path))
+
+
+__all__ = ["StorageBackend", "get_storage_backend"]

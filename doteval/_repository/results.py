@@ -37,7 +37,7 @@ from typing import Any, TypeAlias
 
 from doteval._objects.encoding import encode
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
-from doteval.metrics import Metric, accuracy, get_metric, mean, metric_ref
+from doteval.metrics import Metric, _metric_ref, accuracy, get_metric, mean
 
 # A metric, a metric name, or several of them (None: no metrics).
 MetricsLike: TypeAlias = "Metric | str | Iterable[Metric | str] | None"
@@ -382,7 +382,7 @@ class Result:
                 or not all(isinstance(n, str) for n in item.get("metrics", []))
             ):
                 raise CorruptStoreError(f"result record: malformed score entry {item!r:.200}")
-            metrics = tuple(metric_ref(n) for n in item.get("metrics", []))
+            metrics = tuple(_metric_ref(n) for n in item.get("metrics", []))
             scores.append(Score(item["name"], item.get("value"), metrics))
 
         raw_error = record.get("error")
