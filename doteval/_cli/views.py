@@ -347,16 +347,14 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
     table.add_column("Response", overflow="fold")
     table.add_column("Error", overflow="fold")
     for s in iter_samples(st, ev):
-        rec = s.record
-        values = result_fields(rec, fields=("scores",))["scores"]
-        scores = ", ".join(f"{name}={format_value(value)}" for name, value in values.items())
-        err = rec.get("error") or {}
-        error = error_line(err) if err else ""
+        f = result_fields(s.record, fields=("item", "prompt", "response", "scores", "error"))
+        scores = ", ".join(f"{name}={format_value(value)}" for name, value in f["scores"].items())
+        error = error_line(f["error"]) if f["error"] else ""
         table.add_row(
             s.key[:12],
             escape(clip_text(scores)),
-            escape(clip_text(_text(rec.get("prompt") if rec.get("prompt") is not None else rec.get("item")))),
-            escape(clip_text(_text(rec.get("response")))),
+            escape(clip_text(_text(f["prompt"] if f["prompt"] is not None else f["item"]))),
+            escape(clip_text(_text(f["response"]))),
             f"[red]{escape(clip_text(error))}[/]" if error else "",
         )
     return table
