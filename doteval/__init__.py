@@ -19,11 +19,10 @@ from __future__ import annotations
 from doteval._repository.results import Result, Score
 from doteval._running.foreach import foreach
 from doteval._running.retries import is_transient
+from doteval._version import __version__ as __version__
 from doteval.errors import DotevalError
 from doteval.evaluators import evaluator, exact_match, numeric_match, valid_json
 from doteval.metrics import accuracy, count, mean, metric, std
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DotevalError",

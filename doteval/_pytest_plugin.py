@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from doteval._objects import Store
+from doteval._objects.files import permission_error
 from doteval._running import settings
 from doteval._running.error_budget import MaxErrors, parse_max_errors, run_errors
 from doteval._running.experiment_run import (
@@ -35,7 +36,7 @@ from doteval._running.experiment_run import (
 from doteval._running.fingerprint import find_project_root, params_fingerprint
 from doteval._running.foreach import get_spec
 from doteval._running.retries import RetryPolicy
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError, permission_error
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, UsageError
 
 _SESSION = pytest.StashKey["DotevalSession"]()
 EVAL_FILE_PATTERN = "eval_*.py"

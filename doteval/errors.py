@@ -180,14 +180,25 @@ class ChangedEvaluationError(DotevalError):
         self.experiment = experiment
 
 
-def permission_error(error: PermissionError) -> StoreError:
-    """A store file this user may not write: one line, and what to check."""
-    return StoreError(
-        f"permission denied: {error.filename or error}",
-        path=str(error.filename or ""),
-        hint="a store shared by several users wants a group-writable folder (chmod -R g+w, chmod g+s on folders)",
-    )
-
-
 class DotevalWarning(UserWarning):
     """Something doteval cannot check for you, such as a fixture it cannot fingerprint."""
+
+
+__all__ = [
+    "ChangedEvaluationError",
+    "CorruptObjectError",
+    "CorruptStoreError",
+    "DotevalError",
+    "DotevalWarning",
+    "EncodingError",
+    "ExperimentNotFoundError",
+    "InvalidNameError",
+    "LockedError",
+    "NoSpaceError",
+    "NotFoundError",
+    "ObjectNotFoundError",
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreVersionError",
+    "UsageError",
+]

@@ -20,7 +20,7 @@ from doteval._repository.results import MetricsLike, Score, normalize_metrics
 from doteval.errors import UsageError
 from doteval.metrics import accuracy
 
-P = ParamSpec("P")
+_P = ParamSpec("_P")
 
 
 class _Described(NamedTuple):
@@ -48,7 +48,7 @@ def _takes_name(fn: Callable[..., Any]) -> bool:
     return "name" in params
 
 
-def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Callable[P, Any]:
+def _wrap(fn: Callable[_P, Any], metrics: MetricsLike, name: str | None) -> Callable[_P, Any]:
     if not callable(fn):
         raise UsageError(f"@evaluator needs a function, not {type(fn).__qualname__}")
     ms = normalize_metrics(metrics)
@@ -56,7 +56,7 @@ def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Calla
     # As in the original doteval, a call may rename its score:
     # ``exact_match(a, b, name="answer_match")``; unless ``fn`` has its own ``name``.
     renames = not _takes_name(fn)
-    wrapper: Callable[P, Any]
+    wrapper: Callable[_P, Any]
 
     def named(kwargs: dict[str, Any]) -> tuple[str, bool]:
         call_name = kwargs.pop("name", None) if renames else None
@@ -67,7 +67,7 @@ def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Calla
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
-        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
+        async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Score:
             label, renamed = named(kwargs)
             return _as_score(label, await fn(*args, **kwargs), ms, renamed)
 
@@ -75,7 +75,7 @@ def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Calla
     else:
 
         @functools.wraps(fn)
-        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Score:
+        def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Score:
             label, renamed = named(kwargs)
             return _as_score(label, fn(*args, **kwargs), ms, renamed)
 
@@ -89,22 +89,22 @@ def _wrap(fn: Callable[P, Any], metrics: MetricsLike, name: str | None) -> Calla
 
 
 @overload
-def evaluator(fn: Callable[P, Any], /) -> Callable[P, Any]: ...
+def evaluator(fn: Callable[_P, Any], /) -> Callable[_P, Any]: ...
 
 
 @overload
 def evaluator(
     *, metrics: MetricsLike = ..., name: str | None = None
-) -> Callable[[Callable[P, Any]], Callable[P, Any]]: ...
+) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]: ...
 
 
 def evaluator(
-    fn: Callable[P, Any] | None = None,
+    fn: Callable[_P, Any] | None = None,
     /,
     *,
     metrics: MetricsLike = accuracy,
     name: str | None = None,
-) -> Callable[P, Any] | Callable[[Callable[P, Any]], Callable[P, Any]]:
+) -> Callable[_P, Any] | Callable[[Callable[_P, Any]], Callable[_P, Any]]:
     """Make ``fn`` return ``Score(name or fn.__name__, value, metrics)``.
 
     Usable bare (``@evaluator``: metric ``accuracy``) or configured
@@ -115,7 +115,7 @@ def evaluator(
     if fn is not None:
         return _wrap(fn, metrics, name)
 
-    def decorate(f: Callable[P, Any]) -> Callable[P, Any]:
+    def decorate(f: Callable[_P, Any]) -> Callable[_P, Any]:
         return _wrap(f, metrics, name)
 
     return decorate
@@ -149,7 +149,7 @@ _WHOLE_NUMBER = re.compile(
 )
 
 
-def parse_number(value: Any) -> float | None:
+def _parse_number(value: Any) -> float | None:
     """The number ``value`` holds as a float, or None if it holds none.
 
     Numbers pass through. A string that is one number, thousands separators
@@ -179,15 +179,15 @@ def parse_number(value: Any) -> float | None:
 def numeric_match(response: Any, expected: Any, *, tolerance: float = 1e-9) -> Any:
     """True when the number in ``response`` equals the one in ``expected`` within ``tolerance``.
 
-    Each side is read by ``parse_number``. ``tolerance`` is both absolute and
+    Each side is read by ``_parse_number``. ``tolerance`` is both absolute and
     relative (``math.isclose`` with ``rel_tol=abs_tol=tolerance``); infinities
     equal themselves, NaN equals nothing. Comparison is in floats, so integers
     beyond 2**53 are compared approximately. A side without a number gives False.
     """
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise UsageError(f"numeric_match tolerance must be a number >= 0, not {tolerance!r}")
-    got = parse_number(response)
-    want = parse_number(expected)
+    got = _parse_number(response)
+    want = _parse_number(expected)
     ok = (
         got is not None and want is not None and math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
     )
@@ -227,4 +227,4 @@ def valid_json(response: Any, schema: Any = None) -> Any:
     return _Described(True, metadata)
 
 
-__all__ = ["evaluator", "exact_match", "numeric_match", "parse_number", "valid_json"]
+__all__ = ["evaluator", "exact_match", "numeric_match", "valid_json"]

@@ -70,7 +70,7 @@ def get_metric(name: str) -> Metric:
         ) from None
 
 
-def metric_ref(name: str) -> Metric:
+def _metric_ref(name: str) -> Metric:
     """Return the metric named ``name``, or a placeholder keeping the name if unknown.
 
     Used when reading stored records: an unknown name must not make a stored
@@ -203,7 +203,6 @@ __all__ = [
     "get_metric",
     "mean",
     "metric",
-    "metric_ref",
     "registered_metrics",
     "std",
 ]

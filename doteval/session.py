@@ -44,7 +44,7 @@ class Session:
         return self.completed_count / self.total_count if self.total_count else 0.0
 
 
-def session_from_info(info: ExperimentInfo) -> Session:
+def _session_from_info(info: ExperimentInfo) -> Session:
     return Session(
         name=info.name,
         status=SessionStatus(info.status),
@@ -71,6 +71,9 @@ def _started(info: ExperimentInfo) -> float:
 def get_session(name: str, store: str | Path | None = None) -> Session | None:
     """The experiment's current state, or None if the store has no such experiment."""
     try:
-        return session_from_info(open_experiment(Store(store, reading=True), name))
+        return _session_from_info(open_experiment(Store(store, reading=True), name))
     except ExperimentNotFoundError:
         return None
+
+
+__all__ = ["Session", "SessionStatus", "get_session"]

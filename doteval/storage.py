@@ -1,10 +1,12 @@
-"""A dict-shaped view of experiments for scripts: load a session, save a changed one.
+"""A dict-shaped view of experiments for scripts: load a session, save a changed one, report.
 
 ``load_session(name)`` returns the experiment as plain data, every result
 included. ``save_session(name, data)`` records ``data`` as a new run of the
 experiment (a new manifest; the old one stays in its history): results left out
 of ``data["results"]`` are no longer part of the experiment, so the next run
 evaluates them again. That is how an experiment is reset to a checkpoint.
+``write_report(name)`` / ``report_html(name)`` give the HTML page of
+``doteval report`` (an experiment, or with ``vs=`` a comparison of two).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from doteval._objects import Store, check_name
+from doteval._operations.output_files import output_problem, replace_file
 from doteval._repository.experiments import iter_samples, open_experiment
 from doteval._repository.manifest import save_manifest
+from doteval._repository.results import result_fields
 from doteval._repository.run_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -29,17 +33,12 @@ from doteval.errors import ExperimentNotFoundError, UsageError
 _STATUSES = {STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED}
 
 
+# The fields of each result in ``load_session``: the stored item as it was given (a tuple).
+_SESSION_FIELDS = ("item", "prompt", "response", "scores", "error", "metadata")
+
+
 def _result_dict(evaluation: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "evaluation": evaluation,
-        "sample_key": key,
-        "item": record.get("item"),
-        "prompt": record.get("prompt"),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-        "metadata": record.get("metadata") or {},
-    }
+    return {"evaluation": evaluation, "sample_key": key, **result_fields(record, fields=_SESSION_FIELDS)}
 
 
 class StorageBackend:
@@ -113,7 +112,39 @@ class StorageBackend:
             manifest_id = save_manifest(self.store, manifest)
             self.store.refs.append(name, manifest_id, expected=head.record_id, op="save")
 
+    def report_html(self, name: str, vs: str | None = None, *, seed: int = 0) -> str:
+        """The self-contained HTML page of ``doteval report``: experiment ``name`` (``NAME``,
+        ``NAME@REV`` or ``NAME~N``), or with ``vs`` its comparison with that experiment
+        (the paired bootstrap seeded by ``seed``). Reads the store, never writes it."""
+        # Imported here: jinja2 and the templates cost a script that never reports.
+        from doteval._operations.report import diff_report, experiment_report, render_html
+
+        store = self._reader()
+        return render_html(
+            diff_report(store, name, vs, seed=seed) if vs is not None else experiment_report(store, name)
+        )
+
+    def write_report(
+        self, name: str, path: str | Path | None = None, *, vs: str | None = None, seed: int = 0
+    ) -> Path:
+        """Write ``report_html(name, vs, seed=seed)`` to ``path``, replacing it whole or not
+        at all, and return the path. The default path is the one ``doteval report`` picks
+        in the current folder: ``doteval-report-NAME.html``, ``doteval-diff-A-vs-B.html``."""
+        from doteval._operations.report import default_filename
+
+        out = Path(path) if path is not None else Path(default_filename(name, vs))
+        problem = output_problem(out)  # before the work, as the CLI does
+        if problem:
+            raise UsageError(f"cannot write {out}: {problem}")
+        html = self.report_html(name, vs, seed=seed)
+        with replace_file(out) as f:
+            f.write(html)
+        return out
+
 
 def get_storage_backend(path: str | Path | None = None) -> StorageBackend:
     """The store at ``path`` (default: ``$DOTEVAL_STORE`` or ``./.doteval``)."""
     return StorageBackend(Store(path))
+
+
+__all__ = ["StorageBackend", "get_storage_backend"]

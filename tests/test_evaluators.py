@@ -8,7 +8,7 @@ import pytest
 
 from doteval._repository.results import Score
 from doteval.errors import UsageError
-from doteval.evaluators import evaluator, exact_match, numeric_match, parse_number, valid_json
+from doteval.evaluators import _parse_number, evaluator, exact_match, numeric_match, valid_json
 from doteval.metrics import accuracy, count, mean
 
 
@@ -112,10 +112,10 @@ def test_numeric_match_tolerance() -> None:
 
 
 def test_parse_number() -> None:
-    assert parse_number("The answer is 42.") == 42.0
-    assert parse_number("-1,000,000.25") == -1000000.25
-    assert parse_number("nothing") is None
-    assert parse_number([1]) is None
+    assert _parse_number("The answer is 42.") == 42.0
+    assert _parse_number("-1,000,000.25") == -1000000.25
+    assert _parse_number("nothing") is None
+    assert _parse_number([1]) is None
 
 
 @pytest.mark.parametrize(

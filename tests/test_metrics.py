@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from doteval.errors import UsageError
 from doteval.metrics import (
     Metric,
+    _metric_ref,
     accuracy,
     count,
     get_metric,
     mean,
     metric,
-    metric_ref,
     registered_metrics,
     std,
 )
@@ -126,7 +126,7 @@ def test_metrics_compare_by_name() -> None:
 
 
 def test_placeholder_keeps_its_name_and_resolves_once_registered() -> None:
-    ref = metric_ref("_test_late")
+    ref = _metric_ref("_test_late")
     assert ref.name == "_test_late"
     assert not ref.available
     with pytest.raises(UsageError, match="_test_late"):
@@ -141,7 +141,7 @@ def test_placeholder_keeps_its_name_and_resolves_once_registered() -> None:
 
 
 def test_metric_ref_of_a_known_name_is_the_metric() -> None:
-    assert metric_ref("mean") is mean
+    assert _metric_ref("mean") is mean
 
 
 @given(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), min_size=2))

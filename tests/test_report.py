@@ -24,10 +24,10 @@ import zstandard
 from doteval._objects import Store
 from doteval._operations.diff import changed_samples, diff_experiments
 from doteval._operations.export import export, iter_rows, jsonable
-from doteval._report import default_filename, diff_report, experiment_report, render_html
-from doteval._report.charts import nice_ticks
-from doteval._report.data import histogram
-from doteval._report.render import island_json
+from doteval._operations.report import default_filename, diff_report, experiment_report, render_html
+from doteval._operations.report.charts import nice_ticks
+from doteval._operations.report.data import histogram
+from doteval._operations.report.render import island_json
 from doteval._repository.history import resolve
 from doteval._repository.manifest import Manifest
 from doteval._repository.results import Result, Score

@@ -30,7 +30,7 @@ playwright_api = pytest.importorskip(
 from test_report import INJECTED, INJECTED_ITEM, islands, record  # noqa: E402
 
 from doteval._objects import Store  # noqa: E402
-from doteval._report import diff_report, experiment_report, render_html  # noqa: E402
+from doteval._operations.report import diff_report, experiment_report, render_html  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

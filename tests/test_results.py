@@ -14,7 +14,7 @@ from doteval._objects.encoding import decode, encode
 from doteval._repository.results import ErrorInfo, Result, Score, to_result
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
 from doteval.evaluators import exact_match
-from doteval.metrics import Metric, accuracy, count, mean, metric_ref
+from doteval.metrics import Metric, _metric_ref, accuracy, count, mean
 
 
 def roundtrip(result: Result) -> Result:
@@ -227,7 +227,7 @@ def test_unknown_metric_names_survive_a_roundtrip() -> None:
     assert r.scores[0].metric_names == ["mean", "_never_registered"]
     placeholder = r.scores[0].metrics[1]
     assert isinstance(placeholder, Metric) and not placeholder.available
-    assert r.scores[0].metrics[1] == metric_ref("_never_registered")
+    assert r.scores[0].metrics[1] == _metric_ref("_never_registered")
     assert r.to_record() == record
 
 

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         _print_error(_explained(e))
         sys.exit(1)
     except PermissionError as e:
-        from doteval.errors import permission_error
+        from doteval._objects.files import permission_error
 
         _print_error(permission_error(e))
         sys.exit(1)

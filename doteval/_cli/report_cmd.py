@@ -31,7 +31,7 @@ def report(
     store: StoreOption = None,
 ) -> None:
     """Write an experiment (or a comparison with --vs) as one HTML file that opens offline."""
-    from doteval._report import default_filename, diff_report, experiment_report, render_html
+    from doteval._operations.report import default_filename, diff_report, experiment_report, render_html
 
     path = output if output is not None else Path(default_filename(name, vs))
     problem = output_problem(path)

@@ -27,7 +27,7 @@ from doteval._operations.sample_lookup import errors_by_type, find_sample, sampl
 from doteval._repository.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval._repository.history import Revision, duration, log, resolve
 from doteval._repository.manifest import EvaluationRecord, Manifest
-from doteval._repository.results import MESSAGE_ERROR, error_line
+from doteval._repository.results import MESSAGE_ERROR, error_line, result_fields
 from doteval._text import clip_text, format_duration, format_param, format_time, format_value, percent
 from doteval.errors import ExperimentNotFoundError
 
@@ -224,13 +224,8 @@ def show(
 
 
 def _sample_fields(record: dict[str, Any], columns: list[str]) -> dict[str, Any]:
-    return {
-        "item": dict(zip(columns, record.get("item") or ())),  # column -> value, as --sample and export
-        "prompt": record.get("prompt"),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-    }
+    # item: column -> value, as --sample and export
+    return result_fields(record, columns, ("item", "prompt", "response", "scores", "error"))
 
 
 def _print_live(info: ExperimentInfo) -> None:
@@ -352,15 +347,14 @@ def _samples_table(st: Store, ev: EvaluationRecord) -> Table:
     table.add_column("Response", overflow="fold")
     table.add_column("Error", overflow="fold")
     for s in iter_samples(st, ev):
-        rec = s.record
-        scores = ", ".join(f"{x['name']}={format_value(x['value'])}" for x in rec.get("scores") or [])
-        err = rec.get("error") or {}
-        error = error_line(err) if err else ""
+        f = result_fields(s.record, fields=("item", "prompt", "response", "scores", "error"))
+        scores = ", ".join(f"{name}={format_value(value)}" for name, value in f["scores"].items())
+        error = error_line(f["error"]) if f["error"] else ""
         table.add_row(
             s.key[:12],
             escape(clip_text(scores)),
-            escape(clip_text(_text(rec.get("prompt") if rec.get("prompt") is not None else rec.get("item")))),
-            escape(clip_text(_text(rec.get("response")))),
+            escape(clip_text(_text(f["prompt"] if f["prompt"] is not None else f["item"]))),
+            escape(clip_text(_text(f["response"]))),
             f"[red]{escape(clip_text(error))}[/]" if error else "",
         )
     return table

@@ -36,6 +36,15 @@ def no_space(path: Path, need: int) -> NoSpaceError:
     return NoSpaceError(str(store), need)
 
 
+def permission_error(error: PermissionError) -> StoreError:
+    """A store file this user may not write: one line, and what to check."""
+    return StoreError(
+        f"permission denied: {error.filename or error}",
+        path=str(error.filename or ""),
+        hint="a store shared by several users wants a group-writable folder (chmod -R g+w, chmod g+s on folders)",
+    )
+
+
 def share_like_parent(path: Path) -> None:
     """Give ``path`` group write (and setgid for folders) when its folder has them.
 

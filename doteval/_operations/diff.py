@@ -22,6 +22,7 @@ from doteval._operations.stats import PairedComparison, compare_paired
 from doteval._repository.changes import explain_code_change, params_diff
 from doteval._repository.history import Revision, resolve
 from doteval._repository.manifest import FLAG_OK, EvaluationRecord
+from doteval._repository.results import result_fields
 from doteval._repository.sample_tables import View, load_view
 
 MEAN_METRICS = ("accuracy", "mean")
@@ -255,9 +256,4 @@ def changed_samples(
 
 
 def _side(table: View, i: int, record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "key": table.key(i).hex(),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-    }
+    return {"key": table.key(i).hex(), **result_fields(record, fields=("response", "scores", "error"))}

@@ -25,10 +25,13 @@ from typing import IO, Any
 from doteval._objects import Store
 from doteval._repository.history import Revision
 from doteval._repository.manifest import FLAG_OK
+from doteval._repository.results import result_fields
 from doteval._repository.sample_tables import load_view
 from doteval.errors import UsageError
 
 FORMATS = ("jsonl", "csv", "json")
+# The fields of a sample an export writes after its evaluation, key and status.
+_EXPORTED = ("item", "prompt", "response", "scores", "error", "metadata", "duration")
 
 
 def jsonable(value: Any) -> Any:
@@ -63,19 +66,11 @@ def iter_rows(store: Store, revision: Revision) -> Iterator[dict[str, Any]]:
         table = load_view(store, ev)
         keys = table.keys
         for i in range(len(table)):
-            record = table.result(i)
-            error = record.get("error") or None
             yield {
                 "evaluation": ev.node_id,
                 "sample_key": keys[i].hex(),
                 "status": "ok" if table.flags[i] == FLAG_OK else "error",
-                "item": dict(zip(ev.columns, record.get("item") or ())),
-                "prompt": record.get("prompt"),
-                "response": record.get("response"),
-                "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-                "error": error,
-                "metadata": record.get("metadata") or {},
-                "duration": record.get("duration"),
+                **result_fields(table.result(i), ev.columns, _EXPORTED),
             }
 
 

@@ -13,6 +13,7 @@ from doteval._objects import Store
 from doteval._repository.changes import changed_params
 from doteval._repository.history import run_records
 from doteval._repository.manifest import FLAG_ERROR, EvaluationRecord, Manifest, load_manifest
+from doteval._repository.results import result_fields
 from doteval._repository.sample_tables import View, load_view, token
 from doteval.errors import NotFoundError, UsageError
 
@@ -49,19 +50,11 @@ def find_sample(store: Store, manifest: Manifest, prefix: str) -> SampleRef:
 
 
 def sample_record(store: Store, ref: SampleRef) -> dict[str, Any]:
-    record = ref.table.result(ref.index)
     return {
         "evaluation": ref.evaluation.node_id,
         "key": ref.key,
         "ok": ref.table.flags[ref.index] != FLAG_ERROR,
-        "item": dict(zip(ref.evaluation.columns, record.get("item") or ())),
-        "prompt": record.get("prompt"),
-        "response": record.get("response"),
-        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
-        "error": record.get("error"),
-        "metadata": record.get("metadata") or {},
-        "duration": record.get("duration"),
-        "attempts": record.get("attempts"),  # None: recorded before doteval counted attempts
+        **result_fields(ref.table.result(ref.index), ref.evaluation.columns),
     }
 
 

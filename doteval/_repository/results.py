@@ -31,13 +31,13 @@ record round-trips and the metric resolves once its module is imported.
 from __future__ import annotations
 
 import traceback as _traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from doteval._objects.encoding import encode
 from doteval.errors import CorruptStoreError, EncodingError, UsageError
-from doteval.metrics import Metric, accuracy, get_metric, mean, metric_ref
+from doteval.metrics import Metric, _metric_ref, accuracy, get_metric, mean
 
 # A metric, a metric name, or several of them (None: no metrics).
 MetricsLike: TypeAlias = "Metric | str | Iterable[Metric | str] | None"
@@ -382,7 +382,7 @@ class Result:
                 or not all(isinstance(n, str) for n in item.get("metrics", []))
             ):
                 raise CorruptStoreError(f"result record: malformed score entry {item!r:.200}")
-            metrics = tuple(metric_ref(n) for n in item.get("metrics", []))
+            metrics = tuple(_metric_ref(n) for n in item.get("metrics", []))
             scores.append(Score(item["name"], item.get("value"), metrics))
 
         raw_error = record.get("error")
@@ -412,6 +412,35 @@ class Result:
         # exactly as written (no re-suffixing, no re-deriving of metrics).
         result.scores = tuple(scores)
         return result
+
+
+# The user-facing fields of a stored record, in the order every view shows them.
+RESULT_FIELDS = ("item", "prompt", "response", "scores", "error", "metadata", "duration", "attempts")
+
+
+def result_fields(
+    record: Mapping[str, Any], columns: Sequence[str] | None = None, fields: Sequence[str] = RESULT_FIELDS
+) -> dict[str, Any]:
+    """A stored result record (``to_record()`` plus ``item``, ``duration``, ``attempts``) as
+    the fields a user sees, restricted to ``fields`` and in that order.
+
+    ``scores`` becomes a dict of name -> value; ``item`` a dict of column -> value when the
+    evaluation's ``columns`` are given (else the stored tuple); a missing ``metadata`` is
+    ``{}``; ``attempts`` is ``None`` for records written before doteval counted them.
+    Every view of a sample (show, export, diff, the report, ``doteval.storage``) reads
+    records through this one function."""
+    item = record.get("item")
+    every = {
+        "item": item if columns is None else dict(zip(columns, item or ())),
+        "prompt": record.get("prompt"),
+        "response": record.get("response"),
+        "scores": {s["name"]: s["value"] for s in record.get("scores") or []},
+        "error": record.get("error") or None,
+        "metadata": record.get("metadata") or {},
+        "duration": record.get("duration"),
+        "attempts": record.get("attempts"),
+    }
+    return every if fields is RESULT_FIELDS else {f: every[f] for f in fields}
 
 
 def _unique_names(scores: list[Score]) -> tuple[Score, ...]:
@@ -467,4 +496,14 @@ def to_result(value: Any) -> Result:
     )
 
 
-__all__ = ["MESSAGE_ERROR", "ErrorInfo", "MetricsLike", "Result", "Score", "normalize_metrics", "to_result"]
+__all__ = [
+    "MESSAGE_ERROR",
+    "RESULT_FIELDS",
+    "ErrorInfo",
+    "MetricsLike",
+    "Result",
+    "Score",
+    "normalize_metrics",
+    "result_fields",
+    "to_result",
+]

@@ -27,11 +27,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from doteval._operations.output_files import TEXT_ERRORS
-from doteval._report import charts
-from doteval._report.charts import fmt, signed
-from doteval._report.data import Report, short_node_id
+from doteval._operations.report import charts
+from doteval._operations.report.charts import fmt, signed
+from doteval._operations.report.data import Report, short_node_id
 from doteval._repository.scores import coverage
 from doteval._text import format_duration, format_param
+from doteval._version import __version__
 
 COMPRESS_ABOVE = 64 * 1024  # rows JSON larger than this is gzipped (bytes)
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -68,7 +69,7 @@ def decode_rows(document: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("doteval._report", "templates"),
+        loader=PackageLoader("doteval._operations.report", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -86,7 +87,7 @@ def _environment() -> Environment:
 
 @lru_cache(maxsize=4)
 def _asset(name: str) -> str:
-    text = (resources.files("doteval._report") / "static" / name).read_text(encoding="utf-8")
+    text = (resources.files("doteval._operations.report") / "static" / name).read_text(encoding="utf-8")
     # Inlined as it is: it must not be able to end its own element.
     if "</" in text or "<!--" in text:
         raise AssertionError(f"doteval/report/static/{name} must not contain '</' or '<!--'")
@@ -110,8 +111,6 @@ def render_html(report: Report, *, compress: bool | None = None) -> str:
             "form-action 'none'",
         ]
     )
-    from doteval import __version__
-
     context: dict[str, Any] = {
         "kind": report.kind,
         "title": report.title,
