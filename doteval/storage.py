@@ -16,13 +16,8 @@ from typing import Any
 from doteval._objects import Store, check_name
 from doteval._repository.experiments import iter_samples, open_experiment
 from doteval._repository.manifest import save_manifest
-from doteval._repository.run_journal import (
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_INTERRUPTED,
-    read_head,
-    recover,
-)
+from doteval._repository.repository import Repository
+from doteval._repository.run_journal import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED
 from doteval._repository.sample_tables import load_view, open_view, save_view
 from doteval.errors import ExperimentNotFoundError, UsageError
 
@@ -91,9 +86,8 @@ class StorageBackend:
                 raise UsageError(
                     "each result needs the 'evaluation' and 'sample_key' it was loaded with"
                 ) from None
-        with self.store.lock(name):
-            recover(self.store, name)
-            head = read_head(self.store, name)
+        with Repository(self.store).transaction(name, purpose="save") as tx:
+            head = tx.head
             if head.manifest is None or head.state is None or head.state.head.deleted:
                 raise ExperimentNotFoundError(name)
             manifest = head.manifest
@@ -111,7 +105,7 @@ class StorageBackend:
             manifest.started = manifest.finished = time.time()
             manifest.note = "saved by save_session"
             manifest_id = save_manifest(self.store, manifest)
-            self.store.refs.append(name, manifest_id, expected=head.record_id, op="save")
+            tx.commit(manifest_id, op="save")
 
 
 def get_storage_backend(path: str | Path | None = None) -> StorageBackend:
