@@ -1038,7 +1038,8 @@ def lib_run(store: Store, name: str, **options: Any) -> tuple[Any, bool]:
     except SystemExit:
         assert run.recorder is not None and run.recorder.journal is not None
         run.recorder.journal.close()  # what the kernel does for a killed process
-        run._lock.release()
+        assert run._transaction is not None
+        run._transaction.close()  # the kernel drops a dead process's lock
         return plan, True
     except BaseException:
         run.close()
