@@ -358,6 +358,7 @@ def recover(store: Store, name: str) -> list[Manifest]:
     with Repository(store).transaction(name, purpose="recover") as tx:
         return tx.recovered
 
+
 HEADER = {
     "node_id": "tests/test_math.py::test_add",
     "fingerprint": "f" * 64,
