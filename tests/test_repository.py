@@ -30,8 +30,8 @@ def _is_refs(node: ast.expr) -> bool:
 
 def repository_calls(source: str) -> list[str]:
     """Calls in ``source`` that only the repository may make: taking an experiment lock
-    (``X.lock(...)``, ``ExperimentLock(...)``) or writing ref records (``refs.append``,
-    ``refs.adopt``), each as ``line: call``."""
+    (``X.lock(...)``, ``ExperimentLock(...)``), writing ref records (``refs.append``,
+    ``refs.adopt``) or removing a sealed journal (``store.sealed``), each as ``line: call``."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
@@ -39,7 +39,7 @@ def repository_calls(source: str) -> list[str]:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if (
-            (isinstance(func, ast.Attribute) and name == "lock")
+            (isinstance(func, ast.Attribute) and name in ("lock", "sealed"))
             or name == "ExperimentLock"
             or (isinstance(func, ast.Attribute) and name in ("append", "adopt") and _is_refs(func.value))
         ):
@@ -67,6 +67,7 @@ def test_only_the_repository_takes_experiment_locks_and_writes_ref_records() -> 
         "store.refs.append(name, m, expected=None, op='run')",
         "self.repo.refs.adopt(name, records, old)",
         "refs.append(name, m, expected=None, op='run')",
+        "self.store.sealed(path)",
     ],
 )
 def test_the_check_finds_a_lock_or_a_ref_write_added_elsewhere(source: str) -> None:
