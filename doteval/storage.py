@@ -19,14 +19,9 @@ from doteval._objects import Store, check_name
 from doteval._operations.output_files import output_problem, replace_file
 from doteval._repository.experiments import iter_samples, open_experiment
 from doteval._repository.manifest import save_manifest
+from doteval._repository.repository import Repository
 from doteval._repository.results import result_fields
-from doteval._repository.run_journal import (
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_INTERRUPTED,
-    read_head,
-    recover,
-)
+from doteval._repository.run_journal import STATUS_COMPLETED, STATUS_FAILED, STATUS_INTERRUPTED
 from doteval._repository.sample_tables import load_view, open_view, save_view
 from doteval.errors import ExperimentNotFoundError, UsageError
 
@@ -90,9 +85,8 @@ class StorageBackend:
                 raise UsageError(
                     "each result needs the 'evaluation' and 'sample_key' it was loaded with"
                 ) from None
-        with self.store.lock(name):
-            recover(self.store, name)
-            head = read_head(self.store, name)
+        with Repository(self.store).transaction(name, purpose="save") as tx:
+            head = tx.head
             if head.manifest is None or head.state is None or head.state.head.deleted:
                 raise ExperimentNotFoundError(name)
             manifest = head.manifest
@@ -110,7 +104,7 @@ class StorageBackend:
             manifest.started = manifest.finished = time.time()
             manifest.note = "saved by save_session"
             manifest_id = save_manifest(self.store, manifest)
-            self.store.refs.append(name, manifest_id, expected=head.record_id, op="save")
+            tx.commit(manifest_id, op="save")
 
     def report_html(self, name: str, vs: str | None = None, *, seed: int = 0) -> str:
         """The self-contained HTML page of ``doteval report``: experiment ``name`` (``NAME``,

@@ -21,8 +21,9 @@ from doteval._objects.hashing import hash_bytes
 from doteval._objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal, result_frame
 from doteval._objects.locks import ExperimentLock, live_holder
 from doteval._operations.fsck import fsck
-from doteval._repository.manifest import FLAG_ERROR, FLAG_OK
-from doteval._repository.run_journal import Head, RunRecorder, read_head, recover
+from doteval._repository.manifest import FLAG_ERROR, FLAG_OK, Manifest
+from doteval._repository.repository import Repository
+from doteval._repository.run_journal import Head, RunRecorder, read_head
 from doteval._repository.sample_tables import load_view, sample_key
 from doteval.errors import CorruptStoreError, LockedError, StoreError
 
@@ -340,7 +341,7 @@ def test_lock_held_by_another_process_and_released_by_kill(tmp_path: Path) -> No
 def test_lock_in_process(tmp_path: Path) -> None:
     root = tmp_path / "s"
     assert live_holder(root, "exp") is None  # no lock file yet
-    with Store(root).lock("exp") as held:
+    with ExperimentLock(root, "exp") as held:
         assert held.held
         with pytest.raises(LockedError) as info:
             ExperimentLock(root, "exp").acquire()
@@ -350,6 +351,13 @@ def test_lock_in_process(tmp_path: Path) -> None:
 
 
 # -- seal / recover ----------------------------------------------------------
+
+
+def recover(store: Store, name: str) -> list[Manifest]:
+    """What a writer's transaction does first: seal the journals of dead runs of ``name``."""
+    with Repository(store).transaction(name, purpose="recover") as tx:
+        return tx.recovered
+
 
 HEADER = {
     "node_id": "tests/test_math.py::test_add",
@@ -397,8 +405,7 @@ def test_recover_seals_a_dead_run(tmp_path: Path) -> None:
     store = new_store(tmp_path / "s")
     crashed_run(store, [True, True, False])
     assert store.experiment_names() == ["exp"]
-    with store.lock("exp"):
-        (manifest,) = recover(store, "exp")
+    (manifest,) = recover(store, "exp")
     assert store.journals("exp") == []
     assert manifest.status == "interrupted"
     assert manifest.command == ["pytest", "x"]
@@ -420,8 +427,7 @@ def test_recover_seals_a_dead_run(tmp_path: Path) -> None:
         assert view.items[i] == ITEMS[i]
         assert view.result(i) == {**decode(result(i, i < 2)), "item": (f"p{i}", "e")}
 
-    with store.lock("exp"):
-        assert recover(store, "exp") == []  # nothing left to seal
+    assert recover(store, "exp") == []  # nothing left to seal
 
 
 def test_recover_keeps_the_valid_prefix_of_a_torn_journal(tmp_path: Path) -> None:
@@ -450,19 +456,20 @@ def test_recover_discards_a_journal_torn_inside_its_header(tmp_path: Path) -> No
 def test_a_finished_run_is_sealed_completed_and_continues_the_chain(tmp_path: Path) -> None:
     store = new_store(tmp_path / "s")
     crashed_run(store, [True, True])
-    (first,) = recover(store, "exp")
-    head = read_head(store, "exp")
-    recorder = RunRecorder(store, "exp", head)
-    recorder.start()
-    recorder.begin_evaluation(0, HEADER)
-    base = first.evaluations[0].entries
-    recorder.record_view(
-        0, {"base": base, "kept": b"\x03", "total": 4, "reused": 2, "added": 2, "removed": 0}
-    )
-    for i in (2, 3):
-        recorder.record_result(0, True, ITEMS[i], 0, result(i))
-    recorder.end_evaluation(0, "completed")
-    manifest = recorder.finish("completed")
+    with Repository(store).transaction("exp", purpose="run") as tx:  # as ExperimentRun does
+        (first,) = tx.recovered
+        head = tx.head
+        recorder = RunRecorder(store, "exp", head)
+        recorder.start()
+        recorder.begin_evaluation(0, HEADER)
+        base = first.evaluations[0].entries
+        recorder.record_view(
+            0, {"base": base, "kept": b"\x03", "total": 4, "reused": 2, "added": 2, "removed": 0}
+        )
+        for i in (2, 3):
+            recorder.record_result(0, True, ITEMS[i], 0, result(i))
+        recorder.end_evaluation(0, "completed")
+        manifest = tx.seal_run(recorder, "completed")
     assert manifest is not None
     assert manifest.status == "completed"
     assert manifest.parent == head.manifest_id
@@ -515,8 +522,7 @@ def test_a_journal_record_that_makes_no_sense_is_skipped_alone(
     recorder.record_result(0, True, ITEMS[1], 0, globals()["result"](1))
     assert recorder.journal is not None
     recorder.journal.close()
-    with store.lock("exp"):
-        (manifest,) = recover(store, "exp")
+    (manifest,) = recover(store, "exp")
     assert manifest.evaluations[0].done == done + 1 and not store.journals("exp")
     assert manifest.evaluations[0].total <= 4  # a view record of 10**400 samples is skipped
 
@@ -547,8 +553,7 @@ def test_one_malformed_result_among_many_hides_none_of_the_others(tmp_path: Path
             journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, b"t1:s1:x", result(0)))  # cut short
     journal.append(("end", "completed", "yesterday"))
     journal.close()
-    with store.lock("exp"):
-        (manifest,) = recover(store, "exp")
+    (manifest,) = recover(store, "exp")
     (ev,) = manifest.evaluations
     view = load_view(store, ev)
     assert (ev.done, ev.errors, len(view)) == (127, 0, 127)
@@ -562,16 +567,14 @@ def test_a_result_whose_slot_is_not_its_item_replaces_nothing(tmp_path: Path) ->
     back from a journal, a slot of 10**9, or one that holds another item, is refused."""
     store = new_store(tmp_path / "s")
     crashed_run(store, [False, False, True, True])
-    with store.lock("exp"):
-        (first,) = recover(store, "exp")
+    (first,) = recover(store, "exp")
     head = read_head(store, "exp")
     journal = _dead_run(store, header={"parent_record": head.record_id})
     journal.append(("view", 0, {**_VIEW, "base": first.evaluations[0].entries, "kept": b"\x0f"}))
     journal.append_encoded(result_frame(0, FLAG_OK, 10**9, 0, ITEMS[0], result(0)))
     journal.append_encoded(result_frame(0, FLAG_OK, 2, 0, ITEMS[1], result(1)))  # slot 2 holds ITEMS[2]
     journal.close()
-    with store.lock("exp"):
-        (manifest,) = recover(store, "exp")
+    (manifest,) = recover(store, "exp")
     view = load_view(store, manifest.evaluations[0])
     assert sorted(view.items) == sorted(ITEMS)  # nothing lost, nothing twice
     assert (manifest.evaluations[0].done, manifest.evaluations[0].errors) == (2, 2)
@@ -595,7 +598,7 @@ def test_a_journal_whose_run_header_makes_no_sense_is_refused_and_kept(
     journal = _dead_run(store, header=header)
     journal.append_encoded(result_frame(0, FLAG_OK, -1, 0, ITEMS[0], result(0)))
     journal.close()
-    with store.lock("exp"), pytest.raises(CorruptStoreError, match="journal header"):
+    with pytest.raises(CorruptStoreError, match="journal header"):
         recover(store, "exp")
     assert store.journals("exp")
     assert store.refs.read("other") is None

@@ -41,7 +41,7 @@ from doteval._operations.fsck import fsck
 from doteval._operations.gc import collect_garbage
 from doteval._repository import sample_tables as tables
 from doteval._repository.manifest import EvaluationRecord, load_manifest
-from doteval._repository.merge import settle
+from doteval._repository.repository import Repository
 from doteval._repository.run_journal import read_head
 from doteval._repository.sample_tables import FLAG_OK, load_parts, load_view, sample_key
 from doteval._running.experiment_run import ExperimentRun, RunOptions, in_shard
@@ -309,7 +309,7 @@ def proj(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Project:
 def seal_dead(store: Path, name: str) -> None:
     """What the next writer of ``name`` does first: seal its dead runs' journals and join the
     lines that can be joined (a read command seals nothing: it computes that in memory)."""
-    settle(Store(store), name)
+    Repository(Store(store)).settle(name)
 
 
 def show(store: Path, *args: str) -> str:
@@ -1038,7 +1038,8 @@ def lib_run(store: Store, name: str, **options: Any) -> tuple[Any, bool]:
     except SystemExit:
         assert run.recorder is not None and run.recorder.journal is not None
         run.recorder.journal.close()  # what the kernel does for a killed process
-        run._lock.release()
+        assert run._transaction is not None
+        run._transaction.close()  # the kernel drops a dead process's lock
         return plan, True
     except BaseException:
         run.close()

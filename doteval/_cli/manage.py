@@ -8,8 +8,12 @@ import typer
 from rich.markup import escape
 
 from doteval._cli.common import StoreOption, app, console, open_store
-from doteval._repository.experiments import delete_experiment, rename_experiment, undelete_experiment
-from doteval._repository.merge import keep_line
+from doteval._repository.experiments import (
+    delete_experiment,
+    keep_line,
+    rename_experiment,
+    undelete_experiment,
+)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doteval._objects.hashing import ObjectId, hash_bytes
-from doteval._objects.locks import ExperimentLock, live_holder
+from doteval._objects.locks import live_holder
 from doteval._objects.names import check_name, is_name
 from doteval._objects.overlay import MemoryObjects, MemoryRefs
 from doteval._objects.refs import RefRecord, RefState, RefStore
@@ -27,7 +27,10 @@ __all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_byt
 
 
 class Store:
-    """One store directory: objects, refs, journals of live runs, locks."""
+    """One store directory: objects, refs, journals of live runs, locks.
+
+    Experiments are changed through ``doteval._repository.repository.Repository``, which
+    takes their locks; this class only tells who holds one (``live_holder``)."""
 
     def __init__(
         self, root: Path | str | None = None, *, durable: bool = True, reading: bool = False
@@ -57,9 +60,6 @@ class Store:
     def check_writable(self) -> None:
         """Refuse, in one line, a store that cannot be written (a read-only mount)."""
         check_writable(self.root)
-
-    def lock(self, name: str) -> ExperimentLock:
-        return ExperimentLock(self.root, check_name(name))
 
     def live_holder(self, name: str) -> dict[str, object] | None:
         return live_holder(self.root, check_name(name))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from doteval._objects.store import CODEC_RAW, CODEC_ZSTD
 from doteval._objects.walk import (
     check_store_folders,
     is_pack_name,
-    is_real_dir,
     is_temp_name,
     refused_entries,
     remove_store_file,
@@ -45,6 +43,7 @@ from doteval._objects.walk import (
     scan,
 )
 from doteval._repository.manifest import load_manifest
+from doteval._repository.repository import Repository
 from doteval._repository.sample_tables import DETAILS_HEAD, load_parts, object_ids
 from doteval.errors import CorruptObjectError, DotevalError, StoreError, UsageError
 
@@ -325,8 +324,9 @@ def _collect(
         stats.bytes_after = stats.bytes_before
         return stats
 
+    repo = Repository(store)
     for name in expired:
-        _drop_experiment(store, name, expire_deleted, now)
+        repo.drop_expired(name, deleted_before=now - expire_deleted)
 
     # a store too small to train on keeps the dictionary it has
     dictionary = (_train(store, moving, report) or current) if aggressive else current
@@ -368,22 +368,6 @@ def _is_dictionary_object(store: Store, oid: str) -> bool:
     except (DotevalError, OSError):
         return False
     return isinstance(value, dict) and value.get("type") == "zstd-dictionary"
-
-
-def _drop_experiment(store: Store, name: str, expire_deleted: float, now: float) -> None:
-    lock = store.lock(name)
-    try:
-        lock.acquire(purpose="gc")
-    except DotevalError:
-        return
-    try:
-        state = store.refs.read(name)
-        folder = store.refs.dir / name
-        expired = state is not None and state.head.deleted and now - state.head.time > expire_deleted
-        if expired and is_real_dir(store.refs.dir) and is_real_dir(folder):
-            shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows a link inside
-    finally:
-        lock.release()
 
 
 def _read_raw(store: Store, oid: str, source: PackIndex | None, pos: int) -> bytes:

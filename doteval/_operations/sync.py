@@ -10,7 +10,7 @@ Refs are append-only records, so an experiment that moved on both sides ends
 up with two heads: both lines are kept and reported, never overwritten. When
 the heads are runs of the same code and params over different samples (for
 example shards run on different machines) they are merged into one view by
-``settle``.
+``Repository.settle``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from doteval._objects.files import (
 from doteval._objects.store import STORE_DIR
 from doteval._objects.walk import RSYNC_FILTER as RSYNC_FILTER  # re-exported: the documented filter
 from doteval._objects.walk import RSYNC_FILTER_RULES, check_store_folders, refused_entries, scan
+from doteval._repository.repository import Repository
 from doteval.errors import DotevalError, StoreError
 
 _REMOTE_RE = re.compile(r"^(?:[\w.@-]+):(?!//)")
@@ -283,8 +284,7 @@ def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncSta
 
 def settle_all(store: Store, stats: SyncStats) -> None:
     """Merge experiments whose lines can be merged; report those that cannot."""
-    from doteval._repository.merge import settle
-
+    repo = Repository(store)
     for name in store.refs.names():
         try:
             state = store.refs.read(name)
@@ -292,7 +292,7 @@ def settle_all(store: Store, stats: SyncStats) -> None:
             continue
         if state is None or not state.diverged:
             continue
-        if settle(store, name):
+        if repo.settle(name):
             stats.merged.append(name)
         else:
             stats.diverged.append(name)

@@ -2,9 +2,10 @@
 
 Opening an experiment first recovers runs that died without sealing (when no
 live process holds its lock), so every command sees the same, complete state; a
-reader does so in memory and never writes (see ``recover_if_idle``).
+reader does so in memory and never writes (see ``Repository.ref_state``).
 Listing and opening read refs and manifests only; samples are read from the
-sample tables, and results only when asked for.
+sample tables, and results only when asked for. Deleting, renaming, undeleting
+and keeping a line are each one transaction of the repository.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 
 from doteval._objects import ObjectId, Store, check_name
 from doteval._objects.journal import read_journal
-from doteval._objects.refs import RefRecord, RefState
+from doteval._objects.refs import RefRecord
+from doteval._repository.history import parse_spec
 from doteval._repository.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
-from doteval._repository.run_journal import STATUS_INTERRUPTED, read_head, recover
+from doteval._repository.repository import Repository
+from doteval._repository.run_journal import STATUS_INTERRUPTED, read_head
 from doteval._repository.sample_tables import load_view
-from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, NoSpaceError, UsageError
+from doteval.errors import DotevalError, ExperimentNotFoundError, UsageError
 
 STATUS_RUNNING = "running"
 STATUS_DAMAGED = "damaged"  # listed, but its records cannot be read (see ``ExperimentInfo.damage``)
@@ -112,47 +115,9 @@ class Sample:
     record: dict[str, Any]
 
 
-def recover_if_idle(store: Store, name: str) -> RefState | None:
-    """The experiment's ref state with the journals of its dead runs sealed and the lines
-    that can be joined joined, as every command must see it.
-
-    A store opened for reading (``Store(reading=True)``) is never written: the seal is
-    computed in memory, by the seal's own code, and the next writer seals for real; no
-    lock is taken (a live run is told by its lock, read without creating a file).
-    Otherwise the journals are sealed under the lock. Skipped while a live run holds the
-    experiment's lock, and (a store opened for writing) when the disk is full: then the
-    experiment is read as it stands.
-    """
-    if not store.journals(name):
-        state = store.refs.read(name)
-        if state is None or not state.diverged:
-            return state
-    from doteval._repository.merge import settle_locked
-
-    if store.reading:
-        if store.live_holder(name) is None:
-            try:
-                settle_locked(store, name)
-            except FileNotFoundError:
-                pass  # a writer sealed a journal while it was read: the refs say what it sealed
-        return store.refs.read(name)
-    lock = store.lock(name)
-    try:
-        lock.acquire(purpose="recover")
-    except (LockedError, NoSpaceError):
-        return store.refs.read(name)
-    try:
-        settle_locked(store, name)
-    except NoSpaceError:
-        pass  # what was sealed is published whole; the other journals stay as they are
-    finally:
-        lock.release()
-    return store.refs.read(name)
-
-
 def open_experiment(store: Store, name: str, *, include_deleted: bool = False) -> ExperimentInfo:
     check_name(name)
-    state = recover_if_idle(store, name)
+    state = Repository(store).ref_state(name)
     holder = store.live_holder(name)
     head = read_head(store, name, state)
     if head.state is None and holder is None:
@@ -253,17 +218,12 @@ def unused_name(store: Store, name: str) -> str:
 def delete_experiment(store: Store, name: str) -> Manifest | None:
     """Move the ref to a deletion record; history stays until gc expires it."""
     check_name(name)
-    lock = store.lock(name)
-    lock.acquire(purpose="delete")
-    try:
-        recover(store, name)
-        head = read_head(store, name)
+    with Repository(store).transaction(name, purpose="delete") as tx:
+        head = tx.head
         if head.state is None or head.state.head.deleted:
             raise ExperimentNotFoundError(name)
-        store.refs.append(name, head.manifest_id, expected=head.record_id, op="delete")
+        tx.commit(head.manifest_id, op="delete")
         return head.manifest
-    finally:
-        lock.release()
 
 
 def rename_experiment(store: Store, old: str, new: str) -> Manifest | None:
@@ -272,55 +232,38 @@ def rename_experiment(store: Store, old: str, new: str) -> Manifest | None:
     check_name(new)
     if old == new:
         raise UsageError(f"{old!r} already has that name")
-    first, second = sorted((old, new))  # one lock order for every process
-    lock_a, lock_b = store.lock(first), store.lock(second)
-    lock_a.acquire(purpose="rename")
-    try:
-        lock_b.acquire(purpose="rename")
-        try:
-            recover(store, old)
-            recover(store, new)
-            src = read_head(store, old)
-            if src.state is None or src.state.head.deleted or src.manifest_id is None:
-                raise ExperimentNotFoundError(old)
-            dst = store.refs.read(new)
-            if dst is not None and not dst.head.deleted:
-                raise UsageError(
-                    f"experiment {new!r} already exists",
-                    hint=f"pick another name, or `doteval delete {new}` first",
-                )
-            # NEW gets OLD's records (immutable copies), so its history is OLD's.
-            store.refs.adopt(new, list(src.state.records.values()), old)
-            store.refs.append(
-                new,
-                src.manifest_id,
-                expected=src.record_id,
-                op="rename",
-                note=f"renamed from {old}",
-                merged=(dst.head.id,) if dst else (),
+    with Repository(store).transactions(old, new, purpose="rename") as (source, target):
+        src = source.head
+        if src.state is None or src.state.head.deleted or src.manifest_id is None:
+            raise ExperimentNotFoundError(old)
+        dst = target.state
+        if dst is not None and not dst.head.deleted:
+            raise UsageError(
+                f"experiment {new!r} already exists",
+                hint=f"pick another name, or `doteval delete {new}` first",
             )
-            store.refs.append(
-                old, src.manifest_id, expected=src.record_id, op="delete", note=f"renamed to {new}"
-            )
-            return src.manifest
-        finally:
-            lock_b.release()
-    finally:
-        lock_a.release()
+        # NEW gets OLD's records (immutable copies), so its history is OLD's.
+        target.adopt(list(src.state.records.values()), old)
+        target.commit(
+            src.manifest_id,
+            op="rename",
+            expected=src.record_id,
+            note=f"renamed from {old}",
+            merged=(dst.head.id,) if dst else (),
+        )
+        source.commit(src.manifest_id, op="delete", note=f"renamed to {new}")
+        return src.manifest
 
 
 def undelete_experiment(store: Store, name: str) -> Manifest:
     """Bring back a deleted experiment as it was when deleted, its history with it.
 
     Refused when ``name`` is taken (it was not deleted, or was run again since). Like every
-    change, a new ref record written under the experiment's lock by compare-and-swap.
+    change, a new ref record written in a transaction of the repository.
     """
     check_name(name)
-    lock = store.lock(name)
-    lock.acquire(purpose="undelete")
-    try:
-        recover(store, name)
-        state = store.refs.read(name)
+    with Repository(store).transaction(name, purpose="undelete") as tx:
+        state = tx.state
         if state is None:
             raise missing_experiment(store, name, deleted=True)
         if not state.head.deleted:
@@ -332,7 +275,47 @@ def undelete_experiment(store: Store, name: str) -> Manifest:
         if manifest_id is None:
             raise ExperimentNotFoundError(name)
         manifest = load_manifest(store, manifest_id)
-        store.refs.append(name, manifest_id, expected=state.head.id, op="undelete", note="undeleted")
+        tx.commit(manifest_id, op="undelete", note="undeleted")
         return manifest
-    finally:
-        lock.release()
+
+
+def keep_line(store: Store, spec: str) -> tuple[str, Manifest, list[str]]:
+    """Make the line whose newest revision is ``spec`` (``NAME@REV``) the experiment's head.
+
+    For lines that cannot be joined (different code or params in two stores). A merge
+    record names every head, so the other lines stay in the history (``doteval log``,
+    ``NAME@REV``); the next run continues the kept line. Returns the name, the kept
+    manifest and the manifest ids of the lines left behind.
+    """
+    name, rev, steps = parse_spec(spec)
+    if rev is None or steps:
+        raise UsageError(
+            f"give the line to keep as NAME@REV, the newest revision of that line (not {spec!r})",
+            hint=f"`doteval log {name}` lists both lines",
+        )
+    # The transaction seals dead runs and joins the lines that can be joined first.
+    with Repository(store).transaction(name, purpose="keep") as tx:
+        state = tx.state
+        if state is None:
+            raise ExperimentNotFoundError(name)
+        heads = [h for h in state.heads if h.manifest and not h.deleted]
+        if not state.diverged:
+            raise UsageError(f"experiment {name!r} has one line: there is nothing to choose")
+        chosen = [h for h in heads if h.manifest is not None and h.manifest.startswith(rev)]
+        if len(chosen) != 1:
+            newest = ", ".join(f"{name}@{h.manifest[:10]}" for h in heads if h.manifest)
+            raise UsageError(
+                f"{rev} is {'ambiguous' if chosen else 'not the newest revision of a line'} of {name!r}",
+                hint=f"the lines end at {newest}",
+            )
+        keep = chosen[0]
+        assert keep.manifest is not None
+        others = [h for h in state.heads if h.id != keep.id]
+        tx.commit(
+            keep.manifest,
+            op="merge",
+            expected=keep.id,
+            note=f"kept the line of {keep.manifest[:10]}",
+            merged=tuple(h.id for h in others),
+        )
+        return name, load_manifest(store, keep.manifest), [h.manifest or h.id for h in others]

@@ -15,8 +15,8 @@ from typing import Any
 
 from doteval._objects import ObjectId, RefRecord, Store, check_name
 from doteval._repository.changes import changed_params
-from doteval._repository.experiments import recover_if_idle
 from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
+from doteval._repository.repository import Repository
 from doteval.errors import ExperimentNotFoundError, NotFoundError, UsageError
 
 _SPEC_RE = re.compile(r"(?P<name>[^@~]+)(?:@(?P<rev>[0-9a-fA-F]+))?(?:~(?P<back>\d*))?\Z")
@@ -75,7 +75,7 @@ def _revisions(records: list[RefRecord]) -> list[RefRecord]:
 
 def resolve(store: Store, spec: str, *, allow_deleted: bool = False) -> Revision:
     name, rev, steps = parse_spec(spec)
-    state = recover_if_idle(store, name)
+    state = Repository(store).ref_state(name)
     if state is None:
         raise ExperimentNotFoundError(name)
     if state.head.deleted and not allow_deleted and rev is None:
@@ -195,8 +195,9 @@ def log(store: Store, name: str | None = None, *, limit: int | None = None) -> l
     """Ref records newest first: one experiment, or all interleaved by time."""
     names = [check_name(name)] if name else store.experiment_names()
     entries: list[LogEntry] = []
+    repo = Repository(store)
     for n in names:
-        state = recover_if_idle(store, n)
+        state = repo.ref_state(n)
         if state is None:
             if name:
                 raise ExperimentNotFoundError(n)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import time
 
 from doteval._objects import Store
-from doteval._repository.history import parse_spec
-from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
-from doteval._repository.run_journal import STATUS_FAILED, final_status, recover
+from doteval._repository.manifest import EvaluationRecord, Manifest
+from doteval._repository.run_journal import STATUS_FAILED, final_status
 from doteval._repository.sample_tables import (
     FLAG_OK,
     Part,
@@ -26,7 +25,6 @@ from doteval._repository.sample_tables import (
     open_view,
     save_view,
 )
-from doteval.errors import ExperimentNotFoundError, LockedError, UsageError
 
 
 def mergeable(manifests: list[Manifest]) -> bool:
@@ -104,85 +102,3 @@ def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> 
             else ""
         ),
     )
-
-
-def settle(store: Store, name: str) -> bool:
-    """Merge the heads of ``name`` if they can be; True when it has one head after."""
-    lock = store.lock(name)
-    try:
-        lock.acquire(purpose="merge")
-    except LockedError:
-        return False
-    try:
-        return settle_locked(store, name)
-    finally:
-        lock.release()
-
-
-def settle_locked(store: Store, name: str) -> bool:
-    """``settle`` for a caller that holds the experiment's lock; seals dead runs first."""
-    recover(store, name)
-    state = store.refs.read(name)
-    if state is None or not state.diverged:
-        return True
-    heads = [h for h in state.heads if h.manifest and not h.deleted]
-    if len(heads) != len(state.heads):
-        return False
-    manifests = [load_manifest(store, h.manifest) for h in heads if h.manifest]
-    if not mergeable(manifests):
-        return False
-    assert heads[0].manifest is not None
-    merged = merge_manifests(store, manifests, heads[0].manifest)
-    manifest_id = save_manifest(store, merged)
-    store.refs.append(
-        name,
-        manifest_id,
-        expected=heads[0].id,
-        op="merge",
-        note=merged.note,
-        merged=tuple(h.id for h in heads[1:]),
-    )
-    return True
-
-
-def keep_line(store: Store, spec: str) -> tuple[str, Manifest, list[str]]:
-    """Make the line whose newest revision is ``spec`` (``NAME@REV``) the experiment's head.
-
-    For lines that cannot be joined (different code or params in two stores). A merge
-    record names every head, so the other lines stay in the history (``doteval log``,
-    ``NAME@REV``); the next run continues the kept line. Returns the name, the kept
-    manifest and the manifest ids of the lines left behind.
-    """
-    name, rev, steps = parse_spec(spec)
-    if rev is None or steps:
-        raise UsageError(
-            f"give the line to keep as NAME@REV, the newest revision of that line (not {spec!r})",
-            hint=f"`doteval log {name}` lists both lines",
-        )
-    with store.lock(name):
-        settle_locked(store, name)  # seal dead runs; join the lines that can be joined
-        state = store.refs.read(name)
-        if state is None:
-            raise ExperimentNotFoundError(name)
-        heads = [h for h in state.heads if h.manifest and not h.deleted]
-        if not state.diverged:
-            raise UsageError(f"experiment {name!r} has one line: there is nothing to choose")
-        chosen = [h for h in heads if h.manifest is not None and h.manifest.startswith(rev)]
-        if len(chosen) != 1:
-            newest = ", ".join(f"{name}@{h.manifest[:10]}" for h in heads if h.manifest)
-            raise UsageError(
-                f"{rev} is {'ambiguous' if chosen else 'not the newest revision of a line'} of {name!r}",
-                hint=f"the lines end at {newest}",
-            )
-        keep = chosen[0]
-        assert keep.manifest is not None
-        others = [h for h in state.heads if h.id != keep.id]
-        store.refs.append(
-            name,
-            keep.manifest,
-            expected=keep.id,
-            op="merge",
-            note=f"kept the line of {keep.manifest[:10]}",
-            merged=tuple(h.id for h in others),
-        )
-        return name, load_manifest(store, keep.manifest), [h.manifest or h.id for h in others]

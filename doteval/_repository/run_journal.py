@@ -2,10 +2,11 @@
 
 A run appends every result to its journal the moment it exists. Sealing turns
 the journal into immutable store content in the order that keeps the store
-valid at every instant: the pack of sample tables, the views and the manifest,
-then the ref record; only then is the journal removed. A run killed before
-sealing leaves its journal, which ``recover`` seals (as Interrupted, keeping its
-valid prefix) the next time any command takes the experiment's lock.
+valid at every instant: the pack of sample tables, the views and the manifest
+(``seal``, here), then the ref record; only then is the journal removed (both by
+the repository's transaction, ``doteval._repository.repository``). A run killed
+before sealing leaves its journal, which the next writer's transaction seals (as
+Interrupted, keeping its valid prefix). This module never writes a ref record.
 
 Journal records (canonical encoding, framed by ``doteval._objects.journal``):
 
@@ -106,7 +107,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 @dataclass
 class RunRecorder:
-    """The live side of a run: holds the lock and appends to the journal."""
+    """The live side of a run: appends to the journal (its transaction holds the lock)."""
 
     store: Store
     experiment: str
@@ -182,15 +183,15 @@ class RunRecorder:
     def end_evaluation(self, index: int, status: str) -> None:
         self._append(("eval_end", index, status))
 
-    def finish(self, status: str) -> Manifest | None:
-        """Write the end record, close the journal and seal it."""
+    def finish(self, status: str) -> Path:
+        """Write the end record and close the journal; the run's transaction seals it
+        (``Transaction.seal_run``), from the records in memory."""
         assert self.journal is not None
         try:
             self._append(("end", status, time.time()))
         finally:  # a full disk: the journal keeps what it holds, the next writer seals it
             self.journal.close()
-        # Sealed from the records in memory: the same as reading the journal back.
-        return seal(self.store, self.journal.path, scores=self.scores, records=self.records)
+        return self.journal.path
 
 
 # -- sealing ----------------------------------------------------------------
@@ -267,14 +268,27 @@ def journal_problem(path: Path) -> str | None:
     return None
 
 
+@dataclass
+class Sealed:
+    """A journal sealed into objects: the manifest, and where its ref record goes."""
+
+    manifest: Manifest
+    manifest_id: ObjectId
+    parent: ObjectId | None  # the ref record the run started from (compare-and-swap)
+    branch: bool  # that record is no longer the head: the run continues its own line
+
+
 def seal(
     store: Store,
+    name: str,
     path: Path,
     *,
     scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] | None = None,
     records: list[Any] | None = None,
-) -> Manifest | None:
-    """Seal one journal into the store; the caller holds the experiment's lock.
+) -> Sealed | None:
+    """Seal the journal at ``path`` of experiment ``name`` into objects: its sample tables,
+    views and manifest. None when it holds no run. The caller (the repository's
+    transaction, holding the lock) appends the ref record and then removes the journal.
 
     ``scores`` are the score values and metric names of the journal's results
     (per evaluation index, in journal order) when the process that wrote it
@@ -286,9 +300,7 @@ def seal(
         records, _valid = read_journal(path)
     header, evals, status, ended = _parse(records, path, check=not trusted)
     if not header:
-        store.sealed(path)
         return None
-    name = header["experiment"]
     head, branch = _start_of(store, name, header.get("parent_record"))
     base = head.manifest
 
@@ -328,10 +340,7 @@ def seal(
         evaluations=evaluations,
         shard=str(header.get("shard") or ""),
     )
-    manifest_id = save_manifest(store, manifest)
-    store.refs.append(name, manifest_id, expected=head.record_id, op="run", branch=branch)
-    store.sealed(path)
-    return manifest
+    return Sealed(manifest, save_manifest(store, manifest), head.record_id, branch)
 
 
 def _last_write(path: Path, started: float) -> float:
@@ -348,7 +357,7 @@ def _start_of(store: Store, name: str, parent: str | None) -> tuple[Head, bool]:
 
     That is the experiment's head, unless another store's line was copied in while the
     run lay dead; then the journal is sealed on its own line (``branch``), and joining
-    the lines is left to ``merge.settle``, which lets an ok result win and keeps lines of
+    the lines is left to the repository's recovery (``merge.merge_manifests``), which lets an ok result win and keeps lines of
     other code apart.
     """
     state = store.refs.read(name)
@@ -492,13 +501,3 @@ def final_status(ended: str, evaluations: list[EvaluationRecord]) -> str:
     if any(e.errors for e in evaluations):
         return STATUS_FAILED
     return STATUS_COMPLETED
-
-
-def recover(store: Store, name: str) -> list[Manifest]:
-    """Seal journals left by dead runs of ``name``; the caller holds its lock."""
-    sealed = []
-    for path in store.journals(name):
-        manifest = seal(store, path)
-        if manifest is not None:
-            sealed.append(manifest)
-    return sealed

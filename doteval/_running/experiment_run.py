@@ -23,11 +23,12 @@ from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
-from doteval._objects import Store, check_name
+from doteval._objects import Store
 from doteval._objects.encoding import MAX_INT_DIGITS, encode
 from doteval._repository.changes import explain_code_change, params_diff
 from doteval._repository.experiments import unused_name
 from doteval._repository.manifest import EvaluationRecord, Manifest
+from doteval._repository.repository import Repository, Transaction
 from doteval._repository.results import Result
 from doteval._repository.run_journal import (
     STATUS_COMPLETED,
@@ -35,7 +36,6 @@ from doteval._repository.run_journal import (
     STATUS_INTERRUPTED,
     Head,
     RunRecorder,
-    read_head,
 )
 from doteval._repository.sample_tables import (
     FLAG_ERROR,
@@ -248,14 +248,14 @@ class ExperimentRun:
         self.store = store
         self.options = options
         self.listener = listener or RunListener()
-        self.name = check_name(options.experiment)
+        self.name = options.experiment  # checked by RunOptions
         self.head = Head(None, None, None)
         self.recorder: RunRecorder | None = None
         self.outcomes: list[EvaluationOutcome] = []
         self.stop_requested = threading.Event()
         self.failed = False
         self.manifest: Manifest | None = None
-        self._lock = store.lock(self.name)
+        self._transaction: Transaction | None = None  # held from open() to close(): the lock
         self._index = itertools.count()
         self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
         self._dataset_total: int | None = 0  # items in the dataset last read (None: unknown)
@@ -267,15 +267,9 @@ class ExperimentRun:
             return  # nothing recorded yet, and a dry run creates no store
         self.store.check_writable()  # a read-only store: refused before anything is evaluated
         self.store.create()
-        self._lock.acquire()
-        try:
-            from doteval._repository.merge import settle_locked
-
-            settle_locked(self.store, self.name)
-            self.head = read_head(self.store, self.name)
-        except BaseException:
-            self._lock.release()
-            raise
+        # The lock, dead runs recovered, the head; held until close() seals this run.
+        self._transaction = Repository(self.store).begin(self.name, purpose="run")
+        self.head = self._transaction.head
 
     def start(self) -> None:
         """Start the journal; called once the checks have passed."""
@@ -317,11 +311,13 @@ class ExperimentRun:
                 elif self.failed:
                     status = STATUS_FAILED
                 recorder, self.recorder = self.recorder, None  # finished once, even if the seal fails
-                self.manifest = recorder.finish(status)
+                assert self._transaction is not None
+                self.manifest = self._transaction.seal_run(recorder, status)
             elif self.outcomes:
                 self.manifest = self.head.manifest  # nothing changed: the experiment as it was
         finally:
-            self._lock.release()
+            if self._transaction is not None:
+                self._transaction.close()
             if self._held is not None:
                 signal.signal(signal.SIGINT, self._held)
                 self._held = None
