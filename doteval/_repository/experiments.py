@@ -18,9 +18,9 @@ from typing import Any
 from doteval._objects import ObjectId, Store, check_name
 from doteval._objects.journal import read_journal
 from doteval._objects.refs import RefRecord, RefState
-from doteval._repository.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
+from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
 from doteval._repository.run_journal import STATUS_INTERRUPTED, read_head, recover
-from doteval._repository.sample_tables import load_view
+from doteval._repository.sample_tables import FLAG_OK, load_view
 from doteval.errors import DotevalError, ExperimentNotFoundError, LockedError, NoSpaceError, UsageError
 
 STATUS_RUNNING = "running"
