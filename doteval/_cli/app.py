@@ -53,7 +53,7 @@ def run(
     store: StoreOption = None,
 ) -> int:
     """Run evaluations (eval_*.py) through pytest into the store; the same command resumes."""
-    import pytest
+    import pytest  # here, for startup speed: the other commands never load pytest
 
     args = list(paths or [])
     given = [(s, ctx.params[s.dest]) for s in settings.RUN_SETTINGS.values()]
