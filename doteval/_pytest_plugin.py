@@ -23,7 +23,7 @@ import pytest
 from doteval._objects import Store
 from doteval._objects.files import permission_error
 from doteval._running import settings
-from doteval._running.error_budget import MaxErrors, parse_max_errors, run_errors
+from doteval._running.error_budget import MaxErrors, run_errors
 from doteval._running.experiment_run import (
     ExperimentRun,
     Plan,
@@ -44,70 +44,21 @@ EVAL_FILE_PATTERN = "eval_*.py"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("doteval", "doteval: LLM evaluations with a resumable results store")
-    group.addoption(
-        "--experiment",
-        metavar="NAME",
-        type=_checked(settings.experiment_name),
-        help="experiment to record into (resumes it if it exists)",
-    )
-    group.addoption(
-        "--samples",
-        metavar="N",
-        type=_checked(settings.sample_limit),
-        help="evaluate at most N items of each dataset",
-    )
-    group.addoption(
-        "--concurrency",
-        metavar="N",
-        type=_checked(settings.concurrency),
-        help="samples in flight at once (default: 1 sync, 16 async)",
-    )
-    # Not --timeout: pytest-timeout owns that name, and its timeout ends the whole evaluation.
-    group.addoption(
-        "--sample-timeout",
-        metavar="SECONDS",
-        type=_checked(settings.timeout_seconds),
-        help="end a sample that runs longer with a timeout error, retried by the next run",
-    )
+    for setting in settings.RUN_SETTINGS.values():  # declared by `doteval run` too, from the same table
+        if setting.metavar is None:
+            group.addoption(setting.flag, action="store_true", help=setting.help)
+        else:
+            group.addoption(
+                setting.flag,
+                metavar=setting.metavar,
+                type=_checked(setting.check) if setting.check else None,
+                default=setting.default,
+                help=setting.help,
+            )
     group.addoption(
         "--store",
         metavar="PATH",
         help="results store (default: $DOTEVAL_STORE, else the nearest .doteval here or above)",
-    )
-    group.addoption(
-        "--rerun-changed",
-        action="store_true",
-        help="start a new line of results for evaluations whose code or params changed",
-    )
-    group.addoption(
-        "--max-retries",
-        metavar="N",
-        type=_checked(settings.retry_count),
-        default=3,
-        help="retries of a transient error (default 3)",
-    )
-    group.addoption(
-        "--shard",
-        metavar="I/N",
-        help="evaluate only shard I of N of the samples (stable across machines; merge stores after)",
-    )
-    group.addoption(
-        "--dry-run",
-        action="store_true",
-        help="evaluate nothing: say per evaluation what would be reused and evaluated, and why",
-    )
-    group.addoption(
-        "--retry-delay",
-        metavar="SECONDS",
-        type=_checked(settings.retry_delay),
-        default=1.0,
-        help="first retry delay, doubled each time",
-    )
-    group.addoption(
-        "--max-errors",
-        metavar="N",
-        type=_checked(parse_max_errors),
-        help="exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
     )
     # The original doteval's -C/--concurrent: recognised only to point at --concurrency.
     group.addoption(

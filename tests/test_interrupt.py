@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from storekit import Project, finish
+from storekit import PYTEST_FLAGS, Project, finish
 
 from doteval.session import SessionStatus, get_session
 
@@ -117,6 +117,50 @@ def test_second_sigint_after_the_run_stopped_exits_cleanly(pytester: pytest.Pyte
     assert_nothing_finished_lost("late", project.calls())
     assert rc == 2, out
     assert "Traceback" not in out, out
+
+
+STUCK = """
+import threading
+from pathlib import Path
+
+from doteval import foreach
+
+
+@foreach("x", list(range(10)))
+def eval_stuck(x):
+    if x > 0:
+        Path(f"started-{x}").touch()
+        threading.Event().wait()  # a model call that never answers
+    return True
+"""
+
+
+@pytest.mark.parametrize("extra", [["--concurrency", "2"], ["--sample-timeout", "600"]])
+def test_double_sigint_ends_a_threaded_run_whose_calls_never_answer(
+    pytester: pytest.Pytester, extra: list[str]
+) -> None:
+    """Threads that call samples never keep the process alive after a second Ctrl+C."""
+    (pytester.path / "eval_stuck.py").write_text(STUCK)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "eval_stuck.py", "--experiment", "stuck", *extra, *PYTEST_FLAGS],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(pytester.path.glob("started-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    rc, out = finish(proc, timeout=60)
+
+    assert rc != 0, out
+    assert "Traceback" not in out, out
+    session = get_session("stuck")
+    assert session is not None
+    assert (session.status, session.completed_count) == (SessionStatus.INTERRUPTED, 1), session
 
 
 # -- kill -9 ----------------------------------------------------------------------

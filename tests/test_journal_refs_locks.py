@@ -21,10 +21,10 @@ from doteval._objects.hashing import hash_bytes
 from doteval._objects.journal import JOURNAL_MAGIC, JournalWriter, read_journal, result_frame
 from doteval._objects.locks import ExperimentLock, live_holder
 from doteval._operations.fsck import fsck
-from doteval._repository.manifest import FLAG_ERROR, FLAG_OK, Manifest
+from doteval._repository.manifest import Manifest
 from doteval._repository.repository import Repository
 from doteval._repository.run_journal import Head, RunRecorder, read_head
-from doteval._repository.sample_tables import load_view, sample_key
+from doteval._repository.sample_tables import FLAG_ERROR, FLAG_OK, load_view, sample_key
 from doteval.errors import CorruptStoreError, LockedError, StoreError
 
 RECORDS: list[Any] = [

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from doteval._running.settings import RUN_SETTINGS
 from doteval.session import SessionStatus, get_session
 from doteval.storage import get_storage_backend
 
@@ -159,6 +160,8 @@ ONE = 'from doteval import foreach\n\n@foreach("x", [1, 2])\ndef eval_one(x):\n 
         ("--concurrency", "0", "must be a whole number of 1 or more, not '0'"),
         ("--concurrency", "-3", "must be a whole number of 1 or more, not '-3'"),
         ("--samples", "-1", "must be a whole number of 0 or more, not '-1'"),
+        ("--samples", "all", "must be a whole number of 0 or more, not 'all'"),
+        ("--concurrency", "many", "must be a whole number of 1 or more, not 'many'"),
         ("--timeout", "0", "must be a number of seconds above 0"),
         ("--timeout", "nan", "must be a number of seconds above 0"),
         ("--max-retries", "-1", "must be a whole number of 0 or more, not '-1'"),
@@ -181,6 +184,18 @@ def test_bad_run_options_are_refused_in_one_line(
     assert option in lines[0]
     assert "Traceback" not in out
     assert not store_path.exists()  # nothing recorded, no run-… experiment
+
+
+def test_pytest_and_doteval_run_declare_every_run_setting(pytester: pytest.Pytester) -> None:
+    """Both ways in take the same run options, with the same help (from one table)."""
+    pytest_help = " ".join(output(pytester.runpytest_subprocess("--help", *FLAGS, timeout=HANG)).split())
+    run_help = " ".join(output(doteval_run(pytester, "--help")).split())
+    for setting in RUN_SETTINGS.values():
+        value = setting.metavar or ""
+        assert f"{setting.flag}{'=' * bool(value)}{value} {setting.help}" in pytest_help, setting.flag
+        names = ", ".join(sorted(setting.run_names, key=len))  # -e, --experiment
+        capitalized = setting.help[0].upper() + setting.help[1:]
+        assert f"{names}{' ' * bool(value)}{value} {capitalized}." in run_help, names
 
 
 # -- 5. --samples reads only what it needs ----------------------------------------------------

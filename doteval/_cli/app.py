@@ -21,16 +21,16 @@ from doteval.errors import DotevalError
 __all__ = ["app"]
 
 
-def _check_max_errors(value: str | None) -> str | None:
-    if value is not None:
-        from doteval._running.error_budget import parse_max_errors
-        from doteval.errors import DotevalError
-
-        try:
-            parse_max_errors(value)
-        except DotevalError as e:
-            raise typer.BadParameter(str(e)) from None
-    return value
+def _option(dest: str) -> Any:
+    """``doteval run``'s declaration of a run setting, from the table the pytest plugin declares
+    its options from (``doteval._running.settings.RUN_SETTINGS``)."""
+    setting = settings.RUN_SETTINGS[dest]
+    text = setting.help[0].upper() + setting.help[1:] + "."
+    if setting.metavar is None:
+        return typer.Option(*setting.run_names, help=text)
+    return typer.Option(
+        *setting.run_names, metavar=setting.metavar, callback=_checked(setting.check), help=text
+    )
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -39,95 +39,32 @@ def run(
     paths: Annotated[
         list[str] | None, typer.Argument(help="Evaluation files or folders (default: .).")
     ] = None,
-    experiment: Annotated[
-        str | None,
-        typer.Option(
-            "--experiment",
-            "-e",
-            callback=_checked(settings.experiment_name),
-            help="Experiment to record into; resumes it if it exists.",
-        ),
-    ] = None,
-    samples: Annotated[
-        int | None,
-        typer.Option(
-            "--samples",
-            callback=_checked(settings.sample_limit),
-            help="Evaluate at most N items of each dataset.",
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency", callback=_checked(settings.concurrency), help="Samples in flight at once."
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            metavar="SECONDS",
-            callback=_checked(settings.timeout_seconds),
-            help="End a sample that runs longer with a timeout error (retried by the next run).",
-        ),
-    ] = None,
-    rerun_changed: Annotated[
-        bool, typer.Option("--rerun-changed", help="Start a new line of results for changed evaluations.")
-    ] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", help="Evaluate nothing: say what would be reused and evaluated, and why."),
-    ] = False,
-    shard: Annotated[
-        str | None, typer.Option("--shard", metavar="I/N", help="Evaluate only shard I of N of the samples.")
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(
-            "--max-retries",
-            callback=_checked(settings.retry_count),
-            help="Retries of a transient error (default 3).",
-        ),
-    ] = None,
-    max_errors: Annotated[
-        str | None,
-        typer.Option(
-            "--max-errors",
-            metavar="N",
-            callback=_check_max_errors,
-            help="Exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error.",
-        ),
-    ] = None,
+    # Values stay the text given (checked here, parsed by pytest): one parameter per run setting.
+    experiment: Annotated[str | None, _option("experiment")] = None,
+    samples: Annotated[str | None, _option("samples")] = None,
+    concurrency: Annotated[str | None, _option("concurrency")] = None,
+    sample_timeout: Annotated[str | None, _option("sample_timeout")] = None,
+    rerun_changed: Annotated[bool, _option("rerun_changed")] = False,
+    max_retries: Annotated[str | None, _option("max_retries")] = None,
+    shard: Annotated[str | None, _option("shard")] = None,
+    dry_run: Annotated[bool, _option("dry_run")] = False,
+    retry_delay: Annotated[str | None, _option("retry_delay")] = None,
+    max_errors: Annotated[str | None, _option("max_errors")] = None,
     store: StoreOption = None,
 ) -> int:
     """Run evaluations (eval_*.py) through pytest into the store; the same command resumes."""
-    import pytest
+    import pytest  # here, for startup speed: the other commands never load pytest
 
     args = list(paths or [])
-    options: list[str] = []
-    if experiment is not None:
-        options += ["--experiment", experiment]
-    if samples is not None:
-        options += ["--samples", str(samples)]
-    if concurrency is not None:
-        options += ["--concurrency", str(concurrency)]
-    if timeout is not None:
-        options += ["--sample-timeout", f"{timeout:g}"]
-    if rerun_changed:
-        options.append("--rerun-changed")
-    if dry_run:
-        options.append("--dry-run")
-    if shard is not None:
-        options += ["--shard", shard]
-    if max_retries is not None:
-        options += ["--max-retries", str(max_retries)]
-    if max_errors is not None:
-        options += ["--max-errors", max_errors]
+    given = [(s, ctx.params[s.dest]) for s in settings.RUN_SETTINGS.values()]
+    options = [a for s, value in given for a in s.args(value)]  # under pytest's names
+    shown = [a for s, value in given for a in s.args(value, s.run_names[0])]  # as `doteval run` has them
     store = store_path(store)
     if store is not None:
         options += ["--store", str(store)]
+        shown += ["--store", str(store)]
     extra = list(ctx.args)
-    command = ["doteval", "run", *args, *options, *extra]
+    command = ["doteval", "run", *args, *shown, *extra]
     pytest_args = [*args, *options, *extra, "--doteval-only", "--doteval-command", shlex.join(command)]
     # doteval is imported already, so pytest cannot rewrite its asserts; it has none to rewrite.
     pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -136,16 +73,18 @@ def run(
     return int(pytest.main(pytest_args))
 
 
-def _checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A typer callback refusing a value with the shared check's line (see doteval._running.settings)."""
+def _checked(check: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A typer callback refusing a value with the shared check's line (see doteval._running.settings);
+    a good value is kept as given, for pytest to read."""
 
     def callback(value: Any) -> Any:
-        if value is None:
-            return None
+        if value is None or check is None:
+            return value
         try:
-            return check(value)
+            check(value)
         except DotevalError as e:
             raise typer.BadParameter(getattr(e, "reason", str(e))) from None
+        return value
 
     return callback
 

@@ -21,9 +21,9 @@ from doteval._objects import Store
 from doteval._operations.stats import PairedComparison, compare_paired
 from doteval._repository.changes import explain_code_change, params_diff
 from doteval._repository.history import Revision, resolve
-from doteval._repository.manifest import FLAG_OK, EvaluationRecord
+from doteval._repository.manifest import EvaluationRecord
 from doteval._repository.results import result_fields
-from doteval._repository.sample_tables import View, load_view
+from doteval._repository.sample_tables import FLAG_OK, View, load_view
 
 MEAN_METRICS = ("accuracy", "mean")
 ALPHA = 0.05

@@ -24,9 +24,8 @@ from typing import IO, Any
 
 from doteval._objects import Store
 from doteval._repository.history import Revision
-from doteval._repository.manifest import FLAG_OK
 from doteval._repository.results import result_fields
-from doteval._repository.sample_tables import load_view
+from doteval._repository.sample_tables import FLAG_OK, load_view
 from doteval.errors import UsageError
 
 FORMATS = ("jsonl", "csv", "json")

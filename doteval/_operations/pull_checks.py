@@ -7,20 +7,22 @@ brings and the manifests they name first, and refuses the source in one line whe
 one is malformed. A local source is read where it is; from ``host:path`` the
 immutable objects and packs are copied first (harmless until a ref names them), the
 ref records into a temporary folder of the store, and only checked records are
-linked into ``refs/``.
+linked into ``refs/``. The copying is ``doteval._operations.sync``'s; this module
+never runs rsync.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from doteval._objects import Store
 from doteval._objects.files import TMP_PREFIX, ensure_dir, fsync_dir
 from doteval._objects.hashing import is_object_id
 from doteval._objects.refs import RefStore
-from doteval._operations.sync import SyncStats, _rsync, rsync_commands, share_folders
 from doteval._repository.manifest import load_manifest
 from doteval.errors import ObjectNotFoundError, StoreError
 
@@ -54,24 +56,23 @@ def check_source(root: Path) -> None:
     check_refs(source.refs, source, str(root))
 
 
-def pull_remote(store: Store, source: str) -> SyncStats:
-    """Pull from ``host:path`` with rsync, publishing only ref records that were checked."""
-    stats = SyncStats(source=source, destination=str(store.root), method="rsync")
-    *immutable, refs_step = rsync_commands(source, str(store.root))
-    for args in immutable:
-        _rsync(args, stats)
+@contextlib.contextmanager
+def staging_folder(store: Store) -> Iterator[Path]:
+    """A temporary folder of ``store`` for the ref records a pull brings, removed afterwards."""
     staging = store.root / f"{TMP_PREFIX}pull-{os.getpid()}-{os.urandom(4).hex()}"
     staging.mkdir()
     try:
-        # only the records this store lacks: --compare-dest skips those it holds already
-        _rsync([*refs_step[:-1], f"--compare-dest={store.root.resolve()}/", f"{staging}/"], stats)
-        staged = RefStore(staging, store.objects)
-        check_refs(staged, store, source)
-        _publish_records(staged, store.root / "refs")
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    share_folders(store.root)
-    return stats
+
+
+def publish_checked(store: Store, staging: Path, source: str) -> None:
+    """Check the ref records copied into ``staging`` (and the manifests they name), then link
+    them into the store's ``refs/``; one malformed record refuses them all."""
+    staged = RefStore(staging, store.objects)
+    check_refs(staged, store, source)
+    _publish_records(staged, store.root / "refs")
 
 
 def _publish_records(staged: RefStore, refs: Path) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 from doteval._objects import Store
 from doteval._repository.changes import changed_params
 from doteval._repository.history import run_records
-from doteval._repository.manifest import FLAG_ERROR, EvaluationRecord, Manifest, load_manifest
+from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
 from doteval._repository.results import result_fields
-from doteval._repository.sample_tables import View, load_view, token
+from doteval._repository.sample_tables import FLAG_ERROR, View, load_view, token
 from doteval.errors import NotFoundError, UsageError
 
 

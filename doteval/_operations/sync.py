@@ -4,7 +4,8 @@ Every file a sync copies is immutable, so copying never overwrites anything
 and a repeated sync copies nothing. The order keeps the destination valid at
 every instant, even if the copy is killed: VERSION, objects, packs (each
 ``.pack`` before its ``.idx``), then refs. Journals, locks and ``.tmp-*`` files
-are never copied (see ``RSYNC_FILTER``).
+are never copied (see ``RSYNC_FILTER``). A pull publishes only ref records it
+has checked (``doteval._operations.pull_checks``).
 
 Refs are append-only records, so an experiment that moved on both sides ends
 up with two heads: both lines are kept and reported, never overwritten. When
@@ -35,6 +36,7 @@ from doteval._objects.files import (
 from doteval._objects.store import STORE_DIR
 from doteval._objects.walk import RSYNC_FILTER as RSYNC_FILTER  # re-exported: the documented filter
 from doteval._objects.walk import RSYNC_FILTER_RULES, check_store_folders, refused_entries, scan
+from doteval._operations.pull_checks import check_source, publish_checked, staging_folder
 from doteval._repository.repository import Repository
 from doteval.errors import DotevalError, StoreError
 
@@ -268,17 +270,29 @@ def push(store: Store, destination: str, *, use_rsync: bool | None = None) -> Sy
 
 
 def pull(store: Store, source: str, *, use_rsync: bool | None = None) -> SyncStats:
-    from doteval._operations.pull_checks import check_source, pull_remote
-
     source = store_location(source, destination=False)
     if not is_remote(source):
         check_source(Path(source))
     store.create()
     if is_remote(source) and use_rsync is not False:
-        stats = pull_remote(store, source)  # its ref records checked before they are published
+        stats = _pull_remote(store, source)
     else:
         stats = sync(source, str(store.root), use_rsync=use_rsync)
     settle_all(store, stats)
+    return stats
+
+
+def _pull_remote(store: Store, source: str) -> SyncStats:
+    """Pull from ``host:path`` with rsync, publishing only ref records that were checked."""
+    stats = SyncStats(source=source, destination=str(store.root), method="rsync")
+    *immutable, refs_step = rsync_commands(source, str(store.root))
+    for args in immutable:
+        _rsync(args, stats)
+    with staging_folder(store) as staging:
+        # only the records this store lacks: --compare-dest skips those it holds already
+        _rsync([*refs_step[:-1], f"--compare-dest={store.root.resolve()}/", f"{staging}/"], stats)
+        publish_checked(store, staging, source)
+    share_folders(store.root)
     return stats
 
 

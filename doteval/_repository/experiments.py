@@ -20,10 +20,10 @@ from doteval._objects import ObjectId, Store, check_name
 from doteval._objects.journal import read_journal
 from doteval._objects.refs import RefRecord
 from doteval._repository.history import parse_spec
-from doteval._repository.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest
+from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
 from doteval._repository.repository import Repository
 from doteval._repository.run_journal import STATUS_INTERRUPTED, read_head
-from doteval._repository.sample_tables import load_view
+from doteval._repository.sample_tables import FLAG_OK, load_view
 from doteval.errors import DotevalError, ExperimentNotFoundError, UsageError
 
 STATUS_RUNNING = "running"

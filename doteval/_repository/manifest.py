@@ -14,10 +14,7 @@ from typing import Any
 
 from doteval._objects import ObjectId, Store, checks
 from doteval._objects.hashing import check_object_id
-from doteval._repository.sample_tables import FLAG_ERROR, FLAG_OK
 from doteval.errors import CorruptStoreError
-
-__all__ = ["FLAG_ERROR", "FLAG_OK", "EvaluationRecord", "Manifest", "load_manifest", "save_manifest"]
 
 MANIFEST_VERSION = 2
 STATUSES = ("completed", "failed", "interrupted")  # of a run, and of each evaluation in it

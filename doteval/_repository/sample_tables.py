@@ -37,6 +37,7 @@ from blake3 import blake3
 from doteval._objects import ObjectId, Store
 from doteval._objects.encoding import decode, encode
 from doteval._objects.hashing import check_object_id, digest
+from doteval._repository.scores import summarize_columns
 from doteval.errors import CorruptStoreError, ObjectNotFoundError, StoreError
 
 if TYPE_CHECKING:
@@ -484,8 +485,6 @@ class View:
 
     def summary(self) -> list[dict[str, Any]]:
         """One value per (score, metric), over the samples without error."""
-        from doteval._repository.scores import summarize_columns
-
         ok = [f == FLAG_OK for f in self.flags]
         columns = {
             name: [v for v, good in zip(col, ok) if good and v is not None]

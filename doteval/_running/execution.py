@@ -1,5 +1,9 @@
 """Executing an evaluation's pending samples: one by one, in threads, or as coroutines.
 
+With a timeout (``doteval._running.timeouts``) a plain function runs in a thread
+even at concurrency 1, and one scheduler (``_run_threads``) keeps both limits:
+at most ``concurrency`` samples in flight, none past its deadline.
+
 An exception in one sample becomes that sample's error result (after retries
 of transient errors) and never ends the run. Ctrl+C once stops taking new
 samples, lets the model calls in flight finish and cancels the samples that
@@ -11,8 +15,10 @@ knows nothing of the store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import inspect
+import itertools
+import queue
 import signal
 import threading
 import time
@@ -21,11 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from doteval._repository.results import Result, to_result
-from doteval._running.foreach import EvaluationSpec
 from doteval._running.retries import RetryPolicy, acall_with_retries, call_with_retries
+from doteval._running.spec import EvaluationSpec
+from doteval._running.timeouts import timed_out, within
 from doteval.errors import DotevalError
 
 Pending = list[tuple[Any, tuple[Any, ...]]]  # (what the record callback needs of a sample, item)
+# token -> (record key, item, wall-clock start, monotonic deadline, the sample's attempts), in the
+# order the samples started: with one timeout for all, the first has the nearest deadline
+InFlight = dict[int, tuple[Any, tuple[Any, ...], float, float, "_Attempts"]]
 
 
 @dataclass
@@ -70,8 +80,6 @@ class Execution:
             raise _Cancelled
 
     async def abackoff(self, delay: float) -> None:
-        import asyncio
-
         end = time.monotonic() + delay
         while not self.stop.is_set():
             left = end - time.monotonic()
@@ -97,19 +105,13 @@ class _Attempts:
 
     def timed_out(self) -> tuple[Result, int]:
         """The sample's result when it ran past its timeout, with the attempts it had begun."""
-        from doteval._running.timeouts import timed_out
-
         return timed_out(self.ex.timeout or 0.0), self.count
 
 
 def execute(execution: Execution, pending: Pending) -> None:
     if execution.spec.is_async:
         _run_async(execution, pending)
-    elif execution.timeout is not None:
-        from doteval._running.timeouts import run_with_deadline
-
-        run_with_deadline(execution, pending)
-    elif execution.concurrency > 1:
+    elif execution.concurrency > 1 or execution.timeout is not None:
         _run_threads(execution, pending)
     else:
         _run_sync(execution, pending)
@@ -127,11 +129,13 @@ def _run_sync(ex: Execution, pending: Pending) -> None:
 
 
 def _run_threads(ex: Execution, pending: Pending) -> None:
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
+    """Plain functions in worker threads: at most ``ex.concurrency`` samples in flight, each
+    until it ends or its deadline (``ex.timeout`` after it started) passes, whichever comes
+    first. A sample past its deadline is recorded as timed out and no longer counts."""
     work = iter(pending)
-    in_flight: dict[Future[tuple[Result, int] | None], tuple[bytes, tuple[Any, ...], float]] = {}
-    executor = ThreadPoolExecutor(max_workers=ex.concurrency, thread_name_prefix="doteval")
+    workers = _Workers(ex)
+    tokens = itertools.count()
+    in_flight: InFlight = {}
     try:
         with _interrupt_guard(ex, lambda: len(in_flight)):
             while True:
@@ -139,24 +143,88 @@ def _run_threads(ex: Execution, pending: Pending) -> None:
                     nxt = next(work, None)
                     if nxt is None:
                         break
-                    in_flight[executor.submit(ex.call, *nxt)] = (nxt[0], nxt[1], time.time())
+                    token, attempts = next(tokens), _Attempts(ex, nxt[0])
+                    deadline = time.monotonic() + ex.timeout if ex.timeout is not None else 0.0
+                    in_flight[token] = (nxt[0], nxt[1], time.time(), deadline, attempts)
+                    workers.submit(token, nxt[0], nxt[1], attempts)
                 if not in_flight:
                     break
-                finished, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    key, item, started = in_flight.pop(fut)
-                    done = fut.result()
-                    if done is not None:
-                        ex.record(key, item, done[0], started, done[1])
+                wait = None
+                if ex.timeout is not None:
+                    wait = max(0.0, next(iter(in_flight.values()))[3] - time.monotonic())
+                try:
+                    token, done, exc = workers.next_end(wait)
+                except queue.Empty:
+                    _record_timeouts(ex, in_flight)
+                    continue
+                entry = in_flight.pop(token, None)
+                if entry is None:
+                    continue  # the late end of a sample already recorded as timed out
+                if exc is not None:
+                    raise exc
+                if done is not None:  # None: Ctrl+C cancelled its retry wait (not recorded)
+                    ex.record(entry[0], entry[1], done[0], entry[2], done[1])
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        workers.close()
+
+
+def _record_timeouts(ex: Execution, in_flight: InFlight) -> None:
+    now = time.monotonic()
+    for token, (key, item, started, deadline, attempts) in list(in_flight.items()):
+        if deadline > now:
+            break  # the others started later
+        del in_flight[token]
+        result, count = attempts.timed_out()
+        ex.record(key, item, result, started, count)
+
+
+class _Workers:
+    """Daemon threads that call samples, each thread taking one sample after another.
+
+    A thread whose sample passed its deadline is left to finish that call (Python cannot stop
+    a thread; its late result is dropped, and as a daemon it does not keep the process from
+    exiting): a new thread takes its place, so a hung call never holds a slot."""
+
+    def __init__(self, ex: Execution) -> None:
+        self.ex = ex
+        self._jobs: queue.SimpleQueue[tuple[int, Any, tuple[Any, ...], _Attempts] | None] = (
+            queue.SimpleQueue()
+        )
+        # (token, the result and its attempts or None, the exception to raise on the run's thread)
+        self._ends: queue.Queue[tuple[int, tuple[Result, int] | None, BaseException | None]]
+        self._ends = queue.Queue()
+        self.threads = 0
+        self.busy = 0  # samples handed out whose end was not taken by ``next_end`` yet
+
+    def submit(self, token: int, key: Any, item: tuple[Any, ...], attempts: _Attempts) -> None:
+        if self.busy >= self.threads:
+            threading.Thread(target=self._work, name="doteval-sample", daemon=True).start()
+            self.threads += 1
+        self.busy += 1
+        self._jobs.put((token, key, item, attempts))
+
+    def next_end(self, wait: float | None) -> tuple[int, tuple[Result, int] | None, BaseException | None]:
+        """The next sample to end (raises ``queue.Empty`` when none did within ``wait`` seconds)."""
+        end = self._ends.get(timeout=wait)
+        self.busy -= 1
+        return end
+
+    def close(self) -> None:
+        for _ in range(self.threads):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            token, key, item, attempts = job
+            try:
+                done = self.ex.call(key, item, attempts)
+            except BaseException as exc:  # handed to the run's thread, which raises it
+                self._ends.put((token, None, exc))
+            else:
+                self._ends.put((token, done, None))
 
 
 def _run_async(ex: Execution, pending: Pending) -> None:
-    import asyncio
-
-    from doteval._running.timeouts import within
-
     work = iter(pending)
     in_flight = [0]
 
@@ -218,28 +286,3 @@ def _interrupt_guard(ex: Execution, in_flight: Callable[[], int]) -> Iterator[No
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
-
-
-def evaluate_in_memory(spec: EvaluationSpec, fixtures: dict[str, Any]) -> list[Result]:
-    """Evaluate every item without a store (a direct call of an evaluation)."""
-    from doteval._running.experiment_run import normalize_item
-
-    results = []
-    for position, raw in enumerate(spec.dataset):
-        item = normalize_item(raw, spec.columns, position)
-        kwargs = dict(fixtures)
-        kwargs.update(zip(spec.columns, item))
-        try:
-            value = spec.func(**kwargs)
-            if inspect.isawaitable(value):
-                import asyncio
-
-                value = asyncio.run(_await(value))
-            results.append(to_result(value))
-        except Exception as exc:
-            results.append(Result.from_exception(exc))
-    return results
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable

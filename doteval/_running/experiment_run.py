@@ -48,10 +48,10 @@ from doteval._repository.sample_tables import (
 from doteval._running import settings
 from doteval._running.execution import Execution, execute
 from doteval._running.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
-from doteval._running.foreach import EvaluationSpec
 from doteval._running.retries import RetryPolicy
+from doteval._running.spec import EvaluationSpec, normalize_item
 from doteval._text import parse_fraction
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError
 
 __all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
 
@@ -161,27 +161,6 @@ def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
 
 def parse_shard(text: str) -> tuple[int, int]:
     return parse_fraction(text, "--shard")
-
-
-def normalize_item(item: Any, columns: tuple[str, ...], position: int) -> tuple[Any, ...]:
-    if isinstance(item, dict):
-        try:
-            return tuple(item[c] for c in columns)
-        except KeyError as e:
-            raise UsageError(f"dataset item {position} has no key {e.args[0]!r} for @foreach") from None
-    if isinstance(item, (tuple, list)) and (len(columns) > 1 or len(item) == 1):
-        if len(item) != len(columns):
-            raise UsageError(
-                f"dataset item {position} has {len(item)} values for {len(columns)} "
-                f"columns ({', '.join(columns)})"
-            )
-        return tuple(item)
-    if len(columns) == 1:
-        return (item,)
-    raise UsageError(
-        f"dataset item {position} is a {type(item).__name__}, expected a tuple of "
-        f"{len(columns)} values ({', '.join(columns)})"
-    )
 
 
 def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) -> bytes:

@@ -10,43 +10,18 @@ returns the list of ``Result``s, which is handy in a notebook.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from doteval._repository.results import Result, to_result
+from doteval._running.settings import timeout_seconds
+from doteval._running.spec import EvaluationSpec, normalize_item
 from doteval.errors import UsageError
 
 SPEC_ATTR = "_doteval_spec"
-
-# Options that say how samples run, not what a result is: changing them changes no fingerprint.
-EXECUTION_OPTIONS = frozenset({"timeout"})
-
-
-@dataclass
-class EvaluationSpec:
-    """What ``@foreach`` knows about one evaluation."""
-
-    func: Callable[..., Any]
-    columns: tuple[str, ...]
-    dataset: Iterable[Any]
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
-
-    @property
-    def name(self) -> str:
-        return getattr(self.func, "__name__", "evaluation")
-
-    def fingerprinted_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.options.items() if k not in EXECUTION_OPTIONS}
-
-    def fixture_names(self) -> tuple[str, ...]:
-        params = inspect.signature(self.func).parameters
-        return tuple(n for n in params if n not in self.columns)
 
 
 class SharedIterator:
@@ -102,8 +77,6 @@ def foreach(
     """
     cols = parse_columns(columns)
     if options.get("timeout") is not None:
-        from doteval._running.settings import timeout_seconds
-
         options["timeout"] = timeout_seconds(options["timeout"], "@foreach(timeout=...)")
     if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
         raise UsageError(
@@ -123,8 +96,6 @@ def foreach(
 
         @functools.wraps(func)
         def evaluation(**fixture_values: Any) -> Any:
-            from doteval._running.execution import evaluate_in_memory
-
             return evaluate_in_memory(spec, fixture_values)
 
         evaluation.__signature__ = sig.replace(parameters=fixtures)  # type: ignore[attr-defined]
@@ -137,3 +108,24 @@ def foreach(
 def get_spec(obj: Any) -> EvaluationSpec | None:
     spec = getattr(obj, SPEC_ATTR, None)
     return spec if isinstance(spec, EvaluationSpec) else None
+
+
+def evaluate_in_memory(spec: EvaluationSpec, fixtures: dict[str, Any]) -> list[Result]:
+    """Evaluate every item without a store (a direct call of an evaluation)."""
+    results = []
+    for position, raw in enumerate(spec.dataset):
+        item = normalize_item(raw, spec.columns, position)
+        kwargs = dict(fixtures)
+        kwargs.update(zip(spec.columns, item))
+        try:
+            value = spec.func(**kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+            results.append(to_result(value))
+        except Exception as exc:
+            results.append(Result.from_exception(exc))
+    return results
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

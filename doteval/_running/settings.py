@@ -1,15 +1,20 @@
 """The checks of a run's settings, in one place for every way in.
 
 The pytest options, ``doteval run`` and ``RunOptions`` all read ``--experiment``,
-``--samples``, ``--concurrency`` and ``--timeout`` through these functions, so
+``--samples``, ``--concurrency``, ``--timeout``... through these functions, so
 the same value is refused with the same line whichever way it came. Each takes
 the text of a command-line option or a value already parsed, and returns the
-value or raises ``UsageError``. This module never prints.
+value or raises ``UsageError``. ``RUN_SETTINGS`` is the one table of a run's
+options (name, value, check, help, default) from which the pytest plugin and
+``doteval run`` both declare them. This module never prints.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from doteval._objects import check_name
@@ -89,3 +94,116 @@ def timeout_seconds(value: Any, option: str = "--timeout") -> float:
     if number is None or not (0 < number < math.inf):
         raise SettingError(option, f"must be a number of seconds above 0, not {str(value)!r}")
     return number
+
+
+_COUNT = re.compile(r"\d+")
+_FRACTION = re.compile(r"(\d*\.\d+|\d+\.)")
+
+
+@dataclass(frozen=True)
+class MaxErrors:
+    """A count (``count``) or a fraction of the samples (``fraction``), as the user wrote it."""
+
+    text: str
+    count: int | None = None
+    fraction: float | None = None
+
+    def exceeded(self, errors: int, samples: int) -> bool:
+        if self.fraction is not None:
+            return errors > self.fraction * samples
+        assert self.count is not None
+        return errors > self.count
+
+
+def parse_max_errors(text: str) -> MaxErrors:
+    """``--max-errors``: ``"3"`` → at most 3 errored samples; ``"0.05"`` or ``"5%"`` → at most 5%
+    of them (see ``doteval._running.error_budget``)."""
+    word = str(text).strip()
+    if _COUNT.fullmatch(word):
+        return MaxErrors(word, count=int(word))
+    percent = word.endswith("%")
+    number = word[:-1].strip() if percent else word
+    if _COUNT.fullmatch(number) or _FRACTION.fullmatch(number):
+        fraction = float(number) / (100 if percent else 1)
+        if fraction <= 1:
+            return MaxErrors(word, fraction=fraction)
+    raise UsageError(
+        f"--max-errors takes a count of samples (such as 3) or a fraction of them "
+        f"(such as 0.05 or 5%), not {text!r}"
+    )
+
+
+# -- the options of a run, declared by both ways in -----------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option of a run. The pytest plugin declares it under ``flag``; ``doteval run``
+    declares it under ``run_flags`` and hands it on to pytest under ``flag``."""
+
+    flag: str  # pytest's option
+    help: str  # one line: lower case, no final period (``doteval run`` capitalizes it)
+    metavar: str | None = None  # None: an on/off flag
+    check: Callable[[Any], Any] | None = None  # parses a value or raises UsageError; None: any text
+    default: Any = None  # pytest's (``doteval run`` leaves an option it was not given to pytest)
+    run_flags: tuple[str, ...] = ()  # ``doteval run``'s names, when not ``flag``
+
+    @property
+    def dest(self) -> str:
+        """The name pytest's ``config.getoption`` and ``doteval run``'s parameter use."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def run_names(self) -> tuple[str, ...]:
+        """Its names under ``doteval run``."""
+        return self.run_flags or (self.flag,)
+
+    def args(self, value: Any, flag: str | None = None) -> list[str]:
+        """The option as command-line arguments (none when it was not given)."""
+        if value is None or value is False:
+            return []
+        return [flag or self.flag] if value is True else [flag or self.flag, str(value)]
+
+
+RUN_SETTINGS = {
+    s.dest: s
+    for s in (
+        Setting(
+            "--experiment",
+            "experiment to record into (resumes it if it exists)",
+            "NAME",
+            experiment_name,
+            run_flags=("--experiment", "-e"),
+        ),
+        Setting("--samples", "evaluate at most N items of each dataset", "N", sample_limit),
+        Setting("--concurrency", "samples in flight at once (default: 1 sync, 16 async)", "N", concurrency),
+        # Not --timeout under pytest: pytest-timeout owns that name, and its timeout ends the whole
+        # evaluation. `doteval run` has no such neighbour.
+        Setting(
+            "--sample-timeout",
+            "end a sample that runs longer with a timeout error, retried by the next run",
+            "SECONDS",
+            timeout_seconds,
+            run_flags=("--timeout",),
+        ),
+        Setting(
+            "--rerun-changed", "start a new line of results for evaluations whose code or params changed"
+        ),
+        Setting("--max-retries", "retries of a transient error (default 3)", "N", retry_count, default=3),
+        Setting(
+            "--shard",
+            "evaluate only shard I of N of the samples (stable across machines; merge stores after)",
+            "I/N",
+        ),
+        Setting(
+            "--dry-run", "evaluate nothing: say per evaluation what would be reused and evaluated, and why"
+        ),
+        Setting("--retry-delay", "first retry delay, doubled each time", "SECONDS", retry_delay, default=1.0),
+        Setting(
+            "--max-errors",
+            "exit 1 when more than N samples (or a fraction, such as 0.05) ended in an error",
+            "N",
+            parse_max_errors,
+        ),
+    )
+}
