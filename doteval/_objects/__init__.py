@@ -2,19 +2,25 @@
 
 This package is the core layer. It never imports the evaluation API, the
 operations, typer or rich.
+
+``Store`` is one store folder; ``MemoryStore`` the same in memory (objects, refs
+and locks; no journals), for tests and tools that need no disk. The object store
+interface both implement is ``doteval._objects.base.BaseObjectStore``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from doteval._objects.base import BaseObjectStore
 from doteval._objects.hashing import ObjectId, hash_bytes
-from doteval._objects.locks import ExperimentLock, live_holder
+from doteval._objects.locks import ExperimentLock, Lock, live_holder
+from doteval._objects.memory import MEMORY_ROOT, MemoryLock, MemoryObjectStore, MemoryRefs
 from doteval._objects.names import check_name, is_name
-from doteval._objects.overlay import MemoryObjects, MemoryRefs
+from doteval._objects.overlay import ReadingObjects, ReadingRefs
 from doteval._objects.refs import RefRecord, RefState, RefStore
 from doteval._objects.store import (
-    ObjectStore,
+    DiskObjectStore,
     check_store_layout,
     check_store_version,
     check_writable,
@@ -23,7 +29,7 @@ from doteval._objects.store import (
 )
 from doteval._objects.walk import is_real_dir, scan
 
-__all__ = ["ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
+__all__ = ["MemoryStore", "ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
 
 
 class Store:
@@ -39,10 +45,10 @@ class Store:
         check_store_layout(self.root)
         self.reading = reading
         if reading:
-            self.objects: ObjectStore = MemoryObjects(self.root, durable=durable)
-            self.refs: RefStore = MemoryRefs(self.root, self.objects)
+            self.objects: DiskObjectStore = ReadingObjects(self.root, durable=durable)
+            self.refs: RefStore = ReadingRefs(self.root, self.objects)
         else:
-            self.objects = ObjectStore(self.root, durable=durable)
+            self.objects = DiskObjectStore(self.root, durable=durable)
             self.refs = RefStore(self.root, self.objects)
         self.journals_dir = self.root / "journals"
         self._sealed: set[Path] = set()  # journals a reader sealed in memory
@@ -58,7 +64,7 @@ class Store:
         """Refuse, in one line, a store that cannot be written (a read-only mount)."""
         check_writable(self.root)
 
-    def lock(self, name: str) -> ExperimentLock:
+    def lock(self, name: str) -> Lock:
         return ExperimentLock(self.root, check_name(name))
 
     def live_holder(self, name: str) -> dict[str, object] | None:
@@ -86,3 +92,44 @@ class Store:
                 if is_name(d) and self.journals(d):
                     names.add(d)
         return sorted(names)
+
+
+class MemoryStore(Store):
+    """A store in memory: objects (``MemoryObjectStore``), ref records and experiment locks,
+    with the behaviour of a store folder, and no folder. It has no journals, so nothing
+    runs into it; everything that reads or changes experiments works on it."""
+
+    def __init__(self) -> None:
+        self.root = MEMORY_ROOT
+        self.journals_dir = MEMORY_ROOT / "journals"
+        self.reading = False
+        self.objects: BaseObjectStore = MemoryObjectStore()  # type: ignore[assignment]
+        self.refs = MemoryRefs(self.objects)
+        self._holders: dict[str, dict[str, object]] = {}
+        self._sealed = set()
+
+    @property
+    def exists(self) -> bool:
+        return True
+
+    def create(self) -> None:
+        pass
+
+    def check_writable(self) -> None:
+        pass
+
+    def lock(self, name: str) -> Lock:
+        return MemoryLock(self._holders, check_name(name), f"experiment {name!r}")
+
+    def live_holder(self, name: str) -> dict[str, object] | None:
+        return self._holders.get(check_name(name))
+
+    def journals(self, name: str) -> list[Path]:
+        check_name(name)
+        return []
+
+    def sealed(self, path: Path) -> None:
+        raise AssertionError("a store in memory has no journal to seal")
+
+    def experiment_names(self) -> list[str]:
+        return self.refs.names()
