@@ -34,6 +34,7 @@ from doteval._repository.experiments import (
 from doteval._repository.history import log, resolve
 from doteval._repository.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval._repository.sample_tables import NewRow, load_view, save_view, table_objects
+from doteval._running.experiment_run import ExperimentRun, RunOptions
 from doteval.errors import (
     CorruptStoreError,
     ExperimentNotFoundError,
@@ -303,6 +304,16 @@ def test_the_repository_reads_and_changes_experiments_on_either_store(store: Sto
         open_experiment(store, "exp")
     undelete_experiment(store, "exp")
     assert open_experiment(store, "exp").manifest_id == second
+
+
+def test_a_run_into_a_store_in_memory_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = ExperimentRun(MemoryStore(), RunOptions(experiment="exp"))
+    with pytest.raises(StoreError, match="cannot record a run"):
+        run.open()
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the two agree -----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from doteval._objects.store import (
     init_store,
 )
 from doteval._objects.walk import is_real_dir, scan
+from doteval.errors import StoreError
 
 __all__ = ["MemoryStore", "ObjectId", "RefRecord", "RefState", "Store", "check_name", "hash_bytes"]
 
@@ -104,7 +105,7 @@ class MemoryStore(Store):
         self.journals_dir = MEMORY_ROOT / "journals"
         self.reading = False
         self.objects: BaseObjectStore = MemoryObjectStore()  # type: ignore[assignment]
-        self.refs = MemoryRefs(self.objects)
+        self.refs = MemoryRefs()
         self._holders: dict[str, dict[str, object]] = {}
         self._sealed = set()
 
@@ -116,7 +117,11 @@ class MemoryStore(Store):
         pass
 
     def check_writable(self) -> None:
-        pass
+        """A run records into a journal file: refused here, in one line, before it starts."""
+        raise StoreError(
+            "a store in memory cannot record a run (a run writes its results to a journal file)",
+            hint="run into a store folder (--store PATH)",
+        )
 
     def lock(self, name: str) -> Lock:
         return MemoryLock(self._holders, check_name(name), f"experiment {name!r}")

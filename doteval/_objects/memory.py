@@ -28,7 +28,10 @@ from doteval._objects.names import check_name
 from doteval._objects.refs import RefRecord, RefState, RefStore, _state, ref_record
 from doteval.errors import LockedError, ObjectNotFoundError
 
-MEMORY_ROOT = Path("<memory>")  # named in messages only: nothing is ever read or written there
+# A memory store's ``root``, named in messages only. Nothing can be created under
+# /dev/null, so code that still reaches for a file (a journal, a store-wide lock) fails
+# at once instead of writing a folder into the working directory.
+MEMORY_ROOT = Path("/dev/null/doteval-store-in-memory")
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,8 @@ class MemoryRefs(RefStore):
     """Ref records in a dict: the same records, heads and compare-and-swap ``append``
     (inherited) as ``RefStore``'s files."""
 
-    def __init__(self, objects: BaseObjectStore | None = None) -> None:
+    def __init__(self) -> None:  # no files, so neither a folder nor the object store's file codec
         self.dir = MEMORY_ROOT / "refs"
-        self.objects = objects  # type: ignore[assignment]  # never read: records are kept here
         self._records: dict[str, dict[ObjectId, RefRecord]] = {}
 
     def names(self) -> list[str]:
