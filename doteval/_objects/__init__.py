@@ -45,14 +45,26 @@ class Store:
         check_store_version(self.root)
         check_store_layout(self.root)
         self.reading = reading
-        if reading:
-            self.objects: DiskObjectStore = ReadingObjects(self.root, durable=durable)
-            self.refs: RefStore = ReadingRefs(self.root, self.objects)
-        else:
-            self.objects = DiskObjectStore(self.root, durable=durable)
-            self.refs = RefStore(self.root, self.objects)
+        # The layers above use the interface (BaseObjectStore) only; fsck and pull, which
+        # check and copy the files themselves, use ``object_files``.
+        files = (
+            ReadingObjects(self.root, durable=durable)
+            if reading
+            else DiskObjectStore(self.root, durable=durable)
+        )
+        self._files: DiskObjectStore | None = files
+        self.objects: BaseObjectStore = files
+        self.refs: RefStore = ReadingRefs(self.root, files) if reading else RefStore(self.root, files)
         self.journals_dir = self.root / "journals"
         self._sealed: set[Path] = set()  # journals a reader sealed in memory
+
+    @property
+    def object_files(self) -> DiskObjectStore:
+        """The object store's files (loose objects and packs), for the tools that check or
+        copy files as such (fsck, pull); everything else uses ``objects``."""
+        if self._files is None:
+            raise StoreError("a store in memory has no files to check or copy")
+        return self._files
 
     @property
     def exists(self) -> bool:
@@ -104,7 +116,8 @@ class MemoryStore(Store):
         self.root = MEMORY_ROOT
         self.journals_dir = MEMORY_ROOT / "journals"
         self.reading = False
-        self.objects: BaseObjectStore = MemoryObjectStore()  # type: ignore[assignment]
+        self._files = None
+        self.objects = MemoryObjectStore()
         self.refs = MemoryRefs()
         self._holders: dict[str, dict[str, object]] = {}
         self._sealed = set()

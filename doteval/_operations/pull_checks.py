@@ -65,7 +65,7 @@ def pull_remote(store: Store, source: str) -> SyncStats:
     try:
         # only the records this store lacks: --compare-dest skips those it holds already
         _rsync([*refs_step[:-1], f"--compare-dest={store.root.resolve()}/", f"{staging}/"], stats)
-        staged = RefStore(staging, store.objects)
+        staged = RefStore(staging, store.object_files)
         check_refs(staged, store, source)
         _publish_records(staged, store.root / "refs")
     finally:
