@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from doteval._objects import MemoryStore, Store
-from doteval._objects.base import RepackOptions
-from doteval._objects.encoding import encode
+from doteval._objects.base import RepackOptions, RepackStats, TrainingRows
+from doteval._objects.encoding import decode, encode
 from doteval._objects.hashing import ObjectId, digest, hash_bytes
+from doteval._objects.repacking import BIG_OBJECT
 from doteval._repository.experiments import (
     delete_experiment,
     iter_samples,
@@ -314,6 +315,35 @@ def test_a_run_into_a_store_in_memory_is_refused_before_it_starts(
     with pytest.raises(StoreError, match="cannot record a run"):
         run.open()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_aggressive_repack_trains_on_what_the_caller_finds_in_large_objects(tmp_path: Path) -> None:
+    """The disk store's dictionary: trained on small objects and on the records the caller's
+    ``training_rows`` finds in large ones; when training fails the current one stays."""
+    store = Store(tmp_path / "store", durable=False)
+    store.create()
+    rows = [{"n": n, "answer": f"the answer to question {n} is {n * 7}, " * 8} for n in range(600)]
+    big = encode({"rows": rows})
+    assert len(big) >= BIG_OBJECT
+    small = [store.objects.put({"n": n, "answer": f"answer {n}"}) for n in range(20)]
+    big_id = store.objects.write_pack([big])[0]
+    keep = set(small) | {big_id}
+    seen = []
+
+    def training_rows(raw: bytes) -> list[bytes]:
+        seen.append(hash_bytes(raw))
+        return [encode(r) for r in decode(raw)["rows"]]
+
+    def repack(rows: TrainingRows | None) -> RepackStats:
+        how = RepackOptions(grace_period=DAY, now=LATER, aggressive=True, training_rows=rows)
+        return store.objects.repack(store.objects.snapshot(), keep, how)
+
+    assert repack(None).dictionary is None  # 20 small objects are too few: none, as before
+    trained = repack(training_rows).dictionary
+    assert seen == [big_id] and trained is not None
+    assert repack(None).dictionary == trained  # training failed: the current dictionary stays
+    assert store.objects.get(big_id) == {"rows": rows}
+    assert [store.objects.get(i)["n"] for i in small] == list(range(20))
 
 
 # -- the two agree -----------------------------------------------------------------------------
