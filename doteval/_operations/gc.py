@@ -17,13 +17,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doteval._objects import Store
-from doteval._objects.base import RepackOptions
+from doteval._objects.base import Progress, RepackOptions
 from doteval._objects.checks import MAX_TIME
 from doteval._objects.encoding import decode, encode
 from doteval._objects.journal import read_journal
@@ -38,8 +37,6 @@ DEFAULT_PRUNE = 14 * DAY
 DEFAULT_EXPIRE_DELETED = 30 * DAY
 JOURNAL_MARGIN = 60.0  # clock skew between a run's host and this one (a store shared over NFS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
-
-Progress = Callable[[str, int, int], None]
 
 
 def parse_age(text: str) -> float:
