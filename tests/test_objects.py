@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import random
 import struct
@@ -16,6 +17,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import doteval
 from doteval._objects import Store, check_name
 from doteval._objects.encoding import encode
 from doteval._objects.hashing import hash_bytes
@@ -492,3 +494,24 @@ def test_put_of_an_object_a_gc_removes_at_that_instant_writes_it_again(
     assert store.objects.put({"type": "code", "sources": {"f": "def f(): ..."}}) == oid
     monkeypatch.setattr(os, "utime", real_utime)
     assert path.exists() and store.objects.get(oid)["type"] == "code"
+
+
+def test_store_files_are_opened_only_through_the_files_module() -> None:
+    """One safe open: a file is opened by ``doteval._objects.files`` (``open_regular`` to read:
+    ``O_NOFOLLOW|O_NONBLOCK``, regular files only; ``open_new`` to create); only ``walk.scan``
+    opens folders itself. A copy elsewhere drifts from it (it did: the rsync filter, sync)."""
+    package = Path(doteval.__file__).parent
+    allowed = {package / "_objects" / "files.py", package / "_objects" / "walk.py"}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            func = node.func if isinstance(node, ast.Call) else None
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "open"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "os"
+                and path not in allowed
+            ):
+                found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert found == []

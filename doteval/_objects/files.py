@@ -111,9 +111,10 @@ def temp_name() -> str:
     return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
 
-def open_new(path: Path) -> int:
-    """Create ``path`` for writing; never through a symbolic link, never an existing file."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+def open_new(path: Path, flags: int = 0) -> int:
+    """Create ``path`` for writing (``flags``: more, such as ``O_APPEND``); never through a
+    symbolic link, never an existing file. With ``open_regular``, the only way a file is opened."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | flags, 0o666)
 
 
 def store_dir(root: Path, directory: Path) -> None:

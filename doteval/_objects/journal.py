@@ -22,6 +22,7 @@ from doteval._objects.files import (
     DISK_FULL,
     ensure_dir,
     no_space,
+    open_new,
     open_regular,
     read_fd,
     share_like_parent,
@@ -50,9 +51,7 @@ class JournalWriter:
         else:
             ensure_dir(path.parent)
         try:
-            self._fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o666
-            )
+            self._fd = open_new(path, os.O_APPEND)
         except OSError as e:
             raise _full(e, path, len(JOURNAL_MAGIC)) from None
         share_like_parent(path)

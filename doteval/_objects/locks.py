@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from doteval._objects.files import (
     DISK_FULL,
@@ -27,6 +27,17 @@ from doteval._objects.files import (
 )
 from doteval._objects.names import check_name
 from doteval.errors import LockedError
+
+
+class Lock(Protocol):
+    """What holding an experiment's lock offers (a file's flock, or ``MemoryLock``)."""
+
+    @property
+    def held(self) -> bool: ...
+    def acquire(self, *, purpose: str = "run") -> None: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Lock: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def _lock_path(root: Path, name: str) -> Path:

@@ -27,7 +27,11 @@ _FANOUT = struct.Struct(">256I")
 ID_LEN = 32
 NO_DICTIONARY = bytes(32)
 PACK_HEADER = len(PACK_MAGIC) + 32
-CODEC_ZSTD_DICT = 2
+# How an object's bytes are kept, in a pack and in a loose file alike.
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+CODEC_ZSTD_DICT = 2  # zstd with the dictionary the pack names
+COMPRESS_ABOVE = 64  # bytes: an object this small or smaller is kept raw
 
 
 @dataclass(frozen=True)

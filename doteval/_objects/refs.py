@@ -26,7 +26,7 @@ from doteval._objects.encoding import decode, encode
 from doteval._objects.files import TMP_PREFIX, write_new
 from doteval._objects.hashing import ObjectId, check_object_id, hash_bytes, is_object_id
 from doteval._objects.names import check_name
-from doteval._objects.store import ObjectStore
+from doteval._objects.store import DiskObjectStore
 from doteval._objects.walk import is_real_dir, scan
 from doteval.errors import CorruptStoreError, DotevalError, StoreError
 
@@ -129,7 +129,10 @@ def _state(name: str, records: dict[ObjectId, RefRecord], directory: Path) -> Re
 
 
 class RefStore:
-    def __init__(self, root: Path, objects: ObjectStore) -> None:
+    """The refs of a store folder: ``names``, ``read``, and ``append`` (compare-and-swap).
+    ``MemoryRefs`` (``doteval._objects.memory``) keeps the same records in memory."""
+
+    def __init__(self, root: Path, objects: DiskObjectStore) -> None:
         self.dir = root / "refs"
         self.objects = objects
 

@@ -17,11 +17,11 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import zstandard
 
-from doteval._objects.encoding import decode, encode
+from doteval._objects import repacking
+from doteval._objects.base import BaseObjectStore, RepackOptions, RepackStats, Snapshot
 from doteval._objects.files import (
     DISK_FULL,
     NOT_A_FOLDER_HINT,
@@ -35,7 +35,15 @@ from doteval._objects.files import (
     write_temp,
 )
 from doteval._objects.hashing import ObjectId, check_object_id, hash_bytes
-from doteval._objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
+from doteval._objects.packs import (
+    CODEC_RAW,
+    CODEC_ZSTD,
+    CODEC_ZSTD_DICT,
+    COMPRESS_ABOVE,
+    NO_DICTIONARY,
+    PackIndex,
+    write_pack,
+)
 from doteval._objects.walk import RSYNC_FILTER, scan
 from doteval.errors import (
     CorruptObjectError,
@@ -50,10 +58,7 @@ FORMAT_VERSION = 2  # 2: results in sample tables (doteval._repository.sample_ta
 STORE_MARKER = "doteval-store"
 LOOSE_MAGIC = b"DVOBJ\x01"
 _LOOSE_HEAD = struct.Struct(">BQ")  # codec, uncompressed length
-CODEC_RAW = 0
-CODEC_ZSTD = 1
 MAX_OBJECT_SIZE = 1 << 30
-_COMPRESS_ABOVE = 64
 
 
 class _Codecs(threading.local):
@@ -100,8 +105,8 @@ def default_store_path() -> Path:
     return find_store() or Path.cwd() / STORE_DIR
 
 
-class ObjectStore:
-    """Loose objects and packs under one store directory."""
+class DiskObjectStore(BaseObjectStore):
+    """Loose objects and packs under one store directory (the interface: ``BaseObjectStore``)."""
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
@@ -117,7 +122,7 @@ class ObjectStore:
     # -- encoding ---------------------------------------------------------
 
     def compress(self, raw: bytes) -> tuple[int, bytes]:
-        if len(raw) <= _COMPRESS_ABOVE:
+        if len(raw) <= COMPRESS_ABOVE:
             return CODEC_RAW, raw
         packed = self._codecs.compressor.compress(raw)
         if len(packed) >= len(raw):
@@ -200,9 +205,6 @@ class ObjectStore:
         codec, payload = self.compress(raw)
         return [LOOSE_MAGIC, _LOOSE_HEAD.pack(codec, len(raw)), payload]
 
-    def put(self, value: Any) -> ObjectId:
-        return self.put_bytes(encode(value))
-
     def read_loose(self, path: Path, *, what: str = "object file", limit: int = MAX_OBJECT_SIZE) -> bytes:
         """The decompressed bytes of a loose file (an object, or a ref record: ``what``) holding
         at most ``limit`` bytes; read only if it is a regular file (see ``open_regular``)."""
@@ -282,7 +284,7 @@ class ObjectStore:
             object_id = ObjectId(raw_ids[n].hex()) if raw_ids is not None else hash_bytes(raw)
             ids.append(object_id)
             codec, payload = CODEC_RAW, raw
-            if len(raw) > _COMPRESS_ABOVE:
+            if len(raw) > COMPRESS_ABOVE:
                 packed = compressor.compress(raw)
                 if len(packed) < len(raw):
                     codec, payload = (CODEC_ZSTD_DICT if current is not None else CODEC_ZSTD), packed
@@ -354,9 +356,6 @@ class ObjectStore:
             raise CorruptObjectError(object_id, actual, path=where)
         return raw
 
-    def get(self, object_id: str, *, loose_first: bool = False) -> Any:
-        return decode(self.get_bytes(object_id, loose_first=loose_first))
-
     def has(self, object_id: str) -> bool:
         path = self.loose_path(object_id)
         if self._find_packed(bytes.fromhex(object_id)) is not None or path.exists():
@@ -377,6 +376,30 @@ class ObjectStore:
                         yield check_object_id(name)
                     except StoreError:
                         continue
+
+    def iter_ids(self) -> Iterator[ObjectId]:
+        """Every object's id, packed or loose, once each."""
+        seen: set[bytes] = set()
+        for pack in self.packs():
+            for raw_id in pack.ids():
+                if raw_id not in seen:
+                    seen.add(raw_id)
+                    yield ObjectId(raw_id.hex())
+        for object_id in self.iter_loose_ids():
+            if bytes.fromhex(object_id) not in seen:
+                yield object_id
+
+    # -- repack and prune (doteval._objects.repacking) ----------------------
+
+    def snapshot(self) -> repacking.DiskSnapshot:
+        return repacking.DiskSnapshot(self.packs(), list(self.iter_loose_ids()))
+
+    def repack(self, snapshot: Snapshot, keep: set[str], how: RepackOptions) -> RepackStats:
+        assert isinstance(snapshot, repacking.DiskSnapshot)
+        return repacking.repack(self, snapshot, keep, how)
+
+    def prune(self, *, grace_period: float, now: float) -> int:
+        return repacking.prune(self, grace_period=grace_period, now=now)
 
 
 MAX_VERSION_FILE = 256
@@ -468,15 +491,11 @@ def _write_filter(root: Path) -> None:
     path = root / "rsync-filter"
     wanted = RSYNC_FILTER.encode()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        current: bytes | None = read_regular(path, len(wanted), "rsync filter")
     except FileNotFoundError:
         current = None
-    except OSError:  # a link or worse: replaced by the real filter below (never written through)
+    except OSError:  # a link, a FIFO, too long: replaced by the real filter below (never written through)
         current = b""
-    else:
-        with os.fdopen(fd, "rb") as f:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            current = f.read(len(wanted) + 1) if regular else b""
     if current == wanted:
         return
     tmp = None

@@ -101,9 +101,9 @@ def fsck(
     bad = check_store_folders(store.root)
     for path in bad:
         report.error(path, "store folder is not a plain folder (a symbolic link?): not walked", OUT)
-    if store.objects.objects_dir not in bad:
+    if store.object_files.objects_dir not in bad:
         _check_loose(store, report, subset, tell)
-    if store.objects.packs_dir not in bad:
+    if store.object_files.packs_dir not in bad:
         _check_packs(store, report, subset, tell)
     if store.refs.dir not in bad:
         _check_refs(store, report, tell, subset)
@@ -123,7 +123,7 @@ def _entries(directory: Path) -> list[tuple[str, str]]:
 
 
 def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
-    objects_dir = store.objects.objects_dir
+    objects_dir = store.object_files.objects_dir
     now = time.time()
     for name, kind in _entries(objects_dir):
         sub = objects_dir / name
@@ -146,7 +146,7 @@ def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | Non
                 continue
             report.checked_objects += 1
             try:
-                raw = store.objects.read_loose(path)
+                raw = store.object_files.read_loose(path)
             except DotevalError as e:
                 report.error(path, f"unreadable object: {e}", REFETCH)
                 continue
@@ -156,7 +156,7 @@ def _check_loose(store: Store, report: FsckReport, subset: tuple[int, int] | Non
 
 
 def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | None, tell: Progress) -> None:
-    packs_dir = store.objects.packs_dir
+    packs_dir = store.object_files.packs_dir
     now = time.time()
     entries = _entries(packs_dir)
     names = [packs_dir / n for n, kind in entries if kind == "file"]
@@ -199,7 +199,7 @@ def _check_packs(store: Store, report: FsckReport, subset: tuple[int, int] | Non
                 report.checked_objects += 1
                 try:
                     entry = pack.entry(pos)
-                    raw = store.objects.decompress(
+                    raw = store.object_files.decompress(
                         entry.codec,
                         entry.raw_len,
                         entry.payload,

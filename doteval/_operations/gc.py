@@ -1,63 +1,43 @@
-"""Garbage collection: keep what is reachable, repack, reclaim the rest.
+"""Garbage collection: decide what is reachable, then let the object store repack and prune.
 
 Reachable: every ref record (the experiments' histories) and what their
-manifests name (code, views, sample tables and their results), the code objects of live and
-dead-but-unsealed runs (their journals), and the dictionary of every pack that
-stays. Deleted experiments are kept until their deletion is older than
-``expire_deleted``. Nothing younger than the grace period is removed; age is
-the newest of mtime and ctime, because rsync keeps mtimes.
-
-Order keeps the store valid if gc is killed at any instant: the new pack is
-durable before any old pack or loose object is removed, and an index is
-removed before its pack. Objects that appear while gc runs are never touched.
+manifests name (code, views, sample tables and their results), and the code
+objects of live and dead-but-unsealed runs (their journals). Deleted experiments
+are kept until their deletion is older than ``expire_deleted``. The physical work
+is the object store's (``BaseObjectStore.repack`` and ``prune``, in
+``doteval._objects.repacking``): it keeps what is reachable, the dictionaries its
+packs need and anything younger than the grace period (age is the newest of
+mtime and ctime, because rsync keeps mtimes), and stays valid if gc is killed at
+any instant. Objects that appear while gc runs are never touched: the store's
+snapshot is taken before reachability is computed.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from doteval._objects import Store
+from doteval._objects.base import Progress, RepackOptions
 from doteval._objects.checks import MAX_TIME
 from doteval._objects.encoding import decode, encode
-from doteval._objects.files import store_dir
-from doteval._objects.hashing import hash_bytes, is_object_id
 from doteval._objects.journal import read_journal
 from doteval._objects.locks import store_lock
-from doteval._objects.packs import CODEC_ZSTD_DICT, NO_DICTIONARY, PackIndex, write_pack
-from doteval._objects.store import CODEC_RAW, CODEC_ZSTD
-from doteval._objects.walk import (
-    check_store_folders,
-    is_pack_name,
-    is_temp_name,
-    refused_entries,
-    remove_store_file,
-    rsync_temp_of,
-    scan,
-)
+from doteval._objects.walk import check_store_folders, is_real_dir, refused_entries, scan
 from doteval._repository.manifest import load_manifest
 from doteval._repository.repository import Repository
 from doteval._repository.sample_tables import DETAILS_HEAD, load_parts, object_ids
-from doteval.errors import CorruptObjectError, DotevalError, StoreError, UsageError
+from doteval.errors import DotevalError, StoreError, UsageError
 
 DAY = 86400.0
 DEFAULT_PRUNE = 14 * DAY
 DEFAULT_EXPIRE_DELETED = 30 * DAY
-SMALL_PACK = 8 << 20  # bytes: smaller packs (one per run, mostly) are joined into one
-DICTIONARY_SIZE = 112 * 1024
-TRAINING_SAMPLES = 20_000
-BIG_OBJECT = 64 * 1024  # sample tables and results; smaller objects get the dictionary
 JOURNAL_MARGIN = 60.0  # clock skew between a run's host and this one (a store shared over NFS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
-
-Progress = Callable[[str, int, int], None]
 
 
 def parse_age(text: str) -> float:
@@ -83,11 +63,6 @@ def parse_age(text: str) -> float:
     if len(t) >= 2 and t[-1] in _UNITS and t[:-1].isdigit():
         return int(t[:-1]) * _UNITS[t[-1]]
     raise UsageError(f"cannot read age {text!r}: use now, or a number with s, m, h, d or w (e.g. 2w)")
-
-
-def age_of(path: Path, now: float) -> float:
-    st = os.lstat(path)
-    return now - max(st.st_mtime, st.st_ctime)
 
 
 def allocated_bytes(root: Path) -> int:
@@ -265,8 +240,7 @@ def _collect(
     stats.refused = [str(p) for p in _refused(store)]
     stats.bytes_before = allocated_bytes(store.root)
     # Snapshot first: whatever appears after this is never touched.
-    packs = store.objects.packs()
-    loose = list(store.objects.iter_loose_ids())
+    snapshot = store.objects.snapshot()
     report("reachability", 0, 1)
     reachable, expired, oldest_run = reachable_objects(store, expire_deleted=expire_deleted, now=now)
     if oldest_run is not None:
@@ -276,241 +250,49 @@ def _collect(
     stats.expired_experiments = expired
     report("reachability", 1, 1)
 
-    keep_dicts = set()
-    plan: list[PackIndex] = []
-    for pack in packs:
-        ids = [i.hex() for i in pack.ids()]
-        garbage = [i for i in ids if i not in reachable]
-        old = age_of(pack.idx_path, now) > prune
-        if aggressive or pack.pack_path.stat().st_size < SMALL_PACK or (garbage and old):
-            plan.append(pack)
-        else:
-            pack_dict = pack.dictionary()
-            if pack_dict != NO_DICTIONARY:
-                keep_dicts.add(pack_dict.hex())
-    current = store.objects.current_dictionary()
-    if current is not None:
-        keep_dicts.add(current[0].hex())
-    reachable |= keep_dicts
-
-    moving: dict[str, tuple[PackIndex | None, int]] = {}
-    for pack in plan:
-        young = age_of(pack.idx_path, now) <= prune
-        for pos, raw_id in enumerate(pack.ids()):
-            oid = raw_id.hex()
-            if oid in reachable or young:
-                stats.kept_young += oid not in reachable
-                moving.setdefault(oid, (pack, pos))
-            else:
-                stats.removed_packed += 1
-    loose_garbage = []
-    for oid in loose:
-        path = store.objects.loose_path(oid)
-        try:
-            young = age_of(path, now) <= prune
-        except FileNotFoundError:
-            continue
-        if oid in reachable or young:
-            stats.kept_young += oid not in reachable
-            if not _is_dictionary_object(store, oid):
-                moving.setdefault(oid, (None, 0))
-        else:
-            loose_garbage.append(oid)
-    stats.removed_loose = len(loose_garbage)
-    stats.reachable = len(reachable)
-    stats.repacked = len(moving)
-
+    if not dry_run:
+        repo = Repository(store)
+        for name in expired:
+            repo.drop_expired(name, deleted_before=now - expire_deleted)
+    how = RepackOptions(prune, now, aggressive, dry_run, details_rows_to_train_on, report)
+    repacked = store.objects.repack(snapshot, reachable, how)
+    stats.reachable = repacked.kept
+    stats.kept_young = repacked.kept_young
+    stats.removed_loose = repacked.removed_loose
+    stats.removed_packed = repacked.removed_packed
+    stats.removed_packs = repacked.removed_packs
+    stats.new_packs = repacked.new_packs
+    stats.repacked = repacked.repacked
+    stats.dictionary = repacked.dictionary
     if dry_run:
         stats.bytes_after = stats.bytes_before
         return stats
-
-    repo = Repository(store)
-    for name in expired:
-        repo.drop_expired(name, deleted_before=now - expire_deleted)
-
-    # a store too small to train on keeps the dictionary it has
-    dictionary = (_train(store, moving, report) or current) if aggressive else current
-    if dictionary is not None:
-        stats.dictionary = dictionary[0].hex()
-    new_pack = None
-    if moving:
-        new_pack = _write_repack(store, moving, dictionary, report, aggressive=aggressive)
-        stats.new_packs = 1
-    # The new pack is durable: now the old copies can go, indexes before packs.
-    for pack in plan:
-        if pack.idx_path.stem == new_pack:  # the repack came out identical to this pack: it is the new one
-            continue
-        pack.close()
-        remove_store_file(store.root, pack.idx_path)
-        remove_store_file(store.root, pack.pack_path)
-        stats.removed_packs += 1
-    for oid, (source, _pos) in moving.items():
-        if source is None:  # packed now: the loose copy can go
-            remove_store_file(store.root, store.objects.loose_path(oid))
-    for oid in loose_garbage:
-        path = store.objects.loose_path(oid)
-        try:
-            if age_of(path, now) <= prune:  # touched since: a writer wants it
-                continue
-        except FileNotFoundError:
-            continue
-        remove_store_file(store.root, path)
-    stats.removed_temp = _remove_stale_temp(store, now, prune)
-    store.objects.packs()
+    stats.removed_temp = store.objects.prune(grace_period=prune, now=now)
     stats.bytes_after = allocated_bytes(store.root)
     return stats
 
 
-def _is_dictionary_object(store: Store, oid: str) -> bool:
-    # Dictionaries stay loose: a pack names its dictionary and must not hold it.
+def details_rows_to_train_on(raw: bytes) -> list[bytes]:
+    """The rows of a details object (the stored results), a sample of them: what a
+    compression dictionary for later results is trained on (see ``BaseObjectStore.repack``)."""
+    if not raw.startswith(DETAILS_HEAD):
+        return []
+    rows = decode(raw)["rows"]
+    step = max(1, len(rows) // 2000)
+    return [encode(r) for r in rows[::step]]
+
+
+def _drop_experiment(store: Store, name: str, expire_deleted: float, now: float) -> None:
+    lock = store.lock(name)
     try:
-        value = decode(store.objects.read_loose(store.objects.loose_path(oid)))
-    except (DotevalError, OSError):
-        return False
-    return isinstance(value, dict) and value.get("type") == "zstd-dictionary"
-
-
-def _read_raw(store: Store, oid: str, source: PackIndex | None, pos: int) -> bytes:
-    if source is None:
-        return store.objects.get_bytes(oid)
-    entry = source.entry(pos)
-    raw = store.objects.decompress(
-        entry.codec, entry.raw_len, entry.payload, where=str(source.pack_path), dictionary=entry.dictionary
-    )
-    if hash_bytes(raw) != oid:
-        raise CorruptObjectError(oid, hash_bytes(raw), path=str(source.pack_path))
-    return raw
-
-
-def _train(
-    store: Store, moving: dict[str, tuple[PackIndex | None, int]], report: Progress
-) -> tuple[bytes, zstandard.ZstdCompressionDict] | None:
-    """A dictionary for the small objects of later runs, trained on the stored results
-    (rows of the details objects) and on the small objects themselves."""
-    samples: list[bytes | bytearray | memoryview] = []
-    ids = sorted(moving)
-    for i, oid in enumerate(ids):
-        source, pos = moving[oid]
-        size = source.entry(pos).raw_len if source is not None else 0
-        if source is not None and size < BIG_OBJECT and len(ids) > TRAINING_SAMPLES and i % 8:
-            continue  # many small objects: a sample of them is enough
-        raw = _read_raw(store, oid, source, pos)
-        if len(raw) < BIG_OBJECT:
-            samples.append(raw)
-        elif raw.startswith(DETAILS_HEAD):
-            rows = decode(raw)["rows"]
-            step = max(1, len(rows) // 2000)
-            samples.extend(encode(r) for r in rows[::step])
-        if i % 1000 == 0:
-            report("training", i, len(ids))
-    if len(samples) > TRAINING_SAMPLES:
-        samples = samples[:: len(samples) // TRAINING_SAMPLES + 1]
-    if len(samples) < 200:
-        return None
+        lock.acquire(purpose="gc")
+    except DotevalError:
+        return
     try:
-        trained = zstandard.train_dictionary(DICTIONARY_SIZE, samples, level=3, threads=-1)
-    except zstandard.ZstdError:
-        return None
-    dict_id = store.objects.put({"type": "zstd-dictionary", "v": 1, "data": trained.as_bytes()})
-    return bytes.fromhex(dict_id), trained
-
-
-def _write_repack(
-    store: Store,
-    moving: dict[str, tuple[PackIndex | None, int]],
-    dictionary: tuple[bytes, zstandard.ZstdCompressionDict] | None,
-    report: Progress,
-    *,
-    aggressive: bool = False,
-) -> str:
-    plain = zstandard.ZstdCompressor(level=9)
-    # --aggressive: sample tables and results (large objects) at zstd's strongest level
-    strongest = zstandard.ZstdCompressor(level=19) if aggressive else plain
-    with_dict = zstandard.ZstdCompressor(level=12, dict_data=dictionary[1]) if dictionary else None
-    target = dictionary[0] if dictionary else NO_DICTIONARY
-    entries = []
-    total = len(moving)
-    verified: dict[str, bool] = {}
-    for n, (oid, (source, pos)) in enumerate(sorted(moving.items())):
-        if source is not None and _whole_pack_ok(source, verified):
-            entry = source.entry(pos)
-            # Already compressed the way the new pack wants it: copy it as it is (the
-            # source pack's checksum vouched for these bytes).
-            recompress = aggressive and entry.raw_len >= BIG_OBJECT
-            if not recompress and (
-                (entry.codec in (CODEC_RAW, CODEC_ZSTD) and with_dict is None)
-                or (entry.codec == CODEC_ZSTD_DICT and entry.dictionary == target)
-            ):
-                entries.append((bytes.fromhex(oid), entry.codec, entry.raw_len, entry.payload))
-                continue
-        raw = _read_raw(store, oid, source, pos)
-        codec, payload = CODEC_RAW, raw
-        if len(raw) >= BIG_OBJECT:
-            packed = strongest.compress(raw)
-            if len(packed) < len(payload):
-                codec, payload = CODEC_ZSTD, packed
-        elif len(raw) > 64:
-            packed = plain.compress(raw)
-            if len(packed) < len(payload):
-                codec, payload = CODEC_ZSTD, packed
-            if with_dict is not None:
-                packed = with_dict.compress(raw)
-                if len(packed) < len(payload):
-                    codec, payload = CODEC_ZSTD_DICT, packed
-        entries.append((bytes.fromhex(oid), codec, len(raw), payload))
-        if n % 1000 == 0:
-            report("repacking", n, total)
-    store_dir(store.root, store.objects.packs_dir)
-    name = write_pack(store.objects.packs_dir, entries, dictionary[0] if dictionary else NO_DICTIONARY)
-    report("repacking", total, total)
-    return name
-
-
-def _whole_pack_ok(pack: PackIndex, verified: dict[str, bool]) -> bool:
-    """Whether the pack's checksum holds (read once per pack per gc)."""
-    name = pack.idx_path.name
-    if name not in verified:
-        try:
-            pack.verify()
-            pack.verify_pack()
-            verified[name] = True
-        except DotevalError:
-            verified[name] = False  # read object by object: each is checked, the bad one refused
-    return verified[name]
-
-
-def _remove_stale_temp(store: Store, now: float, prune: float) -> int:
-    """Remove what interrupted writes left: only names of the store's own shapes, only
-    regular files, only in real folders of the store."""
-    removed = 0
-    for directory, is_final in _temp_folders(store):
-        files = scan(directory).files
-        present = set(files)
-        for name in files:
-            path = directory / name
-            # ours (.tmp-*), rsync's (.NAME.XXXXXX), or a pack whose index never came
-            target = rsync_temp_of(name)
-            orphan = is_pack_name(name) and name.endswith(".pack") and name[:-5] + ".idx" not in present
-            if not (is_temp_name(name) or (target is not None and is_final(target)) or orphan):
-                continue
-            try:
-                stale = age_of(path, now) > max(prune, DAY)
-            except FileNotFoundError:  # a writer published (renamed) it since the listing
-                continue
-            if stale and remove_store_file(store.root, path):
-                removed += 1
-    return removed
-
-
-def _is_object_in(sub: str, name: str) -> bool:
-    return is_object_id(sub + name)
-
-
-def _temp_folders(store: Store) -> list[tuple[Path, Callable[[str], bool]]]:
-    """The folders gc cleans, each with the shape of the files published there."""
-    objects = store.objects.objects_dir
-    out: list[tuple[Path, Callable[[str], bool]]] = [(store.objects.packs_dir, is_pack_name)]
-    for sub in scan(objects).dirs:
-        if len(sub) == 2:
-            out.append((objects / sub, functools.partial(_is_object_in, sub)))
-    return out
+        state = store.refs.read(name)
+        folder = store.refs.dir / name
+        expired = state is not None and state.head.deleted and now - state.head.time > expire_deleted
+        if expired and is_real_dir(store.refs.dir) and is_real_dir(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows a link inside
+    finally:
+        lock.release()

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from doteval._objects.files import open_new
 from doteval.errors import DotevalError, UsageError
 
 TEXT_ERRORS = "backslashreplace"
@@ -38,7 +39,7 @@ def replace_file(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]
         raise UsageError(f"cannot write {path}: {problem}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fd = open_new(tmp)
     except OSError as e:
         raise output_error(path, e) from None
     try:

@@ -70,7 +70,7 @@ def staging_folder(store: Store) -> Iterator[Path]:
 def publish_checked(store: Store, staging: Path, source: str) -> None:
     """Check the ref records copied into ``staging`` (and the manifests they name), then link
     them into the store's ``refs/``; one malformed record refuses them all."""
-    staged = RefStore(staging, store.objects)
+    staged = RefStore(staging, store.object_files)
     check_refs(staged, store, source)
     _publish_records(staged, store.root / "refs")
 

@@ -29,6 +29,7 @@ from doteval._objects import Store
 from doteval._objects.files import (
     fsync_dir,
     open_new,
+    open_regular,
     share_like_parent,
     store_dir,
     temp_name,
@@ -93,14 +94,12 @@ def check_walkable(root: Path) -> None:
 def _copy_file(src: Path, dst: Path, dst_root: Path, stats: SyncStats) -> None:
     if os.path.lexists(dst):
         return
-    try:  # never through a link, never blocking on a FIFO
-        src_fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:  # never through a link, never blocking on a FIFO, never anything but a plain file
+        src_fd = open_regular(src)
     except OSError:
         return  # not a plain file (or gone): check_walkable refused links already
     with os.fdopen(src_fd, "rb") as source:
         st = os.fstat(src_fd)
-        if not stat.S_ISREG(st.st_mode):
-            return
         store_dir(dst_root, dst.parent)
         tmp = dst.parent / temp_name()
         with os.fdopen(open_new(tmp), "wb") as out:

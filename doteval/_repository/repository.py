@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from doteval._objects import ObjectId, RefRecord, RefState, Store
-from doteval._objects.locks import ExperimentLock
+from doteval._objects.locks import Lock
 from doteval._objects.walk import is_real_dir
 from doteval._repository.manifest import Manifest, load_manifest, save_manifest
 from doteval._repository.merge import merge_manifests, mergeable
@@ -51,7 +51,7 @@ class Transaction:
     compare-and-swap; ``head`` is read again after it.
     """
 
-    def __init__(self, repo: Repository, name: str, lock: ExperimentLock | None) -> None:
+    def __init__(self, repo: Repository, name: str, lock: Lock | None) -> None:
         self.repo = repo
         self.name = name
         self._lock = lock  # None: a reading store's transaction, kept in memory
@@ -231,7 +231,7 @@ class Repository:
     def drop_expired(self, name: str, *, deleted_before: float) -> None:
         """Remove every record of ``name`` if it was deleted before ``deleted_before`` (gc's
         expiry); skipped while anyone holds its lock."""
-        lock = ExperimentLock(self.store.root, name)
+        lock = self.store.lock(name)
         try:
             lock.acquire(purpose="gc")
         except DotevalError:
@@ -249,7 +249,7 @@ class Repository:
         with ExitStack() as held:
             txs = []
             for name in sorted(names):
-                lock = ExperimentLock(self.store.root, name)
+                lock = self.store.lock(name)
                 lock.acquire(purpose=purpose)
                 held.callback(lock.release)
                 txs.append(Transaction(self, name, lock))
@@ -261,7 +261,7 @@ class Repository:
     def _try_recover(self, name: str, *, purpose: str) -> bool | None:
         """Recover ``name`` under its lock (``Transaction._recover``); None, changing
         nothing, while a live process holds the lock."""
-        lock = ExperimentLock(self.store.root, name)
+        lock = self.store.lock(name)
         try:
             lock.acquire(purpose=purpose)
         except LockedError:
