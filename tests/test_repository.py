@@ -32,9 +32,18 @@ def repository_calls(source: str) -> list[str]:
     """Calls in ``source`` that only the repository may make: taking an experiment lock
     (``X.lock(...)``, ``ExperimentLock(...)``), writing ref records (``refs.append``,
     ``refs.adopt``) or removing a sealed journal (``store.sealed``), each as ``line: call``."""
+    tree = ast.parse(source)
+    # A store's ``lock(name)`` method makes its lock object (a file lock, a memory lock):
+    # that is the factory the repository calls, not a lock taken.
+    factories = {
+        id(call)
+        for fn in ast.walk(tree)
+        if isinstance(fn, ast.FunctionDef) and fn.name == "lock"
+        for call in ast.walk(fn)
+    }
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.Call):
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in factories:
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""

@@ -33,8 +33,8 @@ from doteval._repository.experiments import (
     undelete_experiment,
 )
 from doteval._repository.history import log, resolve
-from doteval._repository.manifest import FLAG_OK, EvaluationRecord, Manifest, load_manifest, save_manifest
-from doteval._repository.sample_tables import NewRow, load_view, save_view, table_objects
+from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
+from doteval._repository.sample_tables import FLAG_OK, NewRow, load_view, save_view, table_objects
 from doteval._running.experiment_run import ExperimentRun, RunOptions
 from doteval.errors import (
     CorruptStoreError,

@@ -15,7 +15,6 @@ snapshot is taken before reachability is computed.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from doteval._objects.checks import MAX_TIME
 from doteval._objects.encoding import decode, encode
 from doteval._objects.journal import read_journal
 from doteval._objects.locks import store_lock
-from doteval._objects.walk import check_store_folders, is_real_dir, refused_entries, scan
+from doteval._objects.walk import check_store_folders, refused_entries, scan
 from doteval._repository.manifest import load_manifest
 from doteval._repository.repository import Repository
 from doteval._repository.sample_tables import DETAILS_HEAD, load_parts, object_ids
@@ -281,18 +280,3 @@ def details_rows_to_train_on(raw: bytes) -> list[bytes]:
     step = max(1, len(rows) // 2000)
     return [encode(r) for r in rows[::step]]
 
-
-def _drop_experiment(store: Store, name: str, expire_deleted: float, now: float) -> None:
-    lock = store.lock(name)
-    try:
-        lock.acquire(purpose="gc")
-    except DotevalError:
-        return
-    try:
-        state = store.refs.read(name)
-        folder = store.refs.dir / name
-        expired = state is not None and state.head.deleted and now - state.head.time > expire_deleted
-        if expired and is_real_dir(store.refs.dir) and is_real_dir(folder):
-            shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows a link inside
-    finally:
-        lock.release()
