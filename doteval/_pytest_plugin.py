@@ -221,7 +221,7 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     return (yield)
 
 
-class _Stopped(pytest.exit.Exception):  # type: ignore[name-defined,misc]
+class _Stopped(pytest.exit.Exception):  # type: ignore[name-defined]
     """Raised out of an evaluation a ``DotevalError`` stopped. An ``Exit``, so pytest lets it out of
     the test call without a report (the item is no failed test) and without its teardown, as
     ``pytest.exit``; ``pytest_runtest_protocol`` turns it into ``Session.Failed``."""

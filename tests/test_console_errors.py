@@ -10,7 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -97,6 +97,9 @@ def doteval_run(folder: Path, *args: str, **env: str) -> subprocess.CompletedPro
     return run(folder, "doteval", "run", *args, *FLAGS, **env)
 
 
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
 def error_of(done: subprocess.CompletedProcess[str]) -> list[str]:
     """The error's lines on stderr; the process exited 1 and nothing of pytest's followed them."""
     everything = done.stdout + done.stderr
@@ -148,7 +151,9 @@ def test_a_locked_experiment_reads_the_same_under_pytest_doteval_run_and_a_comma
 
 
 @pytest.mark.parametrize("how", [pytest_, doteval_run])
-def test_a_usage_error_found_by_the_run_is_the_same_error_line(how, project: Path, store_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_usage_error_found_by_the_run_is_the_same_error_line(
+    how: Runner, project: Path, store_path: Path
+) -> None:
     lines = error_of(how(project, "eval_one.py", "--experiment", "e", "--shard", "5/4"))
     assert len(lines) == 1 and "5/4" in lines[0], lines
     assert not store_path.exists()  # refused before anything was recorded
@@ -164,8 +169,8 @@ def test_the_original_doteval_option_is_a_usage_error_in_the_same_form(project: 
 
 
 @pytest.mark.parametrize("how", [pytest_, doteval_run])
-def test_a_seal_that_fails_at_the_end_of_the_session_exits_1_with_the_error(  # type: ignore[no-untyped-def]
-    how, project: Path, store_path: Path
+def test_a_seal_that_fails_at_the_end_of_the_session_exits_1_with_the_error(
+    how: Runner, project: Path, store_path: Path
 ) -> None:
     (project / "eval_seal.py").write_text(SEAL_FAILS)
     done = how(project, "eval_seal.py", "--experiment", "s")
