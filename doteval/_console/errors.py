@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,17 +46,16 @@ def print_error(
     error: DotevalError,
     *,
     store: Store | None = None,
-    file: TextIO | None = None,
     color: bool | None = None,
 ) -> None:
-    """Print ``error`` (explained against ``store``) on ``file`` (stderr).
+    """Print ``error`` (explained against ``store``) on stderr.
 
-    ``color``: None colors when the file is a terminal and ``NO_COLOR`` is unset; True or
+    ``color``: None colors when stderr is a terminal and ``NO_COLOR`` is unset; True or
     False as the adapter was told (pytest's ``--color``).
     """
     error = explained(error, store)
     console = Console(
-        file=file or sys.stderr,
+        file=sys.stderr,
         highlight=False,
         force_terminal=color or None,
         no_color=None if color else "NO_COLOR" in os.environ or None,
