@@ -378,11 +378,10 @@ class DotevalSession:
                 run.stop_requested.set()  # what ran is kept; the rest did not run
             else:
                 run.failed = True  # an aborted run is sealed as Failed, never as Completed
-            try:
-                run.close()
-            except DotevalError as e:  # the seal failed too (a damaged store, a disk still full): say why;
-                # the journal keeps every finished sample for the next run
-                error = e if str(e) != str(error) else error
+            # the seal failed too (a damaged store, a disk still full): say why; the journal
+            # keeps every finished sample for the next run
+            failed = _sealed(run)
+            error = failed if failed is not None and str(failed) != str(error) else error
         self.error = error
 
     def say_error(self, reporter: Any = None) -> None:
@@ -444,10 +443,9 @@ class DotevalSession:
         if run is None:
             return
         self.run = None
-        try:
-            run.close()
-        except DotevalError as e:
-            self.error = e  # said by ``summary``, with the exit code of every doteval error
+        failed = _sealed(run)
+        if failed is not None:
+            self.error = failed  # said by ``summary``, with the exit code of every doteval error
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -497,6 +495,17 @@ class DotevalSession:
             reporter.write_line(line)
         if self.over_budget:
             reporter.write_line(self.over_budget, red=True)
+
+
+def _sealed(run: ExperimentRun) -> DotevalError | None:
+    """Close (seal) ``run``; the error that kept it from being sealed, if one did."""
+    try:
+        run.close()
+    except DotevalError as e:
+        return e
+    except PermissionError as e:  # a store file this user may not write, as everywhere else
+        return permission_error(e)
+    return None
 
 
 def _make_listener(config: pytest.Config) -> RunListener:

@@ -223,3 +223,48 @@ def test_a_run_into_a_read_only_store_is_refused_in_the_same_form(
         f"Error: the store {store_path} is on a read-only file system: a run cannot record its results there",
         "hint: run into a store you can write (--store PATH); reading this one works as it is",
     ]
+
+
+# The last sample makes the store's folder immutable (root's chattr +i): sealing the run then
+# meets a PermissionError, which is a store the user may not write, not a bug.
+SEAL_NOT_PERMITTED = """
+import os
+import subprocess
+
+from doteval import foreach
+
+
+@foreach("x", [1, 2])
+def eval_locked_down(x):
+    if x == 2:
+        subprocess.run(["chattr", "+i", os.environ["DOTEVAL_STORE"]], check=True)
+    return True
+"""
+
+
+def _chattr_works(folder: Path) -> bool:
+    probe = folder / "probe"
+    probe.mkdir()
+    try:
+        if subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode != 0:
+            return False
+    except OSError:
+        return False
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    return True
+
+
+def test_a_seal_refused_by_the_file_system_is_a_doteval_error(
+    project: Path, store_path: Path, tmp_path: Path
+) -> None:
+    if not _chattr_works(tmp_path):
+        pytest.skip("needs chattr +i (root, on a file system with attributes)")
+    (project / "eval_locked_down.py").write_text(SEAL_NOT_PERMITTED)
+    store_path.mkdir()
+    try:
+        done = pytest_(project, "eval_locked_down.py", "--experiment", "l")
+    finally:
+        subprocess.run(["chattr", "-i", str(store_path)], check=True)
+    lines = error_of(done)
+    assert lines[0].startswith(f"Error: permission denied: {store_path}/"), lines
+    assert lines[1].startswith("hint: "), lines
