@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from doteval._console.tables import STATUS_LABELS, metrics_view, render_lines, short_node_id
-from doteval._repository.manifest import Manifest
-from doteval._running.experiment_run import EvaluationOutcome, Plan
 from doteval._text import percent
+
+if TYPE_CHECKING:  # types only: `doteval show` (without_option) need not import the run path
+    from doteval._repository.manifest import Manifest
+    from doteval._running.experiment_run import EvaluationOutcome, Plan
 
 
 def run_summary_lines(
