@@ -268,3 +268,29 @@ def test_a_seal_refused_by_the_file_system_is_a_doteval_error(
     lines = error_of(done)
     assert lines[0].startswith(f"Error: permission denied: {store_path}/"), lines
     assert lines[1].startswith("hint: "), lines
+
+
+UNENCODABLE = """
+from doteval import foreach
+
+
+class Thing:
+    pass
+
+
+@foreach("x", [Thing()])
+def eval_thing(x):
+    return True
+"""
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_error_met_while_evaluating_or_planning_reads_the_same(
+    dry_run: bool, project: Path, store_path: Path
+) -> None:
+    (project / "eval_thing.py").write_text(UNENCODABLE)
+    done = pytest_(project, "eval_thing.py", "--experiment", "t", *(["--dry-run"] if dry_run else []))
+    assert error_of(done) == [
+        "Error: dataset item 0, column 'x': cannot encode a value of type 'Thing'; dataset items must be "
+        "plain data (str, numbers, lists, dicts, dataclasses)"
+    ]
