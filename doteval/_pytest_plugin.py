@@ -5,6 +5,10 @@ Registered through the ``pytest11`` entry point. Every hook delegates to one
 run from collection (where code changes are refused before anything runs) to
 ``pytest_sessionfinish`` (where the run is sealed). It is inert in test
 sessions that collect no evaluation.
+
+A ``DotevalError`` stops the session quietly (``Session.Failed``: exit code 1, and no
+``Exit:`` or ``!!!`` line of pytest's) and is printed once, at the end, by
+``doteval._console.errors``: the same lines as under every ``doteval`` command.
 """
 
 from __future__ import annotations
@@ -103,11 +107,22 @@ def argparse_suppress() -> str:
     return argparse.SUPPRESS
 
 
-def pytest_configure(config: pytest.Config) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Refuse options this doteval does not have before the session starts (exit code 4, pytest's
+    usage error), in the console's form rather than pytest's ``ERROR:``."""
     if config.getoption("doteval_concurrent", None) is not None:
-        raise pytest.UsageError(
-            "-C/--concurrent is the original doteval's option: use --concurrency N (samples in flight at once)"
+        _print_error(
+            UsageError(
+                "-C/--concurrent is the original doteval's option: use --concurrency N (samples in flight at once)"
+            ),
+            config,
         )
+        return int(pytest.ExitCode.USAGE_ERROR)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = DotevalSession(config)
     config.addinivalue_line("markers", "doteval: an evaluation run over a dataset by doteval")
 
@@ -151,12 +166,41 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    if session.config.stash[_SESSION].error is not None:  # collection was refused: run nothing
+        raise session.Failed("doteval: see the error below")  # exit code 1, said by nobody
+    return (yield)
+
+
+class _Stopped(pytest.exit.Exception):  # type: ignore[name-defined]
+    """Raised out of an evaluation a ``DotevalError`` stopped. An ``Exit``, so pytest lets it out of
+    the test call without a report (the item is no failed test) and without its teardown, as
+    ``pytest.exit``; ``pytest_runtest_protocol`` turns it into ``Session.Failed``."""
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    try:
+        return (yield)
+    except _Stopped:
+        # Session.Failed ends the session with exit code 1 and says nothing; pytest.exit would
+        # add its "!!! _pytest.outcomes.Exit: ... !!!" line under the error.
+        raise item.session.Failed("doteval: see the error above") from None
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_SESSION].finish(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     config.stash[_SESSION].summary(terminalreporter)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    doteval = config.stash.get(_SESSION, None)
+    if doteval is not None:
+        doteval.say_error()  # when no terminal summary said it (-p no:terminal)
 
 
 def evaluation_id(item: pytest.Function) -> str:
@@ -211,7 +255,9 @@ class DotevalSession:
         self.config = config
         self.run: ExperimentRun | None = None
         self.prepared: dict[str, PreparedEvaluation] = {}
-        self.error: DotevalError | None = None
+        self.error: DotevalError | None = None  # what stopped the session, said once at its end
+        self.error_said = False
+        self.store: Store | None = None
         self.warned: set[str] = set()
         self.store_path: Path | None = None
         self.listener: RunListener | None = None
@@ -245,7 +291,7 @@ class DotevalSession:
         store_opt = self._opt("store")
         self.store_path = Path(store_opt) if store_opt else None
         try:
-            store = Store(self.store_path)
+            store = self.store = Store(self.store_path)
             self.store_path = store.root
             options = RunOptions(
                 experiment=experiment,
@@ -276,33 +322,31 @@ class DotevalSession:
             self.abort(permission_error(e))
 
     def abort(self, error: DotevalError) -> None:
+        """Stop on ``error``: seal what ran, and keep the error for the end of the session (the
+        hook that called this stops the session)."""
         run, self.run = self.run, None
         if run is not None:
             if isinstance(error, ChangedEvaluationError):
                 run.stop_requested.set()  # what ran is kept; the rest did not run
             else:
                 run.failed = True  # an aborted run is sealed as Failed, never as Completed
-            try:
-                run.close()
-            except DotevalError as e:  # the seal failed too (a damaged store, a disk still full): say why;
-                # the journal keeps every finished sample for the next run
-                error = e if str(e) != str(error) else error
+            # the seal failed too (a damaged store, a disk still full): say why; the journal
+            # keeps every finished sample for the next run
+            failed = _sealed(run)
+            error = failed if failed is not None and str(failed) != str(error) else error
         self.error = error
-        lines = f"doteval: {error}".splitlines()
-        if error.hint:
-            lines.append(f"  hint: {error.hint}")
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or len(lines) == 1:
-            pytest.exit("\n".join(lines), returncode=1)
+
+    def say_error(self, reporter: Any = None) -> None:
+        """Print the error that stopped the session, once, as every doteval command does."""
+        if self.error is None or self.error_said:
+            return
+        self.error_said = True
+        if reporter is not None:  # pytest's lines first (stdout), then the error (stderr)
+            reporter.ensure_newline()
+            reporter.flush()
         capman = self.config.pluginmanager.getplugin("capturemanager")
-        # During a test call output is captured (and dropped on exit): say it on the terminal.
         with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
-            reporter.write_line("")
-            for line in lines:
-                reporter.write_line(
-                    line, red=line.startswith(("doteval:", "    -")), green=line.startswith("    +")
-                )
-        pytest.exit(f"doteval: {type(error).__name__}, see above", returncode=1)
+            _print_error(self.error, self.config, self.store)
 
     def call(self, item: pytest.Function) -> None:
         run = self.run
@@ -330,6 +374,7 @@ class DotevalSession:
                 self.plans.append(run.plan(prepared, params))
             except DotevalError as e:
                 self.abort(e)
+                raise _Stopped("doteval: see the error below") from None
             return
         capman = self.config.pluginmanager.getplugin("capturemanager")
         try:
@@ -339,6 +384,8 @@ class DotevalSession:
             self.abort(e)
         except PermissionError as e:
             self.abort(permission_error(e))
+        if self.error is not None:
+            raise _Stopped("doteval: see the error below")
         if run.interrupted:
             item.session.shouldstop = "doteval: interrupted; every finished sample is saved"
         # Errored samples do not fail the item: they are data the next run retries (--max-errors).
@@ -348,11 +395,10 @@ class DotevalSession:
         if run is None:
             return
         self.run = None
-        try:
-            run.close()
-        except DotevalError as e:
-            self.error = self.seal_error = e  # said by ``summary``
-            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        failed = _sealed(run)
+        if failed is not None:
+            self.error = failed  # said by ``summary``, with the exit code of every doteval error
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         if run.interrupted or session.exitstatus == pytest.ExitCode.INTERRUPTED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
@@ -375,14 +421,11 @@ class DotevalSession:
         return True
 
     def summary(self, reporter: Any) -> None:
-        error = getattr(self, "seal_error", None)
-        if error is not None:  # the run could not be sealed: one line, and what to do
-            reporter.write_line(f"doteval: {error}", red=True, bold=True)
-            if error.hint:
-                reporter.write_line(f"  hint: {error.hint}")
+        if self.error is not None:  # the run stopped, or could not be sealed: the error alone
+            self.say_error(reporter)
             return
         if self.plans:
-            from doteval._cli.render import plan_lines
+            from doteval._console.run_summary import plan_lines
 
             command = self.command_text() + (" --rerun-changed" if self._opt("rerun_changed") else "")
             for line in plan_lines(self.plans, command):
@@ -391,7 +434,8 @@ class DotevalSession:
         run = getattr(self, "finished_run", None)
         if run is None or run.manifest is None:
             return
-        from doteval._cli.render import output_width, run_summary_lines
+        from doteval._console.run_summary import run_summary_lines
+        from doteval._console.tables import output_width
 
         for line in run_summary_lines(
             run.manifest,
@@ -405,10 +449,21 @@ class DotevalSession:
             reporter.write_line(self.over_budget, red=True)
 
 
+def _sealed(run: ExperimentRun) -> DotevalError | None:
+    """Close (seal) ``run``; the error that kept it from being sealed, if one did."""
+    try:
+        run.close()
+    except DotevalError as e:
+        return e
+    except PermissionError as e:  # a store file this user may not write, as everywhere else
+        return permission_error(e)
+    return None
+
+
 def _make_listener(config: pytest.Config) -> RunListener:
     if os.environ.get("DOTEVAL_PROGRESS", "auto") == "off":
         return RunListener()
-    from doteval._cli.progress import ProgressListener
+    from doteval._console.progress import ProgressListener
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or not _one_file(sys.stdout, sys.stderr):
@@ -428,3 +483,10 @@ def _one_file(a: Any, b: Any) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _print_error(error: DotevalError, config: pytest.Config, store: Store | None = None) -> None:
+    from doteval._console.errors import print_error
+
+    color = {"yes": True, "no": False}.get(getattr(config.option, "color", "auto"))
+    print_error(error, store=store, color=color)

@@ -1,13 +1,12 @@
 """The ``doteval`` command line: parse, make one library call, render.
 
 Errors: a ``DotevalError`` becomes one red line on stderr (and a hint when
-there is one) with exit code 1; usage errors exit 2 (typer's own). Anything
-else is a bug and keeps its traceback.
+there is one, see ``doteval._console.errors``) with exit code 1; usage errors exit 2
+(typer's own). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from doteval.errors import DotevalError
@@ -19,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="doteval", standalone_mode=False)
     except DotevalError as e:
-        _print_error(_explained(e))
+        _print_error(e)
         sys.exit(1)
     except PermissionError as e:
         from doteval._objects.files import permission_error
@@ -66,27 +65,8 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
     return tuple(usage_errors), tuple(aborts)
 
 
-def _explained(error: DotevalError) -> DotevalError:
-    """An experiment not found, with the close names of the store the command opened (a typo)."""
-    from doteval._cli.common import GlobalOptions
-    from doteval.errors import ExperimentNotFoundError
-
-    store = GlobalOptions.opened
-    if not isinstance(error, ExperimentNotFoundError) or error.explained or store is None:
-        return error
-    from doteval._repository.experiments import missing_experiment
-
-    try:
-        return missing_experiment(store, error.name)
-    except DotevalError:
-        return error
-
-
 def _print_error(error: DotevalError) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    from doteval._cli.common import GlobalOptions
+    from doteval._console.errors import print_error
 
-    console = Console(stderr=True, highlight=False, no_color="NO_COLOR" in os.environ)
-    console.print(f"[bold red]Error:[/] {escape(str(error))}", soft_wrap=True)
-    if error.hint:
-        console.print(f"[dim]hint: {escape(error.hint)}[/]", soft_wrap=True)
+    print_error(error, store=GlobalOptions.opened)

@@ -1,8 +1,9 @@
 """The typer application: one function per command, each parse → call → render.
 
-Commands live in modules by concept (``views``: list, show, log; ``store_cmds``: gc, fsck, push, pull;
-``compare``: diff, export; ``manage``: delete, rename); importing this module
-registers them all.
+``run`` is here; the other commands live in modules named ``*_cmd(s)`` by concept
+(``inspect_cmds``: list, show, log; ``compare_cmds``: diff, export; ``report_cmd``: report;
+``manage_cmds``: delete, undelete, rename, keep; ``store_cmds``: gc, fsck, push, pull);
+importing this module registers them all.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def _root(
 
 # Register the other commands (imported for their side effect on `app`), in the
 # order `doteval --help` lists them: look, compare, manage, keep the store.
-from doteval._cli import views  # noqa: E402, F401, I001
-from doteval._cli import compare  # noqa: E402, F401
+from doteval._cli import inspect_cmds  # noqa: E402, F401, I001
+from doteval._cli import compare_cmds  # noqa: E402, F401
 from doteval._cli import report_cmd  # noqa: E402, F401
-from doteval._cli import manage  # noqa: E402, F401
+from doteval._cli import manage_cmds  # noqa: E402, F401
 from doteval._cli import store_cmds  # noqa: E402, F401
