@@ -1,7 +1,8 @@
 """The layers of docs/explanation/architecture.md, held by import-linter.
 
 The contracts are in pyproject.toml (``[tool.importlinter]``): the layers, typer and
-rich only in the CLI adapter, no import cycle at any depth (a lazy import counts).
+rich only in the adapters and their console, no import cycle at any depth (a lazy import
+counts), compression and the pack format only in the object store.
 ``lint-imports`` is the console script of the environment running these tests.
 """
 
@@ -38,17 +39,25 @@ BREAKS = [
     pytest.param(
         "_objects/hashing.py",
         "import rich",
-        "typer and rich only in the CLI adapter",
+        "typer and rich only in the adapters and their console",
         "doteval._objects.hashing -> rich",
         id="rich-in-the-objects",
     ),
     pytest.param(
         "_objects/store.py",
         "from doteval._repository import manifest",
-        "Layers: adapters over the public API over the run path and operations over the repository "
-        "over the objects",
+        "Layers: adapters over their console over the public API over the run path and operations "
+        "over the repository over the objects",
         "doteval._objects.store -> doteval._repository.manifest",
         id="objects-import-the-repository",
+    ),
+    pytest.param(
+        "_operations/gc.py",
+        "import zstandard",
+        "Compression and the pack format only in the object store (gc decides what is kept, the store "
+        "repacks)",
+        "doteval._operations.gc -> zstandard",
+        id="compression-in-gc",
     ),
     pytest.param(
         "_running/spec.py",
