@@ -35,7 +35,6 @@ from doteval._running.experiment_run import (
     RunListener,
     RunOptions,
     generated_name,
-    parse_shard,
 )
 from doteval._running.fingerprint import find_project_root, params_fingerprint
 from doteval._running.foreach import get_spec
@@ -299,7 +298,7 @@ class DotevalSession:
                 concurrency=self._opt("concurrency"),
                 rerun_changed=bool(self._opt("rerun_changed")),
                 dry_run=bool(self._opt("dry_run")),
-                shard=parse_shard(self._opt("shard")) if self._opt("shard") else None,
+                shard=self._opt("shard"),  # parsed by settings.shard
                 retry=RetryPolicy(
                     max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
                 ),

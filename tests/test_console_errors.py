@@ -154,9 +154,12 @@ def test_a_locked_experiment_reads_the_same_under_pytest_doteval_run_and_a_comma
 def test_a_usage_error_found_by_the_run_is_the_same_error_line(
     how: Runner, project: Path, store_path: Path
 ) -> None:
-    lines = error_of(how(project, "eval_one.py", "--experiment", "e", "--shard", "5/4"))
-    assert len(lines) == 1 and "5/4" in lines[0], lines
-    assert not store_path.exists()  # refused before anything was recorded
+    (project / "eval_pairs.py").write_text(
+        'from doteval import foreach\n\n@foreach("a,b", [(1, 2), (1, 2, 3)])\ndef eval_pairs(a, b):\n    return True\n'
+    )
+    lines = error_of(how(project, "eval_pairs.py", "--experiment", "e"))
+    assert lines == ["Error: dataset item 1 has 3 values for 2 columns (a, b)"], lines
+    assert not list(store_path.glob("refs/*")) and not list(store_path.glob("journals/*/*"))  # nothing recorded
 
 
 def test_the_original_doteval_option_is_a_usage_error_in_the_same_form(project: Path) -> None:

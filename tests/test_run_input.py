@@ -166,6 +166,8 @@ ONE = 'from doteval import foreach\n\n@foreach("x", [1, 2])\ndef eval_one(x):\n 
         ("--timeout", "nan", "must be a number of seconds above 0"),
         ("--max-retries", "-1", "must be a whole number of 0 or more, not '-1'"),
         ("--retry-delay", "-1", "must be a number of seconds, 0 or more, not '-1'"),
+        ("--shard", "5/4", "5/4: I must be between 1 and N"),
+        ("--shard", "half", "takes I/N, such as 1/4, not 'half'"),
     ],
 )
 @pytest.mark.parametrize("how", ["pytest", "doteval run"])

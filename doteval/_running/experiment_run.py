@@ -50,7 +50,6 @@ from doteval._running.execution import Execution, execute
 from doteval._running.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval._running.retries import RetryPolicy
 from doteval._running.spec import EvaluationSpec, normalize_item
-from doteval._text import parse_fraction
 from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError
 
 __all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
@@ -157,10 +156,6 @@ class Plan:
 def in_shard(key: bytes, shard: tuple[int, int]) -> bool:
     """Shard I of N (1-based) holds the keys whose first 8 bytes are I-1 modulo N."""
     return int.from_bytes(key[:8], "big") % shard[1] == shard[0] - 1
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    return parse_fraction(text, "--shard")
 
 
 def encode_item(item: tuple[Any, ...], columns: tuple[str, ...], position: int) -> bytes:

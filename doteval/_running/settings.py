@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doteval._objects import check_name
+from doteval._text import parse_fraction
 from doteval.errors import UsageError
 
 
@@ -133,6 +134,15 @@ def parse_max_errors(text: str) -> MaxErrors:
     )
 
 
+
+def shard(value: Any) -> tuple[int, int]:
+    """``--shard I/N``: this process evaluates shard I of N (1-based)."""
+    try:
+        return parse_fraction(str(value), "--shard")
+    except UsageError as e:
+        raise SettingError("--shard", str(e).removeprefix("--shard ")) from None
+
+
 # -- the options of a run, declared by both ways in -----------------------------------
 
 
@@ -194,6 +204,7 @@ RUN_SETTINGS = {
             "--shard",
             "evaluate only shard I of N of the samples (stable across machines; merge stores after)",
             "I/N",
+            shard,
         ),
         Setting(
             "--dry-run", "evaluate nothing: say per evaluation what would be reused and evaluated, and why"
