@@ -19,3 +19,9 @@ def _store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def store_path(_store_in_tmp: Path) -> Path:
     return _store_in_tmp
+
+
+@pytest.fixture
+def wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output laid out for 200 columns (``COLUMNS``): no rich table wraps a node id."""
+    monkeypatch.setenv("COLUMNS", "200")

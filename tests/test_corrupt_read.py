@@ -26,9 +26,8 @@ def expected_response(prompt: str) -> str:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, wide_output: None) -> pytest.Pytester:
     monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(pytester.path / "calls.txt"))
-    monkeypatch.setenv("COLUMNS", "200")
     Project(pytester.path, N, reply="padded")
     return pytester
 

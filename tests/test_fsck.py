@@ -51,9 +51,7 @@ def put_back(path: Path, pos: int, old: int) -> None:
         f.write(bytes([old]))
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,7 @@ def has_none(store: Path, ids: list[str]) -> bool:
 N = 40
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 @pytest.fixture(scope="module")

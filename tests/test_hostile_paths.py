@@ -52,9 +52,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 # -- gc never deletes outside the store (issue 10, item 1) ------------------------------------------

@@ -110,9 +110,7 @@ def assert_refused_or_ignored(done: Done) -> None:
     assert len(errors) == 1, (done.args, done.stderr)
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 @pytest.fixture(scope="module")

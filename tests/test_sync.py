@@ -46,9 +46,7 @@ def tree(root: Path, *, skip: tuple[str, ...] = ("locks", "journals", "rsync-fil
     }
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 @pytest.fixture(scope="module")
