@@ -34,6 +34,9 @@ from doteval._running.experiment_run import sample_key
 from doteval._running.fingerprint import code_fingerprint, params_fingerprint
 from doteval._running.foreach import get_spec
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("cli_inspect")
+
 # ---------------------------------------------------------------- helpers
 
 _HEX = re.compile(r"\b[0-9a-f]{10,}\b")

@@ -17,6 +17,9 @@ from storekit import Project, cli, cli_json, finish
 
 from doteval.session import SessionStatus, get_session
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("experiment_lifecycle")
+
 
 @pytest.fixture
 def proj(tmp_path: Path) -> Project:

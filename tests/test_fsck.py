@@ -51,7 +51,8 @@ def put_back(path: Path, pos: int, old: int) -> None:
         f.write(bytes([old]))
 
 
-pytestmark = pytest.mark.usefixtures("wide_output")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("fsck")]
 
 
 @pytest.fixture(scope="module")

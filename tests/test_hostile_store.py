@@ -110,7 +110,8 @@ def assert_refused_or_ignored(done: Done) -> None:
     assert len(errors) == 1, (done.args, done.stderr)
 
 
-pytestmark = pytest.mark.usefixtures("wide_output")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("hostile_store")]
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,8 @@ def tree(root: Path, *, skip: tuple[str, ...] = ("locks", "journals", "rsync-fil
     }
 
 
-pytestmark = pytest.mark.usefixtures("wide_output")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("sync")]
 
 
 @pytest.fixture(scope="module")
