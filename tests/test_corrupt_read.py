@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from storekit import PYTEST_FLAGS, Project, flip
+from storekit import PYTEST_FLAGS, Project, flip, take_lines
 
 from doteval._objects import Store
 from doteval.errors import NotFoundError, StoreError
@@ -37,10 +37,7 @@ def run(pytester: pytest.Pytester, name: str) -> pytest.RunResult:
 
 
 def calls(pytester: pytest.Pytester) -> list[str]:
-    path = pytester.path / "calls.txt"
-    lines = path.read_text().splitlines() if path.exists() else []
-    path.unlink(missing_ok=True)
-    return lines
+    return take_lines(pytester.path / "calls.txt")
 
 
 def doteval_cli(*args: str, cwd: Path) -> tuple[int, str]:
