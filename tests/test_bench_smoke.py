@@ -1,8 +1,9 @@
 """The benchmark suite runs end to end (``python -m bench --smoke``) and reports every measurement.
 
 Not a timing test: on a noisy machine ratios may miss their targets (the table
-says so); the exit code is non-zero only when a measurement crashed. It takes minutes,
-so it is kept out of the default run: ``python -m pytest -m slow tests/test_bench_smoke.py``.
+says so); the exit code is non-zero only when a measurement crashed. It starts every
+benchmark's processes, so it is kept out of the default run (marked slow):
+``python -m pytest -m slow tests/test_bench_smoke.py``.
 """
 
 from __future__ import annotations
