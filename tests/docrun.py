@@ -20,8 +20,8 @@ they do not show in rendered markdown; put them on the line before a block):
   folder the previous one left (``cd`` works), with the ``doteval``, ``pytest``
   and ``python3`` of this venv first on ``PATH`` (``.venv`` in the folder and
   ``/path/to/doteval/.venv`` are it; ``/path/to/doteval`` is this repository),
-  ``DOTEVAL_STORE`` unset, no network, stdout and stderr together, and
-  ``COLUMNS=100``. The plain progress lines doteval prints when stderr is not a
+  ``DOTEVAL_STORE`` unset, no network, stdout and stderr together,
+  ``COLUMNS=100``, and hypothesis' pytest plugin (of the test extra) off. The plain progress lines doteval prints when stderr is not a
   terminal are taken out: a reader at a terminal sees a progress bar instead,
   which the pages leave out.
 - **exit codes**: each command must exit 0, unless its block follows
@@ -385,6 +385,9 @@ def environment(home: Path) -> dict[str, str]:
         TERM="dumb",
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONHASHSEED="0",
+        # the test extra's hypothesis plugin, which a reader's venv need not have and no page
+        # uses, costs a second of CPU at every pytest start
+        PYTEST_ADDOPTS="-p no:hypothesispytest",
         # no network: a proxy that does not exist
         http_proxy="http://127.0.0.1:9",
         https_proxy="http://127.0.0.1:9",

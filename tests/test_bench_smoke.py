@@ -1,7 +1,9 @@
 """The benchmark suite runs end to end (``python -m bench --smoke``) and reports every measurement.
 
 Not a timing test: on a noisy machine ratios may miss their targets (the table
-says so); the exit code is non-zero only when a measurement crashed.
+says so); the exit code is non-zero only when a measurement crashed. It starts every
+benchmark's processes, so it is kept out of the default run (marked slow):
+``python -m pytest -m slow tests/test_bench_smoke.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ["record", "resume", "disk", "cli", "diff", "gc", "push", "peer"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "bench" / "__main__.py").exists(), reason="no bench/ in this checkout")
 def test_bench_smoke_pass_reports_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"

@@ -35,6 +35,9 @@ from doteval._operations.stats import mcnemar_exact
 from doteval._repository.history import resolve
 from doteval._repository.sample_tables import load_parts
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("cli_compare")
+
 EXPORT_KEYS = {
     "duration", "error", "evaluation", "item", "metadata", "prompt", "response",
     "sample_key", "scores", "status",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from projects import PytesterProject
 from test_diff import MODEL_A, Model, build_stores, eval_v1, record, rows
 from typer.testing import CliRunner
 
@@ -32,6 +33,9 @@ from doteval._objects.encoding import encode
 from doteval._running.experiment_run import sample_key
 from doteval._running.fingerprint import code_fingerprint, params_fingerprint
 from doteval._running.foreach import get_spec
+
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("cli_inspect")
 
 # ---------------------------------------------------------------- helpers
 
@@ -735,31 +739,6 @@ def test_delete_then_list_deleted(copy: Path, capsys: pytest.CaptureFixture[str]
 
 # ---------------------------------------------------------------- dry run
 
-CONFTEST = '''
-import os
-
-import pytest
-
-
-class CountingModel:
-    """Every call appends its prompt to $DOTEVAL_TEST_CALLS; fails on the prompts in $FAIL_ON."""
-
-    def __doteval_params__(self):
-        return {"name": "counting", "version": int(os.environ.get("MODEL_VERSION", "1"))}
-
-    def generate(self, prompt):
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(f"{prompt}\\n")
-        if prompt in os.environ.get("FAIL_ON", "").split(","):
-            raise ValueError(f"cannot answer {prompt}")
-        return str(prompt).upper()
-
-
-@pytest.fixture
-def model():
-    return CountingModel()
-'''
-
 EVAL_QA = """
 import json
 from pathlib import Path
@@ -778,38 +757,16 @@ def eval_qa(prompt, expected, model):
 """
 
 
-class DryProject:
+class DryProject(PytesterProject):
     def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.pytester = pytester
-        self.path = pytester.path
-        self.calls = pytester.path / "calls.txt"
-        monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(self.calls))
-        monkeypatch.setattr(sys, "dont_write_bytecode", True)  # rewritten files, same second
-        self._tick = 0
-        pytester.makeconftest(CONFTEST)
+        super().__init__(pytester, monkeypatch)
         self.write("eval_qa.py", EVAL_QA)
-
-    def write(self, name: str, text: str) -> None:
-        path = self.path / name
-        path.write_text(textwrap.dedent(text))
-        self._tick += 2
-        stamp = path.stat().st_mtime + self._tick
-        os.utime(path, (stamp, stamp))
 
     def data(self, n: int) -> None:
         self.write("data.json", json.dumps([[f"q{i}", f"Q{i}"] for i in range(n)]))
 
-    def take_calls(self) -> list[str]:
-        if not self.calls.exists():
-            return []
-        lines = self.calls.read_text().splitlines()
-        self.calls.unlink()
-        return lines
-
-    def pytest(self, *args: str) -> tuple[int, str]:
-        result = self.pytester.runpytest(
-            "eval_qa.py", "--experiment", "X", *args, "-p", "no:cacheprovider", "-p", "no:hypothesispytest"
-        )
+    def run(self, *args: str) -> tuple[int, str]:
+        result = self.pytest("eval_qa.py", "--experiment", "X", *args)
         return int(result.ret), "\n".join(result.outlines + result.errlines)
 
 
@@ -827,7 +784,7 @@ def plan_block(output: str) -> list[str]:
 
 def test_dry_run_of_a_new_experiment_evaluates_and_records_nothing(dry: DryProject, store_path: Path) -> None:
     dry.data(10)
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert code == 0, out
     assert dry.take_calls() == []
     block = plan_block(out)
@@ -845,13 +802,13 @@ def test_dry_run_counts_reuse_retries_and_new_items(
     dry: DryProject, store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dry.data(10)
-    monkeypatch.setenv("FAIL_ON", "q3")
-    dry.pytest()  # one sample errors (whether that fails the pytest item is not the point here)
+    monkeypatch.setenv("DOTEVAL_TEST_FAIL", "q3")
+    dry.run()  # one sample errors (whether that fails the pytest item is not the point here)
     assert len(dry.take_calls()) == 10
     assert Cli(store_path).json("show", "X")["errors"] == 1
-    monkeypatch.delenv("FAIL_ON")
+    monkeypatch.delenv("DOTEVAL_TEST_FAIL")
 
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert code == 0 and dry.take_calls() == []
     assert (
         plan_block(out)[0]
@@ -859,7 +816,7 @@ def test_dry_run_counts_reuse_retries_and_new_items(
     )
 
     dry.data(13)  # three new items
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert code == 0 and dry.take_calls() == []
     assert (
         plan_block(out)[0]
@@ -868,7 +825,7 @@ def test_dry_run_counts_reuse_retries_and_new_items(
     assert plan_block(out)[-1].startswith("Would evaluate 4 sample(s).")
 
     dry.data(8)  # two fewer
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert plan_block(out)[0] == (
         "eval_qa.py::eval_qa: 8 items: reuse 7, evaluate 1 (0 new or changed, 1 errors to retry), "
         "2 no longer in the dataset"
@@ -878,7 +835,7 @@ def test_dry_run_counts_reuse_retries_and_new_items(
 
     # The real run evaluates exactly what the dry run said.
     dry.data(13)
-    assert dry.pytest()[0] == 0
+    assert dry.run()[0] == 0
     assert sorted(dry.take_calls()) == ["q10", "q11", "q12", "q3"]
 
 
@@ -886,11 +843,11 @@ def test_dry_run_after_a_code_or_params_change_says_the_run_would_stop(
     dry: DryProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dry.data(5)
-    assert dry.pytest()[0] == 0
+    assert dry.run()[0] == 0
     dry.take_calls()
 
     monkeypatch.setenv("MODEL_VERSION", "2")
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert code == 0 and dry.take_calls() == []
     assert plan_block(out)[:4] == [
         "eval_qa.py::eval_qa: 5 items: reuse 0, evaluate 5 (5 new or changed, 0 errors to retry)",
@@ -901,7 +858,7 @@ def test_dry_run_after_a_code_or_params_change_says_the_run_would_stop(
     monkeypatch.delenv("MODEL_VERSION")
 
     dry.write("eval_qa.py", EVAL_QA.replace("response == expected", "response.strip() == expected"))
-    code, out = dry.pytest("--dry-run")
+    code, out = dry.run("--dry-run")
     assert code == 0 and dry.take_calls() == []
     block = plan_block(out)
     assert (
@@ -914,17 +871,17 @@ def test_dry_run_after_a_code_or_params_change_says_the_run_would_stop(
         "    the run would stop here: use a new --experiment name, or --rerun-changed to start a new line of results"
     )
     # ... and it does stop, evaluating nothing.
-    code, out = dry.pytest()
+    code, out = dry.run()
     assert code == 1 and dry.take_calls() == []
     assert "the code changed since experiment 'X' last ran" in out
     # With --rerun-changed the dry run no longer says it would stop.
-    code, out = dry.pytest("--dry-run", "--rerun-changed")
+    code, out = dry.run("--dry-run", "--rerun-changed")
     assert code == 0 and not any("would stop" in line for line in plan_block(out))
 
 
 def test_doteval_run_dry_run(dry: DryProject, store_path: Path) -> None:
     dry.data(4)
-    assert dry.pytest()[0] == 0
+    assert dry.run()[0] == 0
     dry.take_calls()
     dry.data(6)
     plugins = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]

@@ -31,9 +31,7 @@ def assert_complete_once(store: Path, name: str, calls: Path, n: int) -> None:
     assert sorted(r["item"]["prompt"] for r in rows) == sorted(f"q{i}" for i in range(n))
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 # -- two runs and a gc loop on one store ------------------------------------------------------

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from storekit import PYTEST_FLAGS, Project, flip
+from storekit import PYTEST_FLAGS, Project, flip, take_lines
 
 from doteval._objects import Store
 from doteval.errors import NotFoundError, StoreError
@@ -26,9 +26,8 @@ def expected_response(prompt: str) -> str:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, wide_output: None) -> pytest.Pytester:
     monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(pytester.path / "calls.txt"))
-    monkeypatch.setenv("COLUMNS", "200")
     Project(pytester.path, N, reply="padded")
     return pytester
 
@@ -38,10 +37,7 @@ def run(pytester: pytest.Pytester, name: str) -> pytest.RunResult:
 
 
 def calls(pytester: pytest.Pytester) -> list[str]:
-    path = pytester.path / "calls.txt"
-    lines = path.read_text().splitlines() if path.exists() else []
-    path.unlink(missing_ok=True)
-    return lines
+    return take_lines(pytester.path / "calls.txt")
 
 
 def doteval_cli(*args: str, cwd: Path) -> tuple[int, str]:

@@ -29,6 +29,9 @@ from doteval._running.foreach import get_spec
 from doteval._running.retries import RetryPolicy
 from doteval.errors import ExperimentNotFoundError
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("diff")
+
 # ---------------------------------------------------------------- building stores
 
 NODE = "evals/eval_qa.py::eval_qa"

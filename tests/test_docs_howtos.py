@@ -260,9 +260,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(out)
 
 
-@pytest.fixture(autouse=True)
-def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+pytestmark = pytest.mark.usefixtures("wide_output")
 
 
 def test_compare_experiments_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

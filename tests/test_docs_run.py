@@ -12,6 +12,7 @@ To refresh the outputs a page shows after a change of the program:
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -133,6 +134,25 @@ def test_the_readme_quickstart_runs(tmp_path: Path) -> None:
         tmp_path,
     )
     assert len(outcomes) == 3
+
+
+def test_the_quickstart_example_runs_with_only_doteval_installed(tmp_path: Path) -> None:
+    """The quickstart's first command installs doteval alone, and `doteval run examples` reads
+    the repository's pytest options (pyproject.toml's addopts): none may need a plugin of the
+    test extra (``--dist`` is pytest-xdist's; the suite's command gives it)."""
+    env = dict(os.environ, DOTEVAL_STORE=str(tmp_path / "store"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(PYTHONDONTWRITEBYTECODE="1", PYTEST_ADDOPTS="")
+    plugins = ["-p", "doteval._pytest_plugin", "-p", "no:cacheprovider"]  # no plugin but doteval's
+    proc = subprocess.run(
+        [sys.executable, "-m", "doteval", "run", "examples", "--experiment", "quickstart", *plugins],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "60/60 samples" in proc.stdout, proc.stdout
 
 
 # -- the runner itself --------------------------------------------------------------------

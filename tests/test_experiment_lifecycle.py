@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 from storekit import Project, cli, cli_json, finish
 
+from doteval._objects.journal import read_journal
 from doteval.session import SessionStatus, get_session
+
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("experiment_lifecycle")
 
 
 @pytest.fixture
@@ -24,10 +28,11 @@ def proj(tmp_path: Path) -> Project:
 
 
 def wait_for_journal(store: Path, name: str, proc: object) -> Path:
+    """The run's journal, once it holds the run's start record (the file is created first)."""
     deadline = time.monotonic() + 120  # turns a hang into a failure; not a limit on speed
     while time.monotonic() < deadline:
         journals = list((store / "journals" / name).glob("*.journal"))
-        if journals:
+        if journals and any(rec[0] == "start" for rec in read_journal(journals[0])[0] if rec):
             return journals[0]
         assert proc.poll() is None, proc.communicate()[0]  # type: ignore[attr-defined]
         time.sleep(0.01)

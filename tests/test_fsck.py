@@ -51,9 +51,8 @@ def put_back(path: Path, pos: int, old: int) -> None:
         f.write(bytes([old]))
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("fsck")]
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,8 @@ def has_none(store: Path, ids: list[str]) -> bool:
 N = 40
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("gc")]
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("hostile_paths")]
 
 
 # -- gc never deletes outside the store (issue 10, item 1) ------------------------------------------

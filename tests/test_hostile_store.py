@@ -110,9 +110,8 @@ def assert_refused_or_ignored(done: Done) -> None:
     assert len(errors) == 1, (done.args, done.stderr)
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("hostile_store")]
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,8 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def test_load_session_and_show_errors_name_the_type_alike(
-    store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    store: Path, capsys: pytest.CaptureFixture[str], wide_output: None
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
     data = get_storage_backend(store).load_session("msg")
     assert data is not None
     types = sorted((r["error"]["type"], r["error"]["message"]) for r in data["results"] if r["error"])

@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 from doteval._cli.app import app
 from doteval._objects import Store
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("narrow_terminal")
+
 NODE = "evals/eval_with_a_long_file_name.py::eval_with_a_rather_long_function_name[gpt-4o-mini-2024-07-18]"
 PROMPT = "You are a careful assistant who answers every arithmetic question with a single number only"
 

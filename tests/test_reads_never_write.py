@@ -20,6 +20,9 @@ from doteval._objects.journal import read_journal
 from doteval.session import get_session
 from doteval.storage import get_storage_backend
 
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = pytest.mark.xdist_group("reads_never_write")
+
 N = 40
 
 

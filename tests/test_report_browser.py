@@ -45,9 +45,13 @@ CHROMIUM_ARGS = [
 ]
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "how-to" / "img" / "report.png"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="the browser tests need Debian's chromium at /usr/bin/chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="the browser tests need Debian's chromium at /usr/bin/chromium"
+    ),
+    # one browser for the module: all of its tests run in one xdist worker
+    pytest.mark.xdist_group("report_browser"),
+]
 
 
 @pytest.fixture(scope="module")

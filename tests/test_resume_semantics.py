@@ -24,14 +24,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
-from storekit import cli, json_dataset_eval, take_lines
+from projects import PytesterProject, counting_conftest
+from storekit import PYTEST_FLAGS, cli, json_dataset_eval
 
 from doteval import Result, foreach
 from doteval._objects import Store
@@ -48,46 +48,6 @@ from doteval._running.experiment_run import ExperimentRun, RunOptions, in_shard
 from doteval._running.fingerprint import code_fingerprint, params_fingerprint
 from doteval._running.foreach import get_spec
 from doteval.storage import get_storage_backend
-
-CONFTEST = '''
-import os
-import time
-from pathlib import Path
-
-import pytest
-
-
-class CountingModel:
-    """Deterministic. Every call appends its prompt to $DOTEVAL_TEST_CALLS. The response
-    names the run ($DOTEVAL_TEST_TAG) and how often this prompt was called before in this
-    run. $DOTEVAL_TEST_FAIL lists prompts ("q3") and calls ("a.1": the second call of "a")
-    that raise; the call of $DOTEVAL_TEST_HANG never returns."""
-
-    def __init__(self):
-        self.seen = {}
-
-    def __doteval_params__(self):
-        return {"name": "counting", "version": 1}
-
-    def generate(self, prompt):
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(prompt + "\\n")
-        k = self.seen.get(prompt, 0)
-        self.seen[prompt] = k + 1
-        fail = os.environ.get("DOTEVAL_TEST_FAIL", "").split(",")
-        if prompt in fail or f"{prompt}.{k}" in fail:
-            raise ValueError(f"no answer for {prompt}")
-        if prompt == os.environ.get("DOTEVAL_TEST_HANG"):
-            Path(os.environ["DOTEVAL_TEST_HANG_FILE"]).write_text(prompt)
-            while True:
-                time.sleep(0.05)
-        return f"{prompt.upper()}#{os.environ.get('DOTEVAL_TEST_TAG', '')}.{k}"
-
-
-@pytest.fixture
-def model():
-    return CountingModel()
-'''
 
 # The dataset is read from data.json, so it changes without the evaluation's code changing.
 EVAL = json_dataset_eval('response.split("#")[0] == expected')
@@ -133,8 +93,6 @@ async def eval_async(prompt, expected, model):
     response = model.generate(prompt)
     return Result(response.split("#")[0] == expected, prompt=prompt, response=response)
 """
-
-PYTEST_ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 Samples = dict[tuple[str, int], str]  # (prompt, occurrence) -> response, or ERR for an error
 ERR = "ERR"
@@ -192,36 +150,18 @@ def plain(view: Samples) -> dict[str, str]:
 # -- pytest sessions ------------------------------------------------------------------
 
 
-class Project:
+class Project(PytesterProject):
     """An evaluation project in ``pytester.path``: data.json, a counting model, one store."""
 
     def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.pytester = pytester
-        self.mp = monkeypatch
-        self.path = pytester.path
-        self.calls_path = self.path / "calls.txt"
         self.store = Path(os.environ["DOTEVAL_STORE"])
-        monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(self.calls_path))
+        super().__init__(pytester, monkeypatch, counting_conftest(tagged=True))
         monkeypatch.setenv("COLUMNS", "200")
         monkeypatch.delenv("DOTEVAL_TEST_HANG", raising=False)
-        monkeypatch.setattr(sys, "dont_write_bytecode", True)  # files are rewritten within a second
-        self._tick = 0
-        pytester.makeconftest(CONFTEST)
         self.write("eval_upper.py", EVAL)
-
-    def write(self, name: str, source: str) -> None:
-        path = self.path / name
-        path.write_text(textwrap.dedent(source))
-        self._tick += 2  # a strictly newer mtime on every write
-        stamp = path.stat().st_mtime + self._tick
-        os.utime(path, (stamp, stamp))
 
     def data(self, prompts: list[str]) -> None:
         self.write("data.json", json.dumps([[p, p.upper()] for p in prompts]))
-
-    def take_calls(self) -> list[str]:
-        """The model calls made since the last take (and forget them)."""
-        return take_lines(self.calls_path)
 
     def run(
         self,
@@ -236,7 +176,7 @@ class Project:
         default: errored samples are data the next run retries, not a failed run)."""
         self.mp.setenv("DOTEVAL_TEST_TAG", tag)
         self.mp.setenv("DOTEVAL_TEST_FAIL", ",".join(fail))
-        result = self.pytester.runpytest(file, "--experiment", experiment, *args, *PYTEST_ARGS)
+        result = self.pytest(file, "--experiment", experiment, *args)
         calls = self.take_calls()
         text = "\n".join(result.outlines + result.errlines)
         expected = 0 if ret is None else ret
@@ -270,7 +210,7 @@ class Project:
                 "--experiment",
                 experiment,
                 *args,
-                *PYTEST_ARGS,
+                *PYTEST_FLAGS[1:],
             ],
             cwd=self.path,
             env=self.env(

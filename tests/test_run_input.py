@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from storekit import take_lines
 
 from doteval._running.settings import RUN_SETTINGS
 from doteval.session import SessionStatus, get_session
@@ -252,10 +253,7 @@ def eval_sequence(x):
 
 
 def pulls(base: Path) -> list[str]:
-    path = base / "pulls.txt"
-    lines = path.read_text().splitlines() if path.exists() else []
-    path.unlink(missing_ok=True)
-    return lines
+    return take_lines(base / "pulls.txt")
 
 
 def test_samples_over_an_endless_generator_reads_only_what_it_needs(pytester: pytest.Pytester) -> None:

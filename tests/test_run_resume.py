@@ -15,37 +15,14 @@ import random
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from storekit import json_dataset_eval, take_lines
+from projects import COUNTING_CONFTEST, PytesterProject
+from storekit import json_dataset_eval
 
 from doteval.session import SessionStatus, get_session
 from doteval.storage import get_storage_backend
-
-CONFTEST = '''
-import os
-
-import pytest
-
-
-class CountingModel:
-    """A deterministic model; every call appends its prompt to $DOTEVAL_TEST_CALLS."""
-
-    def __doteval_params__(self):
-        return {"name": "counting", "version": 1}
-
-    def generate(self, prompt):
-        with open(os.environ["DOTEVAL_TEST_CALLS"], "a") as f:
-            f.write(f"{prompt}\\n")
-        return str(prompt).upper()
-
-
-@pytest.fixture
-def model():
-    return CountingModel()
-'''
 
 # An evaluation over a dataset read from data.json (so the dataset can change
 # without the evaluation's source changing).
@@ -56,40 +33,18 @@ def items(n: int, start: int = 0) -> list[list[str]]:
     return [[f"q{i}", f"Q{i}"] for i in range(start, start + n)]
 
 
-class Project:
+class Project(PytesterProject):
     """A test project in ``pytester.path`` with a counting model fixture."""
 
     def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.pytester = pytester
-        self.path = pytester.path
-        self.calls_path = pytester.path / "calls.txt"
-        monkeypatch.setenv("DOTEVAL_TEST_CALLS", str(self.calls_path))
+        super().__init__(pytester, monkeypatch)
         monkeypatch.setenv("COLUMNS", "200")  # rich tables: no wrapped node ids
-        # Files are rewritten within one second: stale .pyc files must not be used.
-        monkeypatch.setattr(sys, "dont_write_bytecode", True)
-        self._tick = 0
-        pytester.makeconftest(CONFTEST)
-
-    def write(self, name: str, source: str) -> Path:
-        path = self.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source))
-        # A strictly newer mtime on every write, so no cache keeps the old text.
-        self._tick += 2
-        stamp = path.stat().st_mtime + self._tick
-        os.utime(path, (stamp, stamp))
-        return path
 
     def write_data(self, rows: list[list[object]]) -> None:
         self.write("data.json", json.dumps(rows))
 
-    def take_calls(self) -> list[str]:
-        """The model calls made since the last take (and forget them)."""
-        return take_lines(self.calls_path)
-
     def run(self, *args: str) -> pytest.RunResult:
-        # hypothesis' plugin would import (and assert-rewrite) hypothesis in every inner session.
-        return self.pytester.runpytest(*args, "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+        return self.pytest(*args)
 
     def show(self, *args: str) -> tuple[int, str]:
         """``doteval show ...`` in this process: (exit code, stdout + stderr)."""
@@ -354,7 +309,7 @@ def test_cosmetic_change_reruns_nothing_and_helper_logic_change_is_refused(proj:
 
 
 CONFTEST_WITH_CONFIG = (
-    CONFTEST
+    COUNTING_CONFTEST
     + '''
 
 import dataclasses
@@ -774,7 +729,7 @@ def eval_not_an_evaluation():
 
 
 def test_doteval_run_folder_collects_eval_files(proj: Project) -> None:
-    proj.write("evals/conftest.py", CONFTEST)
+    proj.write("evals/conftest.py", COUNTING_CONFTEST)
     proj.write("evals/eval_one.py", EVAL_ONE)
     proj.write("evals/eval_two.py", EVAL_TWO)
     proj.write("evals/helpers_not_collected.py", "raise RuntimeError('never imported')\n")
@@ -795,9 +750,8 @@ def test_doteval_run_folder_collects_eval_files(proj: Project) -> None:
     assert "this run evaluated 0, reused 5" in second.stdout
 
 
-def test_doteval_run_bundled_example(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doteval_run_bundled_example(pytester: pytest.Pytester, wide_output: None) -> None:
     examples = Path(__file__).resolve().parents[1] / "examples"
-    monkeypatch.setenv("COLUMNS", "200")
     command = [sys.executable, "-m", "doteval", "run", str(examples), "--experiment", "quickstart"]
     run = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -46,9 +46,8 @@ def tree(root: Path, *, skip: tuple[str, ...] = ("locks", "journals", "rsync-fil
     }
 
 
-@pytest.fixture(autouse=True)
-def _wide_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")
+# its module-scoped fixtures are built once: all of its tests run in one xdist worker
+pytestmark = [pytest.mark.usefixtures("wide_output"), pytest.mark.xdist_group("sync")]
 
 
 @pytest.fixture(scope="module")
