@@ -351,3 +351,16 @@ def read_only_mount_works(tmp_path: Path) -> bool:
         return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
     except OSError:
         return False
+
+
+#: The evaluation header of a hand-written run journal (tests of journals, recovery, the repository).
+JOURNAL_HEADER = {
+    "node_id": "tests/test_math.py::test_add",
+    "fingerprint": "f" * 64,
+    "params_digest": "p" * 64,
+    "params": {"model": "m"},
+    "unfingerprintable": [],
+    "columns": ["prompt", "expected"],
+    "code": None,
+    "line": 1,
+}

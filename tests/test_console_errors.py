@@ -159,7 +159,9 @@ def test_a_usage_error_found_by_the_run_is_the_same_error_line(
     )
     lines = error_of(how(project, "eval_pairs.py", "--experiment", "e"))
     assert lines == ["Error: dataset item 1 has 3 values for 2 columns (a, b)"], lines
-    assert not list(store_path.glob("refs/*")) and not list(store_path.glob("journals/*/*"))  # nothing recorded
+    assert not list(store_path.glob("refs/*")) and not list(
+        store_path.glob("journals/*/*")
+    )  # nothing recorded
 
 
 def test_the_original_doteval_option_is_a_usage_error_in_the_same_form(project: Path) -> None:

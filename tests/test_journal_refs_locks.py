@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storekit import JOURNAL_HEADER
 
 from doteval._objects import Store
 from doteval._objects.encoding import decode, encode
@@ -359,16 +360,7 @@ def recover(store: Store, name: str) -> list[Manifest]:
         return tx.recovered
 
 
-HEADER = {
-    "node_id": "tests/test_math.py::test_add",
-    "fingerprint": "f" * 64,
-    "params_digest": "p" * 64,
-    "params": {"model": "m"},
-    "unfingerprintable": [],
-    "columns": ["prompt", "expected"],
-    "code": None,
-    "line": 1,
-}
+HEADER = JOURNAL_HEADER
 ITEMS = [encode((f"p{i}", "e")) for i in range(4)]
 KEYS = [sample_key("f" * 64, "p" * 64, item, 0) for item in ITEMS]
 

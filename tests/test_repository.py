@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from storekit import JOURNAL_HEADER
 
 import doteval
 from doteval._objects import Store
@@ -86,16 +87,7 @@ def test_the_check_finds_a_lock_or_a_ref_write_added_elsewhere(source: str) -> N
 
 # -- every writer recovers the same way: seal dead runs, then join lines --------------------
 
-HEADER = {
-    "node_id": "tests/test_math.py::test_add",
-    "fingerprint": "f" * 64,
-    "params_digest": "p" * 64,
-    "params": {"model": "m"},
-    "unfingerprintable": [],
-    "columns": ["prompt", "expected"],
-    "code": None,
-    "line": 1,
-}
+HEADER = JOURNAL_HEADER
 
 
 def _result(i: int) -> bytes:

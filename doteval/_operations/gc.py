@@ -279,4 +279,3 @@ def details_rows_to_train_on(raw: bytes) -> list[bytes]:
     rows = decode(raw)["rows"]
     step = max(1, len(rows) // 2000)
     return [encode(r) for r in rows[::step]]
-

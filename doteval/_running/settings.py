@@ -134,7 +134,6 @@ def parse_max_errors(text: str) -> MaxErrors:
     )
 
 
-
 def shard(value: Any) -> tuple[int, int]:
     """``--shard I/N``: this process evaluates shard I of N (1-based)."""
     try:
