@@ -304,6 +304,7 @@ class DotevalSession:
                 ),
                 command=[],
                 timeout=self._opt("sample_timeout"),
+                cache=settings.cache_mode(bool(self._opt("no_cache")), bool(self._opt("cache_only"))),
             )
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
