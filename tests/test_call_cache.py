@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from projects import PytesterProject
-from storekit import cli, read_export
+from storekit import cli, loose_path, read_export
 
 from doteval._objects import Store
-from doteval._repository.call_entries import load_calls
+from doteval._operations.fsck import fsck
+from doteval._repository.call_entries import entry_value, load_calls
 from doteval._repository.manifest import load_manifest
 from doteval._repository.run_journal import read_head
 
@@ -319,3 +320,34 @@ def test_the_manifest_names_the_calls_it_used(project: PytesterProject) -> None:
         manifest = load_manifest(store, head.manifest_id)
         assert manifest.calls is not None and len(load_calls(store, manifest.calls)) == 3
         assert {k: manifest.call_counts[k] for k in counts} == counts
+
+
+def test_gc_keeps_the_entries_runs_used_and_removes_the_others_after_the_grace(
+    project: PytesterProject,
+) -> None:
+    project.write("eval_x.py", EVAL)
+    run(project, "e1")
+    project.take_calls()
+    store = Store(store_path())
+    orphan = store.objects.put(entry_value("conftest.Model.generate", "NOBODY'S", None))
+    young = cli(store_path(), "gc", "--json")
+    assert json.loads(young.stdout)["cache_entries"] == {"kept": 4, "removed": 0}
+    assert Store(store_path()).objects.has(orphan)
+    done = cli(store_path(), "gc", "--prune", "now")
+    assert "Model call cache: kept 3 entries, removed 1." in done.stdout
+    assert not Store(store_path()).objects.has(orphan)
+    assert fsck(Store(store_path())).ok
+    run(project, "e2", "--cache-only")  # every entry the run used is still there
+    assert project.take_calls() == []
+
+
+def test_fsck_reports_a_missing_call_cache_entry(project: PytesterProject) -> None:
+    project.write("eval_x.py", EVAL)
+    run(project, "e1")
+    store = Store(store_path())
+    manifest = read_head(store, "e1").manifest
+    assert manifest is not None and manifest.calls is not None
+    entry = sorted(load_calls(store, manifest.calls).values())[0]
+    loose_path(store_path(), entry).unlink()
+    report = fsck(Store(store_path()))
+    assert [p.message for p in report.errors] == [f"call cache entry {entry[:12]} is missing"]
