@@ -351,3 +351,36 @@ def test_fsck_reports_a_missing_call_cache_entry(project: PytesterProject) -> No
     loose_path(store_path(), entry).unlink()
     report = fsck(Store(store_path()))
     assert [p.message for p in report.errors] == [f"call cache entry {entry[:12]} is missing"]
+
+
+def test_the_summary_show_log_and_json_count_the_calls(project: PytesterProject) -> None:
+    project.write(
+        "eval_x.py",
+        """
+        from conftest import complete
+        from doteval import foreach, Result, Score
+
+        @foreach("prompt", [("x",), ("y",)])
+        def eval_usage(prompt):
+            return Result(Score("ok", True), prompt=prompt, response=complete(prompt).choices[0].message.content)
+        """,
+    )
+    first = run(project, "e1")
+    assert "Model calls: 2 made, 0 from the cache; tokens: 14 spent, 0 saved." in first.stdout.str()
+    second = run(project, "e2")
+    assert "Model calls: 0 made, 2 from the cache; tokens: 0 spent, 14 saved." in second.stdout.str()
+    assert (
+        "Model calls: 0 made, 2 from the cache; tokens: 0 spent, 14 saved"
+        in cli(store_path(), "show", "e2").stdout
+    )
+    assert json.loads(cli(store_path(), "show", "e2", "--json").stdout)["calls"] == {
+        "made": 0,
+        "cached": 2,
+        "tokens_spent": 0,
+        "tokens_saved": 14,
+    }
+    log = cli(store_path(), "log", "e1").stdout
+    assert "Calls:   2 made, 0 from the cache; tokens: 14 spent, 0 saved" in log
+    assert "calls 0 made, 2 cached" in cli(store_path(), "log", "e2", "--oneline").stdout
+    entries = json.loads(cli(store_path(), "log", "e1", "--json").stdout)["entries"]
+    assert entries[0]["calls"] == {"made": 2, "cached": 0, "tokens_spent": 14, "tokens_saved": 0}

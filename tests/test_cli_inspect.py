@@ -499,7 +499,7 @@ def test_show_json_fields(cli: Cli) -> None:
     doc = cli.json("show", "B")
     assert set(doc) == {
         "name", "id", "head", "status", "done", "total", "errors", "duration", "started",
-        "last_updated", "host", "git_commit", "command", "holder", "diverged", "evaluations",
+        "last_updated", "host", "git_commit", "command", "holder", "diverged", "evaluations", "calls",
     }  # fmt: skip
     assert (doc["name"], doc["head"], doc["status"]) == ("B", True, "completed")
     assert (doc["done"], doc["total"], doc["errors"]) == (21, 21, 0)
@@ -629,7 +629,7 @@ def test_log_max_count_and_json(cli: Cli) -> None:
     assert newest["experiment"] == "two" and newest["id"] == head_id(cli, "two")
     assert set(newest) == {
         "experiment", "id", "record", "time", "op", "status", "evaluated", "reused", "errors",
-        "done", "total", "changes", "host", "git_commit", "command", "note",
+        "done", "total", "changes", "host", "git_commit", "command", "note", "calls",
     }  # fmt: skip
     assert len(cli("log", "-n", "1", "--oneline").stdout.splitlines()) == 1
     assert [e["experiment"] for e in cli.json("log", "-n", "3")["entries"]] == ["two", "bad", "good"]

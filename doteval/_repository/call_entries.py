@@ -24,6 +24,11 @@ CALLS_VERSION = 1
 KEY_LENGTH = 64  # a key is the hex of a blake3 digest
 
 
+def calls_json(counts: dict[str, int]) -> dict[str, int]:
+    """A manifest's ``call_counts`` as ``--json`` gives them (every count, 0 when absent)."""
+    return {name: int(counts.get(name, 0)) for name in ("made", "cached", "tokens_spent", "tokens_saved")}
+
+
 def entry_value(function: str, value: Any, usage: dict[str, int] | None) -> dict[str, Any]:
     return {"type": "call", "v": CALL_VERSION, "function": function, "value": value, "usage": usage}
 
