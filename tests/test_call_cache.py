@@ -107,6 +107,24 @@ def pair(prompt) -> tuple[str, int]:
 
 
 @cached
+def slow_sync(prompt):
+    _count(prompt)
+    import time
+    time.sleep(0.3)
+    return prompt.upper()
+
+
+class Client:
+    pass
+
+
+@cached
+def unstorable(prompt, client):
+    _count(prompt)
+    return Client()
+
+
+@cached
 async def slow(prompt):
     _count(prompt)
     await asyncio.sleep(0.3)
@@ -216,16 +234,17 @@ def test_a_miss_under_cache_only_is_that_samples_error(project: PytesterProject)
     assert "conftest.Model.generate" in error["message"]
 
 
+@pytest.mark.parametrize("how", [[], ["--no-rsync"]], ids=["rsync", "copies"])
 def test_a_pushed_and_pulled_store_replays_with_cache_only(
-    project: PytesterProject, tmp_path_factory
+    project: PytesterProject, tmp_path_factory: pytest.TempPathFactory, how: list[str]
 ) -> None:
     project.write("eval_x.py", EVAL)
     run(project, "e1")
     assert project.take_calls() == ["a", "b", "c"]
     remote = tmp_path_factory.mktemp("remote") / "store"
-    cli(store_path(), "push", str(remote))
+    cli(store_path(), "push", str(remote), *how)
     colleague = tmp_path_factory.mktemp("colleague") / ".doteval"
-    cli(colleague, "pull", str(remote))
+    cli(colleague, "pull", str(remote), *how)
     shutil.rmtree(store_path())
     run(project, "e2", "--cache-only", "--store", str(colleague))
     assert project.take_calls() == []
@@ -384,3 +403,41 @@ def test_the_summary_show_log_and_json_count_the_calls(project: PytesterProject)
     assert "calls 0 made, 2 cached" in cli(store_path(), "log", "e2", "--oneline").stdout
     entries = json.loads(cli(store_path(), "log", "e1", "--json").stdout)["entries"]
     assert entries[0]["calls"] == {"made": 2, "cached": 0, "tokens_spent": 14, "tokens_saved": 0}
+
+
+def test_two_threads_making_the_same_call_make_it_once(project: PytesterProject) -> None:
+    project.write(
+        "eval_x.py",
+        """
+        from conftest import slow_sync
+        from doteval import foreach, Result, Score
+
+        @foreach("prompt", [("same",), ("same",)])
+        def eval_threads(prompt):
+            return Result(Score("ok", True), prompt=prompt, response=slow_sync(prompt))
+        """,
+    )
+    run(project, "e1", "--concurrency", "2")
+    assert project.take_calls() == ["same"]
+    assert responses(project, "e1") == ["SAME", "SAME"]
+
+
+def test_an_answer_that_cannot_be_stored_is_named_once_and_not_cached(project: PytesterProject) -> None:
+    project.write(
+        "eval_x.py",
+        """
+        from conftest import Client, unstorable
+        from doteval import foreach, Result, Score
+
+        @foreach("prompt", [("x",), ("y",)])
+        def eval_unstorable(prompt):
+            return Result(Score("ok", type(unstorable(prompt, Client())).__name__ == "Client"), prompt=prompt)
+        """,
+    )
+    first = run(project, "e1")
+    out = first.stdout.str()
+    assert out.count("cannot cache the answers of conftest.unstorable: a value of type 'Client'") == 1, out
+    assert out.count("cannot fingerprint argument 'client' of conftest.unstorable") == 1, out
+    assert project.take_calls() == ["x", "y"]
+    run(project, "e2")
+    assert project.take_calls() == ["x", "y"]

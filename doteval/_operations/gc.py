@@ -28,6 +28,7 @@ from doteval._objects.journal import read_journal
 from doteval._objects.locks import store_lock
 from doteval._objects.walk import check_store_folders, refused_entries, scan
 from doteval._repository.call_entries import load_calls
+from doteval._repository.journal_records import all_journals
 from doteval._repository.manifest import load_manifest
 from doteval._repository.repository import Repository
 from doteval._repository.sample_tables import DETAILS_HEAD, load_parts, object_ids
@@ -159,7 +160,7 @@ def reachable_objects(
     reachable: set[str] = set()
     expired: list[str] = []
     oldest_run: float | None = None
-    for journal in _journal_paths(store):
+    for journal in all_journals(store):
         try:
             records, _valid = read_journal(journal)
         except (DotevalError, OSError):
@@ -191,16 +192,6 @@ def reachable_objects(
                 seen_manifests.add(record.manifest)
                 _mark_manifest(store, record.manifest, reachable, cache_entries)
     return reachable, expired, oldest_run
-
-
-def _journal_paths(store: Store) -> list[Path]:
-    paths = []
-    for folder in scan(store.journals_dir).dirs:
-        try:
-            paths.extend(store.journals(folder))
-        except DotevalError:  # not an experiment name
-            continue
-    return paths
 
 
 def _mark_manifest(

@@ -16,6 +16,8 @@ from typing import Any
 
 from doteval._objects import ObjectId, Store, checks
 from doteval._objects.hashing import check_object_id
+from doteval._objects.journal import read_journal
+from doteval._repository.journal_records import all_journals
 from doteval._repository.manifest import load_manifest
 from doteval.errors import CorruptStoreError, DotevalError
 
@@ -86,10 +88,24 @@ def call_record(rec: Any) -> tuple[str, str, bool, int]:
 
 
 def stored_calls(store: Store) -> dict[str, str]:
-    """Every call key a manifest of this store names, with its entry: the cache's index.
+    """Every call key a manifest of this store names, with its entry: the cache's index;
+    and the calls of the runs that died before their seal (their journals).
 
-    A manifest or calls object that cannot be read names nothing (fsck reports it)."""
+    A manifest, calls object or record that cannot be read names nothing (fsck reports it)."""
     index: dict[str, str] = {}
+    for path in all_journals(store):
+        try:
+            records, _valid = read_journal(path)
+        except (DotevalError, OSError):
+            continue
+        for rec in records:
+            if isinstance(rec, tuple) and rec[:1] == ("call",):
+                try:
+                    key, entry, _made, _tokens = call_record(rec)
+                except (DotevalError, TypeError, ValueError):
+                    continue
+                if store.objects.has(entry):
+                    index[key] = entry
     seen: set[str] = set()
     for name in store.refs.names():
         try:

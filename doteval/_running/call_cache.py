@@ -62,6 +62,7 @@ class RunCalls:
         self.stats = CallStats()
         self._index: dict[str, str] | None = None  # the store's, built at the first lookup
         self._fresh: dict[str, str] = {}  # the answers this run stored
+        self._entries: dict[str, dict[str, Any]] = {}  # entries read or written (immutable)
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._in_flight: dict[str, asyncio.Event] = {}
@@ -82,7 +83,9 @@ class RunCalls:
 
     def answer(self, fn: CachedFunction, key: str, entry_id: str) -> Any:
         """A stored answer, rebuilt as the function's declared return type."""
-        data = load_entry(self.store, entry_id)
+        data = self._entries.get(entry_id)
+        if data is None:
+            data = self._entries[entry_id] = load_entry(self.store, entry_id)
         value = rebuild(data["value"], fn.return_type())
         tokens = usage_tokens(data.get("usage"))
         self.recorder.record_call(key, entry_id, False, tokens)
@@ -108,6 +111,7 @@ class RunCalls:
                 )
             else:
                 entry_id = self.store.objects.put(entry_value(fn.name, value, usage))
+                self._entries[entry_id] = entry_value(fn.name, decode(data), usage)  # as read back
         except EncodingError as e:
             self.warn(
                 fn, "type", f"a value of type {e.type_name or type(value).__qualname__!r} cannot be stored"
