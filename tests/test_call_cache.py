@@ -441,3 +441,11 @@ def test_an_answer_that_cannot_be_stored_is_named_once_and_not_cached(project: P
     assert project.take_calls() == ["x", "y"]
     run(project, "e2")
     assert project.take_calls() == ["x", "y"]
+
+
+def test_no_cache_and_cache_only_together_are_refused(project: PytesterProject) -> None:
+    project.write("eval_x.py", EVAL)
+    result = project.pytest("--experiment", "e1", "--no-cache", "--cache-only")
+    assert result.ret == 1
+    assert "Error: --cache-only cannot be used with --no-cache" in result.stdout.str() + result.stderr.str()
+    assert project.take_calls() == []

@@ -37,7 +37,7 @@ def entry_value(function: str, value: Any, usage: dict[str, int] | None) -> dict
 
 def load_entry(store: Store, entry_id: str) -> dict[str, Any]:
     """An entry, checked for its form (a store is untrusted input)."""
-    data = store.objects.get(entry_id)
+    data = store.objects.get(entry_id, loose_first=True)  # written loose; packed after a gc
     try:
         if checks.mapping(data, "call entry").get("type") != "call":
             raise ValueError("not a call entry")
