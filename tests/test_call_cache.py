@@ -14,9 +14,9 @@ from storekit import cli, loose_path, read_export
 
 from doteval._objects import Store
 from doteval._operations.fsck import fsck
-from doteval._repository.call_entries import entry_value, load_calls
+from doteval._repository.call_entries import entry_value, load_calls, stored_calls
 from doteval._repository.manifest import load_manifest
-from doteval._repository.run_journal import read_head
+from doteval._repository.run_journal import Head, RunRecorder, read_head
 
 
 def store_path() -> Path:
@@ -449,3 +449,15 @@ def test_no_cache_and_cache_only_together_are_refused(project: PytesterProject) 
     assert result.ret == 1
     assert "Error: --cache-only cannot be used with --no-cache" in result.stdout.str() + result.stderr.str()
     assert project.take_calls() == []
+
+
+def test_the_index_holds_the_calls_of_a_run_that_died_before_its_seal(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".doteval")
+    store.create()
+    recorder = RunRecorder(store, "dead", Head(None, None, None))
+    recorder.start()
+    entry = store.objects.put(entry_value("m.generate", "ANSWER", None))
+    recorder.record_call("ab" * 32, entry, True, 0)
+    assert recorder.journal is not None
+    recorder.journal.sync()  # the process dies here: no end record, no seal
+    assert stored_calls(Store(tmp_path / ".doteval")) == {"ab" * 32: entry}
