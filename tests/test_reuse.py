@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from projects import PytesterProject, counting_conftest
-from storekit import cli, cli_json, json_dataset_eval
+from storekit import PYTEST_FLAGS, cli, cli_json, json_dataset_eval
 
 from doteval._objects import Store
 from doteval._operations.fsck import fsck
@@ -92,6 +96,9 @@ def test_back_to_earlier_params_reuses_every_result_with_no_model_call(
     assert proj.record().line == 2
 
     monkeypatch.setenv("MODEL_VERSION", "1")  # back to 0.0
+    calls, out = proj.run("--rerun-changed", "--dry-run", tag="dry")
+    assert calls == []
+    assert "6 items: reuse 6 (6 from earlier lines or --reuse-from), evaluate 0 " in out
     calls, out = proj.run("--rerun-changed", tag="back")
     assert calls == []
     assert "this run evaluated 0, reused 0, reused 6 from earlier lines." in out
@@ -223,3 +230,41 @@ def test_a_reused_result_survives_gc_and_push_pull(proj: Project, tmp_path: Path
     fsck_clean(pulled)
     assert proj.responses("mine", pulled) == {"a": "A#r1.0", "b": "B#r1.0"}
     assert proj.record("mine", pulled).origins == proj.record("mine").origins
+
+
+def test_a_killed_run_keeps_what_it_reused(proj: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reuse is journaled before anything is evaluated: the next writer seals it from the
+    journal on disk (its records checked) with the results the dead run evaluated."""
+    proj.data(["a", "b"])
+    proj.run(tag="r1")
+    monkeypatch.setenv("MODEL_VERSION", "2")
+    proj.run("--rerun-changed", tag="r2")
+    monkeypatch.setenv("MODEL_VERSION", "1")
+    proj.data(["a", "b", "c", "d"])
+    marker = proj.path / "hung"
+    env = dict(
+        os.environ,
+        DOTEVAL_TEST_TAG="k",
+        DOTEVAL_TEST_HANG="d",
+        DOTEVAL_TEST_HANG_FILE=str(marker),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    args = [sys.executable, "-m", "pytest", "eval_upper.py", "--experiment", "x", "--rerun-changed"]
+    proc = subprocess.Popen(
+        [*args, *PYTEST_FLAGS[1:]], cwd=proj.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert proj.take_calls() == ["c", "d"]
+
+    calls, _ = proj.run(tag="r3")  # seals the dead run (line 3), then goes on with it
+    assert calls == ["d"]
+    assert proj.responses() == {"a": "A#r1.0", "b": "B#r1.0", "c": "C#k.0", "d": "D#r3.0"}
+    ev = proj.record()
+    assert ev.line == 3 and len(ev.origins) == 1
+    fsck_clean(proj.store)

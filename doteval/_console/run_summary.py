@@ -92,7 +92,9 @@ def plan_lines(plans: Sequence[Plan], command: str) -> list[str]:
     lines = ["", "doteval dry run: nothing was evaluated"]
     for p in plans:
         lines.append(
-            f"{short_node_id(p.node_id)}: {p.total} items: reuse {p.reuse}, evaluate {p.evaluate} "
+            f"{short_node_id(p.node_id)}: {p.total} items: reuse {p.reuse}"
+            + (f" ({p.earlier} from earlier lines or --reuse-from)" if p.earlier else "")
+            + f", evaluate {p.evaluate} "
             f"({p.new} new or changed, {p.retry} errors to retry)"
             + (f", {p.dropped} no longer in the dataset" if p.dropped else "")
         )

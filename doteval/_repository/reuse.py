@@ -73,10 +73,12 @@ def find_earlier(
     if not wanted:
         return {}
     found: dict[str, tuple[Part, dict[str, Any], set[int]]] = {}
+    read: set[str] = set()  # a run that left an evaluation as it was names the same view
     for manifest_id, m in manifests:
         for ev in m.evaluations:
-            if (ev.fingerprint, ev.params_digest) != key or ev.entries is None:
+            if (ev.fingerprint, ev.params_digest) != key or ev.entries is None or ev.entries in read:
                 continue
+            read.add(ev.entries)
             try:
                 parts = load_parts(store, ev.entries)
             except DotevalError:

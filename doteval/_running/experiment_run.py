@@ -144,6 +144,7 @@ class Plan:
     dropped: int  # items the experiment holds that the dataset no longer has
     changed: list[str]  # code or params changes (everything is evaluated again)
     blocked: bool  # a change that stops the run unless --rerun-changed
+    earlier: int = 0  # of ``reuse``: results found in history (earlier lines, --reuse-from)
 
     @property
     def evaluate(self) -> int:
@@ -154,6 +155,7 @@ class Plan:
             "evaluation": self.node_id,
             "total": self.total,
             "reuse": self.reuse,
+            "reuse_earlier": self.earlier,
             "evaluate": self.evaluate,
             "new": self.new,
             "retry": self.retry,
@@ -374,6 +376,7 @@ class ExperimentRun:
             dropped=match.removed,
             changed=list(prepared.changed),
             blocked=bool(prepared.changed) and not self.options.rerun_changed,
+            earlier=len(match.earlier),
         )
 
     def _previous(self, node_id: str) -> EvaluationRecord | None:
@@ -567,6 +570,8 @@ class ExperimentRun:
             for part, table in zip(view.parts, view.tables):
                 have.setdefault(part.table_id, set()).update(part.rows)
                 known[part.table_id] = table
+        if not self.store.exists:
+            return  # a dry run before the first run: no history
         sources = [self.name]
         if self.options.reuse_from is not None and self.options.reuse_from != self.name:
             sources.append(self.options.reuse_from)
