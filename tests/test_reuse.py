@@ -18,9 +18,10 @@ from storekit import PYTEST_FLAGS, cli, cli_json, json_dataset_eval
 
 from doteval._objects import Store
 from doteval._operations.fsck import fsck
-from doteval._repository.manifest import EvaluationRecord
+from doteval._repository.manifest import EvaluationRecord, Manifest
 from doteval._repository.run_journal import read_head
 from doteval._repository.sample_tables import FLAG_OK, load_view
+from doteval.errors import CorruptStoreError
 
 EVAL = json_dataset_eval('response.split("#")[0] == expected')
 # The same model calls, another scorer: another code fingerprint, so other sample keys.
@@ -268,3 +269,26 @@ def test_a_killed_run_keeps_what_it_reused(proj: Project, monkeypatch: pytest.Mo
     ev = proj.record()
     assert ev.line == 3 and len(ev.origins) == 1
     fsck_clean(proj.store)
+
+
+def test_origins_are_written_only_when_there_are_some_and_checked_when_read() -> None:
+    ev = EvaluationRecord(node_id="e", fingerprint="f", params_digest="p")
+    manifest = Manifest(
+        experiment="x", parent=None, status="completed", started=1.0, finished=2.0, evaluations=[ev]
+    )
+    value = manifest.to_value()
+    assert "origins" not in value["evaluations"][0]  # as manifests were before origins
+    assert Manifest.from_value(value).evaluations[0].origins == {}
+    table, run = "a" * 64, "b" * 64
+    ev.origins = {table: {"experiment": "y", "manifest": run, "finished": 3.0}}
+    assert Manifest.from_value(manifest.to_value()).evaluations[0].origins == ev.origins
+    for bad in (
+        {"not-an-id": {"experiment": "y", "manifest": run, "finished": 3.0}},
+        {table: {"experiment": 7, "manifest": run, "finished": 3.0}},
+        {table: {"experiment": "y", "manifest": "../x", "finished": 3.0}},
+        {table: {"experiment": "y", "manifest": run, "finished": 1e300}},
+        {table: "y"},
+    ):
+        ev.origins = bad  # type: ignore[assignment]
+        with pytest.raises(CorruptStoreError):
+            Manifest.from_value(manifest.to_value())
