@@ -578,6 +578,8 @@ class ExperimentRun:
         for source in sources:
             if source not in self._histories:
                 self._histories[source] = history(self.store, source)
+            if not self._histories[source] or not match.pending:
+                continue  # a first run: nothing to look up
             wanted = {token(b, o) for _slot, b, o, _item in match.pending}
             found = find_earlier(self.store, self._histories[source], key, wanted, have, known)
             if not found:
