@@ -174,6 +174,11 @@ def test_reuse_from_an_unknown_experiment_is_one_line(proj: Project) -> None:
     assert result.returncode == 1, result
     assert "no experiment 'nobody'" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+    # a name that is no experiment name is refused with the other options, before the session
+    _calls, out = proj.run("--reuse-from", "../x", tag="r3", ret=4)
+    assert "--reuse-from" in out and _calls == []
+    result = cli(proj.store, "run", "eval_upper.py", "--reuse-from", "", ok=False)
+    assert result.returncode == 2 and "--reuse-from" in result.stderr
 
 
 def test_show_why_names_where_a_result_came_from(proj: Project, monkeypatch: pytest.MonkeyPatch) -> None:
