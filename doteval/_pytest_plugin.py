@@ -304,6 +304,7 @@ class DotevalSession:
                 ),
                 command=[],
                 timeout=self._opt("sample_timeout"),
+                reuse_from=self._opt("reuse_from"),
             )
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
