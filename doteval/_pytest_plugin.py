@@ -27,7 +27,7 @@ import pytest
 from doteval._objects import Store
 from doteval._objects.files import permission_error
 from doteval._running import settings
-from doteval._running.error_budget import MaxErrors, run_errors
+from doteval._running.error_budget import run_errors
 from doteval._running.experiment_run import (
     ExperimentRun,
     Plan,
@@ -305,6 +305,7 @@ class DotevalSession:
                 command=[],
                 timeout=self._opt("sample_timeout"),
                 cache=settings.cache_mode(bool(self._opt("no_cache")), bool(self._opt("cache_only"))),
+                reuse_from=self._opt("reuse_from"),
             )
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
@@ -408,7 +409,7 @@ class DotevalSession:
 
     def too_many_errors(self, run: ExperimentRun) -> bool:
         """Whether more samples ended in an error than ``--max-errors`` allows (never without it)."""
-        limit: MaxErrors | None = self._opt("max_errors")
+        limit: settings.MaxErrors | None = self._opt("max_errors")
         if limit is None or run.manifest is None or run.options.dry_run:
             return False
         errors, samples = run_errors(run.manifest, run.outcomes)
