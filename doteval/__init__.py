@@ -17,6 +17,7 @@ Importing doteval never imports typer or rich: those belong to the CLI.
 from __future__ import annotations
 
 from doteval._repository.results import Result, Score
+from doteval._running.call_cache import cached
 from doteval._running.foreach import foreach
 from doteval._running.retries import is_transient
 from doteval._version import __version__ as __version__
@@ -29,6 +30,7 @@ __all__ = [
     "Result",
     "Score",
     "accuracy",
+    "cached",
     "count",
     "evaluator",
     "exact_match",

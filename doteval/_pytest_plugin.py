@@ -304,6 +304,7 @@ class DotevalSession:
                 ),
                 command=[],
                 timeout=self._opt("sample_timeout"),
+                cache=settings.cache_mode(bool(self._opt("no_cache")), bool(self._opt("cache_only"))),
                 reuse_from=self._opt("reuse_from"),
             )
             options.command = self.run_command = self.command(experiment)

@@ -18,7 +18,8 @@ exception that is not a ``DotevalError`` is a bug and keeps its traceback.
     │   ├── StoreVersionError              store written by a newer doteval
     │   └── NoSpaceError                   the disk (or quota) holding the store is full
     ├── LockedError                        another live process holds the lock
-    └── ChangedEvaluationError             code or params changed since the last run
+    ├── ChangedEvaluationError             code or params changed since the last run
+    └── CacheMissError                     --cache-only, and a model call the cache does not hold
 """
 
 from __future__ import annotations
@@ -180,11 +181,17 @@ class ChangedEvaluationError(DotevalError):
         self.experiment = experiment
 
 
+class CacheMissError(DotevalError):
+    """Under ``--cache-only``, a ``@cached`` call whose answer the store does not hold: that
+    sample's error (the other samples go on)."""
+
+
 class DotevalWarning(UserWarning):
     """Something doteval cannot check for you, such as a fixture it cannot fingerprint."""
 
 
 __all__ = [
+    "CacheMissError",
     "ChangedEvaluationError",
     "CorruptObjectError",
     "CorruptStoreError",

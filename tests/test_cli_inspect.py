@@ -499,7 +499,7 @@ def test_show_json_fields(cli: Cli) -> None:
     doc = cli.json("show", "B")
     assert set(doc) == {
         "name", "id", "head", "status", "done", "total", "errors", "duration", "started",
-        "last_updated", "host", "git_commit", "command", "holder", "diverged", "evaluations",
+        "last_updated", "host", "git_commit", "command", "holder", "diverged", "evaluations", "calls",
     }  # fmt: skip
     assert (doc["name"], doc["head"], doc["status"]) == ("B", True, "completed")
     assert (doc["done"], doc["total"], doc["errors"]) == (21, 21, 0)
@@ -630,7 +630,7 @@ def test_log_max_count_and_json(cli: Cli) -> None:
     assert set(newest) == {
         "experiment", "id", "record", "time", "op", "status", "evaluated", "reused", "errors",
         "reused_earlier", "reused_imported", "done", "total", "changes", "host", "git_commit",
-        "command", "note",
+        "command", "note", "calls",
     }  # fmt: skip
     assert len(cli("log", "-n", "1", "--oneline").stdout.splitlines()) == 1
     assert [e["experiment"] for e in cli.json("log", "-n", "3")["entries"]] == ["two", "bad", "good"]

@@ -52,6 +52,8 @@ def run(
     dry_run: Annotated[bool, _option("dry_run")] = False,
     retry_delay: Annotated[str | None, _option("retry_delay")] = None,
     max_errors: Annotated[str | None, _option("max_errors")] = None,
+    no_cache: Annotated[bool, _option("no_cache")] = False,
+    cache_only: Annotated[bool, _option("cache_only")] = False,
     store: StoreOption = None,
 ) -> int:
     """Run evaluations (eval_*.py) through pytest into the store; the same command resumes."""

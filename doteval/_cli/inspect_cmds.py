@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from doteval._cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval._console.run_summary import reuse_words, without_option
+from doteval._console.run_summary import calls_line, reuse_words, without_option
 from doteval._console.tables import STATUS_LABELS, STATUS_STYLES, fitted, metrics_view, short_node_id
 from doteval._objects import Store
 from doteval._operations.sample_lookup import errors_by_type, find_sample, sample_record, why
+from doteval._repository.call_entries import calls_json
 from doteval._repository.experiments import ExperimentInfo, iter_samples, list_experiments, open_experiment
 from doteval._repository.history import Revision, duration, log, resolve
 from doteval._repository.manifest import EvaluationRecord, Manifest
@@ -149,6 +150,7 @@ def _show_json(st: Store, info: ExperimentInfo, rev: Revision) -> dict[str, Any]
         "holder": info.holder if rev.is_head else None,
         "diverged": info.diverged,
         "evaluations": [_evaluation_json(ev) for ev in m.evaluations],
+        "calls": calls_json(m.call_counts),
     }
 
 
@@ -253,6 +255,9 @@ def _print_show(st: Store, info: ExperimentInfo, rev: Revision) -> None:
         f"Last updated: {format_time(m.finished)}",
         f"Revision: {rev.manifest_id[:10]}" + ("" if rev.is_head else " (not the newest: see `doteval log`)"),
     ]
+    calls = calls_line(m.call_counts)
+    if calls:
+        lines.append(calls)
     if m.git_commit:
         lines.append(f"Git commit: {m.git_commit[:12]}")
     if m.host:
@@ -454,6 +459,9 @@ def log_(
     for e in entries:
         short = (e.manifest_id or e.record_id)[:10]
         counts = f"evaluated {e.evaluated}, reused {e.reused}{reuse_words(e.earlier, e.imported)}, errors {e.errors}"
+        calls = calls_line(e.calls)
+        if calls and oneline:
+            counts += f", calls {e.calls.get('made', 0)} made, {e.calls.get('cached', 0)} cached"
         if oneline:
             what = "; ".join(e.changes) if e.changes else (e.note or "")
             detail = counts if e.op == "run" else e.op
@@ -471,6 +479,8 @@ def log_(
         lines.append(f"Status:  {_styled(e.status)}")
         if e.op == "run":
             lines.append(f"Samples: {e.done}/{e.total}; this run {counts}")
+            if calls:
+                lines.append(f"Calls:   {calls.removeprefix('Model calls: ')}")
         if e.host:
             lines.append(f"Host:    {escape(e.host)}")
         if e.git_commit:

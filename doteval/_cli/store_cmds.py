@@ -81,6 +81,9 @@ def gc(
         )
         + "."
     )
+    if stats.cache_kept or stats.cache_removed:
+        gone = "" if dry_run else f", removed {stats.cache_removed}"
+        out.print(f"Model call cache: kept {stats.cache_kept} entries{gone}.")
     if not dry_run:
         out.print(
             f"Repacked {stats.repacked} objects into {stats.new_packs} pack(s), replacing {stats.removed_packs}."

@@ -41,6 +41,9 @@ def run_summary_lines(
         f"Experiment {name!r}: {STATUS_LABELS[status]}, {done}/{total} samples ({percent(done, total)}), "
         f"{errors} errors; this run evaluated {evaluated}, reused {reused}{from_history}."
     )
+    calls = calls_line(manifest.call_counts) if evaluated else None  # else: an earlier run's
+    if calls:
+        lines.append(calls + ".")
     others = [e for e in manifest.evaluations if e.node_id not in ran]
     if others and manifest.status != status:
         lines.append(
@@ -61,6 +64,15 @@ def run_summary_lines(
             f"running the same command retries them: {command}"
         )
     return lines
+
+
+def calls_line(counts: dict[str, int]) -> str | None:
+    """``Model calls: N made, M from the cache; tokens: X spent, Y saved`` (None: no @cached call)."""
+    if not counts:
+        return None
+    line = f"Model calls: {counts.get('made', 0)} made, {counts.get('cached', 0)} from the cache"
+    spent, saved = counts.get("tokens_spent", 0), counts.get("tokens_saved", 0)
+    return line + (f"; tokens: {spent} spent, {saved} saved" if spent or saved else "")
 
 
 def reuse_words(earlier: int, imported: int, source: str | None = None) -> str:

@@ -22,6 +22,7 @@ from doteval._objects.names import check_name
 from doteval._objects.packs import PackIndex
 from doteval._objects.store import check_store_version
 from doteval._objects.walk import check_store_folders, scan
+from doteval._repository.call_entries import load_calls, load_entry
 from doteval._repository.manifest import load_manifest
 from doteval._repository.run_journal import journal_problem
 from doteval._repository.sample_tables import SampleTable, load_details, load_parts
@@ -278,6 +279,9 @@ def _check_manifest(
     except DotevalError as e:
         report.error(where, f"unreadable manifest: {e}", REFETCH)
         return
+    if manifest.calls and manifest.calls not in checked:
+        checked.add(manifest.calls)
+        _check_calls(store, report, where, manifest.calls, checked, subset)
     for ev in manifest.evaluations:
         if ev.code and not store.objects.has(ev.code):
             report.error(where, f"code object {ev.code[:12]} of {ev.node_id} is missing", REFETCH)
@@ -320,6 +324,38 @@ def _check_manifest(
                     )
                 except (DotevalError, StoreError) as e:
                     report.error(where, f"{kind} of {ev.node_id}: {e}", REFETCH)
+
+
+def _check_calls(
+    store: Store,
+    report: FsckReport,
+    where: str,
+    calls_id: str,
+    checked: set[str],
+    subset: tuple[int, int] | None,
+) -> None:
+    """The ``calls`` object of a manifest, and every call cache entry it names."""
+    try:
+        calls = load_calls(store, calls_id)
+    except ObjectNotFoundError:
+        report.error(where, f"calls object {calls_id[:12]} is missing", REFETCH)
+        return
+    except (DotevalError, StoreError) as e:
+        report.error(where, f"calls object {calls_id[:12]}: {e}", REFETCH)
+        return
+    for entry in calls.values():
+        if entry in checked:
+            continue
+        checked.add(entry)
+        try:
+            if _in_subset(entry, subset):
+                load_entry(store, entry)
+            elif not store.objects.has(entry):
+                raise ObjectNotFoundError(entry)
+        except ObjectNotFoundError:
+            report.error(where, f"call cache entry {entry[:12]} is missing", REFETCH)
+        except (DotevalError, StoreError) as e:
+            report.error(where, f"call cache entry {entry[:12]}: {e}", REFETCH)
 
 
 def _read_table(store: Store, table_id: str, columns: int) -> None:

@@ -27,6 +27,8 @@ from doteval._objects.encoding import decode, encode
 from doteval._objects.journal import read_journal
 from doteval._objects.locks import store_lock
 from doteval._objects.walk import check_store_folders, refused_entries, scan
+from doteval._repository.call_entries import load_calls
+from doteval._repository.journal_records import all_journals
 from doteval._repository.manifest import load_manifest
 from doteval._repository.repository import Repository
 from doteval._repository.sample_tables import DETAILS_HEAD, load_parts, object_ids
@@ -113,6 +115,8 @@ class GcStats:
     removed_temp: int = 0
     refused: list[str] = field(default_factory=list)  # entries not walked (links, FIFOs...)
     dictionary: str | None = None
+    cache_kept: int = 0  # call cache entries a reachable manifest names (or a live run)
+    cache_removed: int = 0  # call cache entries no one names, older than --prune (gone)
     bytes_before: int = 0
     bytes_after: int = 0
 
@@ -134,6 +138,7 @@ class GcStats:
             "removed_temp": self.removed_temp,
             "refused": self.refused,
             "dictionary": self.dictionary,
+            "cache_entries": {"kept": self.cache_kept, "removed": self.cache_removed},
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
             "bytes_reclaimed": self.bytes_reclaimed,
@@ -141,10 +146,11 @@ class GcStats:
 
 
 def reachable_objects(
-    store: Store, *, expire_deleted: float, now: float
+    store: Store, *, expire_deleted: float, now: float, cache_entries: set[str] | None = None
 ) -> tuple[set[str], list[str], float | None]:
     """Ids reachable from refs and journals, the deleted experiments that expired, and
     when the oldest run that still has a journal started (None: no journal).
+    ``cache_entries``, when given, gets the reachable call cache entries.
 
     Journals are read before refs: a run being sealed has written objects that no
     ref names yet, all newer than its journal, and its journal is deleted only
@@ -154,7 +160,7 @@ def reachable_objects(
     reachable: set[str] = set()
     expired: list[str] = []
     oldest_run: float | None = None
-    for journal in _journal_paths(store):
+    for journal in all_journals(store):
         try:
             records, _valid = read_journal(journal)
         except (DotevalError, OSError):
@@ -170,6 +176,10 @@ def reachable_objects(
                 code = rec[2].get("code")
                 if isinstance(code, str):
                     reachable.add(code)
+            if rec[0] == "call" and len(rec) > 2 and isinstance(rec[2], str):
+                reachable.add(rec[2])  # a call cache entry the live run made or used
+                if cache_entries is not None:
+                    cache_entries.add(rec[2])
     for name in store.refs.names():
         state = store.refs.read(name)
         if state is None:
@@ -180,23 +190,21 @@ def reachable_objects(
         for record in state.records.values():
             if record.manifest and record.manifest not in seen_manifests:
                 seen_manifests.add(record.manifest)
-                _mark_manifest(store, record.manifest, reachable)
+                _mark_manifest(store, record.manifest, reachable, cache_entries)
     return reachable, expired, oldest_run
 
 
-def _journal_paths(store: Store) -> list[Path]:
-    paths = []
-    for folder in scan(store.journals_dir).dirs:
-        try:
-            paths.extend(store.journals(folder))
-        except DotevalError:  # not an experiment name
-            continue
-    return paths
-
-
-def _mark_manifest(store: Store, manifest_id: str, reachable: set[str]) -> None:
+def _mark_manifest(
+    store: Store, manifest_id: str, reachable: set[str], cache_entries: set[str] | None = None
+) -> None:
     reachable.add(manifest_id)
     manifest = load_manifest(store, manifest_id)
+    if manifest.calls and manifest.calls not in reachable:
+        reachable.add(manifest.calls)
+        entries = load_calls(store, manifest.calls).values()
+        reachable.update(entries)
+        if cache_entries is not None:
+            cache_entries.update(entries)
     for ev in manifest.evaluations:
         if ev.code:
             reachable.add(ev.code)
@@ -241,7 +249,12 @@ def _collect(
     # Snapshot first: whatever appears after this is never touched.
     snapshot = store.objects.snapshot()
     report("reachability", 0, 1)
-    reachable, expired, oldest_run = reachable_objects(store, expire_deleted=expire_deleted, now=now)
+    cache_entries: set[str] = set()
+    reachable, expired, oldest_run = reachable_objects(
+        store, expire_deleted=expire_deleted, now=now, cache_entries=cache_entries
+    )
+    stats.cache_kept = len(cache_entries)
+    unused = _unused_cache_entries(store, reachable)
     if oldest_run is not None:
         # A run with a journal may be sealing right now: what it wrote is named by
         # no ref yet, so nothing written since it started is removed (--prune now too).
@@ -267,8 +280,25 @@ def _collect(
         stats.bytes_after = stats.bytes_before
         return stats
     stats.removed_temp = store.objects.prune(grace_period=prune, now=now)
+    stats.cache_removed = sum(1 for oid in unused if not store.objects.has(oid))
+    stats.cache_kept += len(unused) - stats.cache_removed  # younger than --prune
     stats.bytes_after = allocated_bytes(store.root)
     return stats
+
+
+def _unused_cache_entries(store: Store, reachable: set[str]) -> list[str]:
+    """The call cache entries no reachable manifest names (read before the repack removes them)."""
+    unused = []
+    for oid in store.objects.iter_ids():
+        if oid in reachable:
+            continue
+        try:
+            value = store.objects.get(oid)
+        except DotevalError:
+            continue  # fsck's to report
+        if isinstance(value, dict) and value.get("type") == "call":
+            unused.append(oid)
+    return unused
 
 
 def details_rows_to_train_on(raw: bytes) -> list[bytes]:

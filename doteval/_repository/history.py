@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doteval._objects import ObjectId, RefRecord, Store, check_name
+from doteval._repository.call_entries import calls_json
 from doteval._repository.changes import changed_params
 from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
 from doteval._repository.repository import Repository
@@ -137,6 +138,7 @@ class LogEntry:
     changes: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     note: str = ""
+    calls: dict[str, int] = field(default_factory=dict)  # the run's model calls (manifest.call_counts)
     earlier: int = 0  # reused from earlier lines of the experiment
     imported: int = 0  # reused from another experiment (--reuse-from)
 
@@ -160,6 +162,7 @@ class LogEntry:
             "git_commit": self.git_commit,
             "command": self.command,
             "note": self.note,
+            "calls": calls_json(self.calls),
         }
 
 
@@ -262,6 +265,7 @@ def _entry(record: RefRecord, manifest: _Manifests) -> LogEntry:
             entry.errors += ev.run.get("errors", 0)
             entry.earlier += ev.run.get("earlier", 0)
             entry.imported += ev.run.get("imported", 0)
+        entry.calls = dict(m.call_counts)
         entry.changes = ([f"shard {m.shard}"] if m.shard else []) + changes_since(m, manifest(m.parent))
     elif record.op == "save":
         entry.changes = ["saved by save_session"]

@@ -13,15 +13,17 @@ experiment, a time of 1e300) refuses the whole journal.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from doteval._objects import checks
+from doteval._objects import Store, checks
 from doteval._objects.encoding import decode
 from doteval._objects.hashing import check_object_id
+from doteval._objects.walk import scan
 from doteval._repository.manifest import STATUSES
 from doteval._repository.results import Result
 from doteval._repository.sample_tables import FLAG_ERROR, FLAG_OK
-from doteval.errors import CorruptStoreError
+from doteval.errors import CorruptStoreError, DotevalError
 
 
 def start_header(value: Any, experiment: str) -> dict[str, Any]:
@@ -121,3 +123,14 @@ def check_result(flag: int, slot: int, item: bytes, details: bytes, columns: int
             raise ValueError("duration is not a number of seconds")
     except CorruptStoreError as e:
         raise ValueError(str(e)) from None
+
+
+def all_journals(store: Store) -> list[Path]:
+    """The journal of every live or dead run of the store, of every experiment."""
+    paths = []
+    for folder in scan(store.journals_dir).dirs:
+        try:
+            paths.extend(store.journals(folder))
+        except DotevalError:  # not an experiment name
+            continue
+    return paths

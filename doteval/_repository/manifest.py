@@ -64,6 +64,9 @@ class Manifest:
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     note: str = ""
     shard: str = ""  # "I/N" when the run evaluated one shard of the samples
+    calls: str | None = None  # object id of the model calls the run used (call_entries.save_calls)
+    # made / cached calls, tokens_spent / tokens_saved (doteval._repository.call_entries)
+    call_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -129,6 +132,10 @@ def _check_manifest(m: Manifest, where: str) -> None:
     checks.texts(m.command, "command")
     checks.text(m.note, "note")
     checks.text(m.shard, "shard")
+    if m.calls is not None:
+        check_object_id(m.calls, where=where)
+    for name, value in checks.mapping(m.call_counts, "call_counts").items():
+        checks.count(value, f"call_counts {checks.text(name, 'call_counts')}")
 
 
 def _status(value: Any) -> None:

@@ -16,6 +16,7 @@ Journal records (canonical encoding, framed by ``doteval._objects.journal``):
     ("reuse", i, {...})                rows of an older table reused (``RunRecorder.record_reuse``)
     R frame (``journal.result_frame``)  one sample's result: flag, the view
                                        position it replaces, item, details
+    ("call", key, entry_id, made, tokens)  a model call the run made or answered from the cache
     ("eval_end", i, status)
     ("end", status, time)
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +35,7 @@ from doteval._objects import ObjectId, Store
 from doteval._objects.encoding import decode, encode
 from doteval._objects.journal import JournalWriter, read_journal, result_frame
 from doteval._objects.refs import RefState
-from doteval._repository import journal_records
+from doteval._repository import call_entries, journal_records
 from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest, save_manifest
 from doteval._repository.sample_tables import (
     FLAG_ERROR,
@@ -121,6 +123,8 @@ class RunRecorder:
     run_id: str = ""
     scores: dict[int, list[tuple[dict[str, Any], dict[str, list[str]]]]] = field(default_factory=dict)
     records: list[Any] = field(default_factory=list)  # every record journaled, as read back
+    # samples' model calls are journaled from worker threads too
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> None:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
@@ -147,8 +151,13 @@ class RunRecorder:
     def _append(self, record: Any) -> None:
         assert self.journal is not None, "run not started"
         body = encode(record)
-        self.journal.append_encoded(body)
-        self.records.append(decode(body))  # what a reader of the journal gets
+        with self.lock:
+            self.journal.append_encoded(body)
+            self.records.append(decode(body))  # what a reader of the journal gets
+
+    def record_call(self, key: str, entry: str, made: bool, tokens: int) -> None:
+        """A model call of a sample: made (``made``) or answered from the cache; ``tokens`` its usage."""
+        self._append(("call", key, entry, made, tokens))
 
     def begin_evaluation(self, index: int, header: dict[str, Any]) -> None:
         self._append(("eval", index, header))
@@ -184,8 +193,9 @@ class RunRecorder:
         """
         assert self.journal is not None, "run not started"
         flag = FLAG_OK if ok else FLAG_ERROR
-        self.journal.append_encoded(result_frame(index, flag, slot, occurrence, item, details))
-        self.records.append(("r", index, flag, slot, occurrence, item, details))
+        with self.lock:
+            self.journal.append_encoded(result_frame(index, flag, slot, occurrence, item, details))
+            self.records.append(("r", index, flag, slot, occurrence, item, details))
         if scores is not None:  # the seal uses them only if every result of ``index`` has them
             self.scores.setdefault(index, []).append(scores)
 
@@ -352,7 +362,27 @@ def seal(
         evaluations=evaluations,
         shard=str(header.get("shard") or ""),
     )
+    calls, manifest.call_counts = _calls(records, check=not trusted)
+    if calls:
+        manifest.calls = call_entries.save_calls(store, calls)
     return Sealed(manifest, save_manifest(store, manifest), head.record_id, branch)
+
+
+def _calls(records: list[Any], *, check: bool) -> tuple[dict[str, str], dict[str, int]]:
+    """The model calls a journal records: key to entry, and the counts a manifest keeps."""
+    calls: dict[str, str] = {}
+    counts = {"made": 0, "cached": 0, "tokens_spent": 0, "tokens_saved": 0}
+    for rec in records:
+        if not isinstance(rec, tuple) or rec[:1] != ("call",):
+            continue
+        try:
+            key, entry, made, tokens = call_entries.call_record(rec) if check else rec[1:]
+        except (CorruptStoreError, TypeError, ValueError):
+            continue  # this record alone: the call is made again by the next run
+        calls[key] = entry
+        counts["made" if made else "cached"] += 1
+        counts["tokens_spent" if made else "tokens_saved"] += tokens
+    return calls, (counts if calls else {})
 
 
 def _last_write(path: Path, started: float) -> float:

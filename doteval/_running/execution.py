@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from doteval._repository.results import Result, to_result
+from doteval._running.call_cache import RunCalls, sample_scope
 from doteval._running.retries import RetryPolicy, acall_with_retries, call_with_retries
 from doteval._running.spec import EvaluationSpec
 from doteval._running.timeouts import timed_out, within
-from doteval.errors import DotevalError
+from doteval.errors import CacheMissError, DotevalError
 
 Pending = list[tuple[Any, tuple[Any, ...]]]  # (what the record callback needs of a sample, item)
 # token -> (record key, item, wall-clock start, monotonic deadline, the sample's attempts), in the
@@ -50,6 +51,7 @@ class Execution:
     on_retry: Callable[[Any, int, BaseException, float], None]
     on_interrupt: Callable[[int], None]
     timeout: float | None = None  # seconds one sample may take (see doteval._running.timeouts)
+    calls: RunCalls | None = None  # the run's call cache: each attempt of a sample is a scope of it
 
     def kwargs(self, item: tuple[Any, ...]) -> dict[str, Any]:
         kwargs = dict(self.fixtures)
@@ -64,15 +66,25 @@ class Execution:
         attempts = attempts or _Attempts(self, sample)
         try:
             value = call_with_retries(
-                lambda: self.spec.func(**kwargs), self.retry, on_retry=attempts, sleep=self.backoff
+                lambda: self.attempt(kwargs), self.retry, on_retry=attempts, sleep=self.backoff
             )
             return to_result(value), attempts.count
         except _Cancelled:
             return None
+        except CacheMissError as exc:  # --cache-only: that sample's error, the others go on
+            return Result.from_exception(exc), attempts.count
         except (KeyboardInterrupt, SystemExit, DotevalError):
             raise
         except Exception as exc:  # one sample's error never ends the run
             return Result.from_exception(exc), attempts.count
+
+    def attempt(self, kwargs: dict[str, Any]) -> Any:
+        with sample_scope(self.calls):
+            return self.spec.func(**kwargs)
+
+    async def aattempt(self, kwargs: dict[str, Any]) -> Any:
+        with sample_scope(self.calls):
+            return await self.spec.func(**kwargs)
 
     def backoff(self, delay: float) -> None:
         """Wait before a retry; a first Ctrl+C (``stop``) cancels the wait, and the sample."""
@@ -232,11 +244,13 @@ def _run_async(ex: Execution, pending: Pending) -> None:
         kwargs = ex.kwargs(item)
         try:
             value = await acall_with_retries(
-                lambda: ex.spec.func(**kwargs), ex.retry, on_retry=attempts, sleep=ex.abackoff
+                lambda: ex.aattempt(kwargs), ex.retry, on_retry=attempts, sleep=ex.abackoff
             )
             return to_result(value), attempts.count
         except _Cancelled:
             return None
+        except CacheMissError as exc:
+            return Result.from_exception(exc), attempts.count
         except (KeyboardInterrupt, SystemExit, DotevalError, asyncio.CancelledError):
             raise
         except Exception as exc:

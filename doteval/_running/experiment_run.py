@@ -50,6 +50,7 @@ from doteval._repository.sample_tables import (
     token,
 )
 from doteval._running import settings
+from doteval._running.call_cache import RunCalls
 from doteval._running.execution import Execution, execute
 from doteval._running.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval._running.retries import RetryPolicy
@@ -109,6 +110,7 @@ class RunOptions:
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
     timeout: float | None = None  # seconds one sample may take; @foreach(timeout=) wins
+    cache: str = "use"  # the call cache: "use", "refresh" (--no-cache), "replay" (--cache-only)
     reuse_from: str | None = None  # another experiment whose results are reused by exact key
 
     def __post_init__(self) -> None:
@@ -243,6 +245,7 @@ class ExperimentRun:
         self.name = options.experiment  # checked by RunOptions
         self.head = Head(None, None, None)
         self.recorder: RunRecorder | None = None
+        self.calls: RunCalls | None = None  # the call cache, from start() on
         self.outcomes: list[EvaluationOutcome] = []
         self.stop_requested = threading.Event()
         self.failed = False
@@ -283,6 +286,7 @@ class ExperimentRun:
                 shard=f"{shard[0]}/{shard[1]}" if shard else "",
             )
             self.recorder.start()
+            self.calls = RunCalls(self.store, self.recorder, self.options.cache)
 
     def _hold_interrupts(self) -> None:
         """After a first Ctrl+C, a second one ends the process at once, losing nothing.
@@ -490,6 +494,7 @@ class ExperimentRun:
             ),
             on_interrupt=self.listener.interrupted,
             timeout=self._timeout(spec),
+            calls=self.calls,
         )
         try:
             execute(execution, [(sample, sample[3]) for sample in pending])

@@ -229,5 +229,17 @@ RUN_SETTINGS = {
             "N",
             parse_max_errors,
         ),
+        Setting("--no-cache", "make every @cached model call, and store the fresh answers"),
+        Setting(
+            "--cache-only",
+            "never make a @cached model call: a call the store holds no answer for is that sample's error",
+        ),
     )
 }
+
+
+def cache_mode(no_cache: bool, cache_only: bool) -> str:
+    """The call cache's mode (``doteval._running.call_cache``) from ``--no-cache`` and ``--cache-only``."""
+    if no_cache and cache_only:
+        raise SettingError("--cache-only", "cannot be used with --no-cache")
+    return "refresh" if no_cache else "replay" if cache_only else "use"
