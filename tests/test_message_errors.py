@@ -66,3 +66,23 @@ def test_load_session_and_show_errors_name_the_type_alike(
     assert "Error: empty response" in sample and "Error: Error" not in sample
     full = cli(capsys, "show", "msg", "--full", "--store", str(store))
     assert "empty response" in full and "Error: empty" not in full and "ValueError: bad n" in full
+
+
+def test_the_cli_has_its_commands_after_its_modules_are_imported_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytester's in-process runs drop the modules a test imported; the next ``main`` imports
+    the CLI again, and every command must be registered on the new app (it once took the
+    stale command modules from the package and answered "No such command 'show'")."""
+    import sys
+
+    with pytest.raises(SystemExit):
+        main(["--help"])  # the CLI imported once
+    for name in [m for m in sys.modules if m.startswith("doteval._cli.")]:
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("list", "show", "diff", "gc", "push")), out

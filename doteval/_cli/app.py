@@ -119,8 +119,10 @@ def _root(
 
 # Register the other commands (imported for their side effect on `app`), in the
 # order `doteval --help` lists them: look, compare, manage, keep the store.
-from doteval._cli import inspect_cmds  # noqa: E402, F401, I001
-from doteval._cli import compare_cmds  # noqa: E402, F401
-from doteval._cli import report_cmd  # noqa: E402, F401
-from doteval._cli import manage_cmds  # noqa: E402, F401
-from doteval._cli import store_cmds  # noqa: E402, F401
+# `import a.b` goes through sys.modules: a command module is run again whenever this module is
+# (`from doteval._cli import x` would take a stale attribute of the package and register nothing).
+import doteval._cli.inspect_cmds  # noqa: E402, I001
+import doteval._cli.compare_cmds  # noqa: E402
+import doteval._cli.report_cmd  # noqa: E402
+import doteval._cli.manage_cmds  # noqa: E402
+import doteval._cli.store_cmds  # noqa: E402, F401

@@ -288,7 +288,7 @@ def _collect(
 
 def _unused_cache_entries(store: Store, reachable: set[str]) -> list[str]:
     """The call cache entries no reachable manifest names (read before the repack removes them)."""
-    unused = []
+    unused: list[str] = []
     for oid in store.objects.iter_ids():
         if oid in reachable:
             continue
