@@ -158,9 +158,8 @@ def test_concurrency_64_against_an_api_serving_8_finishes_without_errors(
     assert session.status == SessionStatus.COMPLETED
     assert (session.completed_count, session.error_count) == (n, 0), proc.stdout
     assert api.served == n and api.most <= 8
-    # Without the window, 64 at once meet 56 refusals per round and samples run out of retries.
-    print(f"{evaluation}: {api.refused} refused for {n} samples")
-    assert api.refused < 0.25 * n, (api.refused, proc.stderr[-2000:])
+    # (about 0.05-0.12 per sample here, most of them the first burst; 0.19 without the window)
+    assert api.refused < 0.15 * n, (api.refused, proc.stderr[-2000:])
     # the plain progress lines said the window was below the ceiling
     assert "rate limited: " in proc.stderr and " of 64 at once" in proc.stderr, proc.stderr[-2000:]
 
