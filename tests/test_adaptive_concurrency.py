@@ -8,6 +8,7 @@ The end-to-end runs are real pytest processes against a stand-in API: a threaded
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -18,11 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from doteval._console.progress import ProgressListener
 from doteval._objects import Store
 from doteval._repository.history import resolve
 from doteval._repository.results import result_fields
 from doteval._repository.sample_tables import load_view
+from doteval._running.experiment_run import EvaluationOutcome
 from doteval._running.retries import is_rate_limit
 from doteval._running.window import Cancelled, Window
 from doteval.session import SessionStatus, get_session
@@ -339,3 +343,18 @@ def test_each_record_says_the_attempts_its_sample_took(tmp_path: Path, api: Stan
     assert len(attempts) == 100 and min(attempts) >= 1
     # every refusal was retried: a sample's attempts are its refusals and the call that was served
     assert api.refused > 0 and sum(a - 1 for a in attempts) == api.refused, proc.stderr
+
+
+def test_the_progress_bar_shows_the_window_below_the_ceiling() -> None:
+    out = io.StringIO()
+    listener = ProgressListener()
+    listener.console = Console(file=out, force_terminal=True, width=200, color_system=None)
+    listener.evaluation_started("eval_api.py::eval_x", 10, 0, 10)
+    listener.window_changed("eval_api.py::eval_x", 4, 64)
+    listener.sample_done("eval_api.py::eval_x", True)
+    assert listener.progress is not None
+    listener.progress.refresh()
+    assert "rate limited: 4 of 64 at once" in out.getvalue()
+    listener.window_changed("eval_api.py::eval_x", 64, 64)  # back at the ceiling: nothing shown
+    listener.evaluation_finished("eval_api.py::eval_x", EvaluationOutcome("eval_api.py::eval_x"))
+    assert out.getvalue().rstrip().splitlines()[-1].count("rate limited") == 0

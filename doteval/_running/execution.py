@@ -96,6 +96,9 @@ class Execution:
             if attempts.abandoned:
                 raise _Cancelled  # past its deadline: its result is already recorded
             self.window.enter(attempts, self.stop)
+            if attempts.abandoned:  # its deadline passed while it waited for room
+                self.window.leave(attempts, None, counts=False)
+                raise _Cancelled
         try:
             value = self.spec.func(**kwargs)
         except BaseException as exc:

@@ -22,6 +22,7 @@ from typing import Protocol
 from doteval._running.retries import is_rate_limit
 
 POLL = 0.05  # seconds between two looks at the stop event while waiting for room
+DECREASE = 0.5  # a rate limit multiplies the window by this (TCP Reno's half)
 
 
 class Holder(Protocol):
@@ -117,7 +118,7 @@ class Window:
             elif counts and is_rate_limit(error):
                 self.refused += 1
                 if ticket >= self._cut_at:
-                    self.size, self._served = max(1, self.size // 2), 0
+                    self.size, self._served = max(1, int(self.size * DECREASE)), 0
                     self._cut_at = self._begun
             self._cond.notify_all()
         if self._freed is not None:
