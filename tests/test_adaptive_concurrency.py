@@ -273,13 +273,29 @@ def test_the_window_halves_down_to_1_and_grows_by_1_per_window_of_successes() ->
         window.leave(enter(window, 1)[0], Status())
     assert window.limit == 1
     sizes = []
-    for _ in range(1 + 2 + 3 + 4):  # a window's worth of successes at 1, 2, 3, then 4
-        window.leave(enter(window, 1)[0], None)
-        sizes.append(window.limit)
+    for _ in range(4):  # a window's worth of successes at 1, 2, 3, then 4
+        for holder in enter(window, window.limit):
+            window.leave(holder, None)
+            sizes.append(window.limit)
     assert sizes == [2, 2, 3, 3, 3, 4, 4, 4, 4, 5]
     for _ in range(200):
-        window.leave(enter(window, 1)[0], None)
+        for holder in enter(window, window.limit):
+            window.leave(holder, None)
     assert window.limit == 8  # never past the ceiling
+
+
+def test_a_window_left_unused_does_not_grow() -> None:
+    """Samples waiting to retry (or the end of the dataset) keep it from being full: it stays."""
+    window = Window(64)
+    first, *others = enter(window, 64)
+    window.leave(first, Status())
+    for holder in others:  # refused too, and waiting to retry: no longer calling
+        window.leave(holder, Status())
+    assert window.limit == 32
+    for _ in range(500):  # 8 at a time: never full
+        for holder in enter(window, 8):
+            window.leave(holder, None)
+    assert window.limit == 32
 
 
 def test_other_errors_and_cancelled_calls_leave_the_window_as_it_is() -> None:

@@ -6,7 +6,9 @@ are calling (the others wait to retry). The window starts at the ceiling, so a r
 no rate limit runs exactly as before. An attempt refused with a rate limit (``is_rate_limit``:
 HTTP 429, or an SDK's ``RateLimitError``) halves it (min 1), once per window's worth of calls:
 the refusals of calls begun before the cut are of the window already cut, so a burst of
-refusals halves it once. A window's worth of served calls adds 1. A sample whose retry wait is over waits for room before new samples start.
+refusals halves it once. A window's worth of served calls adds 1, if the window was full
+since it last moved (RFC 7661's rule: a window that samples waiting to retry, or the end of the
+dataset, leave unused does not grow, so it is not wide open when they come back). A sample whose retry wait is over waits for room before new samples start.
 
 It is thread-safe; ``execution`` uses it from worker threads or from one event loop. It
 knows nothing of samples or results; it never sleeps longer than a poll of the stop event.
@@ -38,6 +40,7 @@ class Window:
         self.ceiling = max(1, ceiling)
         self.size = self.ceiling
         self._served = 0  # calls served since the window last moved
+        self._used = False  # whether it was full since it last moved: only a used window grows
         self.calling = 0  # attempts in flight
         self.waiting = 0  # retries waiting for room (served before new samples)
         self.refused = 0  # attempts refused with a rate limit
@@ -99,6 +102,7 @@ class Window:
 
     def _take(self, holder: Holder) -> None:
         self.calling += 1
+        self._used = self._used or self.calling >= self.limit
         holder.ticket = self._begun
         self._begun += 1
 
@@ -113,12 +117,14 @@ class Window:
             self.calling -= 1
             if counts and error is None:
                 self._served += 1
-                if self._served >= self.size and self.size < self.ceiling:
+                if self._served >= self.size and self._used and self.size < self.ceiling:
                     self.size, self._served = self.size + 1, 0
+                    self._used = False
             elif counts and is_rate_limit(error):
                 self.refused += 1
                 if ticket >= self._cut_at:
                     self.size, self._served = max(1, int(self.size * DECREASE)), 0
+                    self._used = False
                     self._cut_at = self._begun
             self._cond.notify_all()
         if self._freed is not None:
