@@ -27,7 +27,7 @@ import pytest
 from doteval._objects import Store
 from doteval._objects.files import permission_error
 from doteval._running import settings
-from doteval._running.error_budget import MaxErrors, run_errors
+from doteval._running.error_budget import run_errors
 from doteval._running.experiment_run import (
     ExperimentRun,
     Plan,
@@ -303,6 +303,7 @@ class DotevalSession:
                 max_retries=self._opt("max_retries"),  # None: @foreach's, else the policy's 3
                 command=[],
                 timeout=self._opt("sample_timeout"),
+                reuse_from=self._opt("reuse_from"),
             )
             options.command = self.run_command = self.command(experiment)
             self.listener = _make_listener(self.config)
@@ -406,7 +407,7 @@ class DotevalSession:
 
     def too_many_errors(self, run: ExperimentRun) -> bool:
         """Whether more samples ended in an error than ``--max-errors`` allows (never without it)."""
-        limit: MaxErrors | None = self._opt("max_errors")
+        limit: settings.MaxErrors | None = self._opt("max_errors")
         if limit is None or run.manifest is None or run.options.dry_run:
             return False
         errors, samples = run_errors(run.manifest, run.outcomes)

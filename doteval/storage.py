@@ -97,6 +97,8 @@ class StorageBackend:
                 known = {p.table_id: t for p, t in zip(view.parts, view.tables)}
                 kept = open_view(self.store, parts, view.prefix, known)
                 ev.entries = save_view(self.store, parts)
+                named = {p.table_id for p in parts if p.rows}
+                ev.origins = {t: o for t, o in ev.origins.items() if t in named}
                 ev.done, ev.errors, ev.metrics = kept.done, kept.errors, kept.summary()
                 ev.run = {}
             manifest.parent = head.manifest_id

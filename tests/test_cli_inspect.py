@@ -629,7 +629,8 @@ def test_log_max_count_and_json(cli: Cli) -> None:
     assert newest["experiment"] == "two" and newest["id"] == head_id(cli, "two")
     assert set(newest) == {
         "experiment", "id", "record", "time", "op", "status", "evaluated", "reused", "errors",
-        "done", "total", "changes", "host", "git_commit", "command", "note",
+        "reused_earlier", "reused_imported", "done", "total", "changes", "host", "git_commit",
+        "command", "note",
     }  # fmt: skip
     assert len(cli("log", "-n", "1", "--oneline").stdout.splitlines()) == 1
     assert [e["experiment"] for e in cli.json("log", "-n", "3")["entries"]] == ["two", "bad", "good"]

@@ -17,6 +17,7 @@ its manifest's counts, and the store to pass ``fsck``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -298,12 +299,13 @@ def test_reordered_shuffled_extended_and_shrunk_datasets_resume_by_item(proj: Pr
     ev = proj.record()
     assert (ev.total, ev.done, ev.run["removed"], ev.run["evaluated"]) == (13, 13, 3, 0)
 
-    # an item that comes back is evaluated again: the view no longer holds its result
+    # an item that comes back reuses its result from history (its key is the same)
     data = ["q5", *data[:6], "q16", *data[6:]]
     proj.data(data)
-    assert proj.run(tag="r5") == ["q5", "q16"]
-    state.update({"q5": resp("q5", "r5"), "q16": resp("q16", "r5")})
+    assert proj.run(tag="r5") == ["q16"]
+    state.update({"q5": resp("q5", "r1"), "q16": resp("q16", "r5")})
     assert plain(proj.view()) == state
+    assert proj.record().run["earlier"] == 1
 
     # a changed item (same prompt, other expected) is another sample: it replaces the old one
     changed = [[p, p.upper() if p != "q7" else "changed"] for p in data]
@@ -414,8 +416,8 @@ def test_duplicate_items_are_one_sample_per_occurrence(proj: Project) -> None:
     assert proj.record().run["removed"] == 1
 
     proj.data(["a", "a", "b", "a", "b", "a", "b"])  # two "a" and one "b" more
-    assert proj.run(tag="r3") == ["a", "a", "b"]
-    state.update({("a", 2): resp("a", "r3", 0), ("a", 3): resp("a", "r3", 1), ("b", 2): resp("b", "r3", 0)})
+    assert proj.run(tag="r3") == ["a", "b"]  # the third "a" comes back from history
+    state.update({("a", 2): resp("a", "r1", 2), ("a", 3): resp("a", "r3", 0), ("b", 2): resp("b", "r3", 0)})
     assert proj.view() == state
 
     # one occurrence of "c" fails: only that one is evaluated again
@@ -621,7 +623,7 @@ def test_killed_runs_are_recovered_nothing_lost_nothing_evaluated_twice(proj: Pr
 # -- 6. --rerun-changed ----------------------------------------------------------------------------
 
 
-def test_rerun_changed_starts_a_new_line_that_reuses_nothing_old(proj: Project) -> None:
+def test_rerun_changed_starts_a_new_line_that_reuses_only_equal_keys(proj: Project) -> None:
     data = qs(*range(8))
     proj.data(data)
     assert proj.run(tag="r1", fail=("q2",)) == data
@@ -646,11 +648,13 @@ def test_rerun_changed_starts_a_new_line_that_reuses_nothing_old(proj: Project) 
     assert plain(proj.view()) == state
     assert proj.record().line == 2
 
-    # back to the first code: a third line, even though line 1 was recorded with this code
+    # back to the first code: a third line, which reuses line 1's finished results (same keys)
+    # and evaluates only its error again
     proj.write("eval_upper.py", EVAL)
-    assert proj.run("--rerun-changed", tag="r4") == data
-    assert plain(proj.view()) == {p: resp(p, "r4") for p in data}
+    assert proj.run("--rerun-changed", tag="r4") == ["q2"]
+    assert plain(proj.view()) == {p: resp(p, "r4" if p == "q2" else "r1") for p in data}
     assert proj.record().line == 3
+    assert proj.record().run["earlier"] == 7
     assert proj.run(tag="r5") == []
 
 
@@ -998,6 +1002,7 @@ def tokens(data: list[str]) -> list[tuple[str, int]]:
 
 
 POOL = [f"p{i}" for i in range(24)]
+STEPS = itertools.count(1)
 
 
 class Oracle:
@@ -1012,6 +1017,9 @@ class Oracle:
         self.fingerprint = code_fingerprint(spec.func, columns=spec.columns, options=spec.options).digest
         self.params_digest = params_fingerprint({}).digest
         self.state: dict[tuple[str, int], str] = {}
+        # every ok result the experiment's history holds since the last save_session, with
+        # the step that made it: a run reuses the newest for a sample its view lacks
+        self.history: dict[tuple[str, int], tuple[int, str]] = {}
         self.kinds: dict[str, int] = {}
 
     def count(self, kind: str) -> None:
@@ -1055,7 +1063,8 @@ class Oracle:
             shard = (rng.randint(1, n), n)
             options["shard"] = shard
             selected, complete = [t for t in toks if self.in_shard(t, shard)], False
-        need = [t for t in selected if self.state.get(t, ERR) == ERR]
+        lacking = [t for t in selected if self.state.get(t, ERR) == ERR]
+        need = [t for t in lacking if t not in self.history]
         killed_after = None
         if kills and need and rng.random() < 0.2:
             killed_after = WORLD.stop_at = rng.randrange(len(need))
@@ -1082,12 +1091,18 @@ class Oracle:
         ), tag
         assert plan.dropped == (sum(1 for t in self.state if t not in set(toks)) if complete else 0), tag
 
+        for t in lacking:
+            if t in self.history:
+                self.state[t] = self.history[t][1]
+        step = next(STEPS)  # one count for every oracle: which result is newer
         seen: dict[str, int] = {}
         for t in need if killed_after is None else need[:killed_after]:
             k = seen.get(t[0], 0)
             seen[t[0]] = k + 1
             failed = t[0] in WORLD.fail or (t[0], k) in WORLD.fail_calls
             self.state[t] = ERR if failed else resp(t[0], tag, k)
+            if not failed:
+                self.history[t] = (step, self.state[t])
         if complete:  # items that left the dataset leave the view (also when the run was killed)
             self.state = {t: self.state[t] for t in toks if t in self.state}
 
@@ -1115,6 +1130,7 @@ class Oracle:
         session["results"] = [r for r in session["results"] if r["sample_key"] not in keys]
         storage.save_session(self.name, session)
         self.state = {t: r for t, r in self.state.items() if t not in drop}
+        self.history = {t: (0, r) for t, r in self.state.items() if r != ERR}  # what the save kept
         assert view_of(self.store.root, self.name, check_store=False) == self.state
         self.count("save_session")
 
@@ -1147,7 +1163,7 @@ def test_random_lines_copied_together_join_as_a_union(
             a.step(f"c{trial}.{i}", kills=False)
         copy_into(root / "a", root / "b")  # b starts from a's experiment
         b = Oracle(Store(root / "b"), rng, list(a.data))
-        b.state = dict(a.state)
+        b.state, b.history = dict(a.state), dict(a.history)
         sides = {"a": a, "b": b}
         for i in range(rng.randint(2, 5)):
             side = rng.choice("ab")
@@ -1170,8 +1186,11 @@ def test_random_lines_copied_together_join_as_a_union(
         for t, got in view.items():
             oks = [s.state[t] for s in (a, b) if s.state.get(t, ERR) != ERR]
             assert got in oks if oks else got == ERR, (trial, t, got, oks)
-        # the joined view resumes like any other: a run over a's dataset
+        # the joined view resumes like any other: a run over a's dataset, with both histories
         a.state = view
+        a.history = {
+            t: max(a.history.get(t, (-1, "")), b.history.get(t, (-1, ""))) for t in {*a.history, *b.history}
+        }
         a.step(f"after{trial}", kills=False, check_store=True)
     assert joined >= 4
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from doteval._running.error_budget import parse_max_errors
+from doteval._running.settings import parse_max_errors
 from doteval.errors import UsageError
 from doteval.session import SessionStatus, get_session
 

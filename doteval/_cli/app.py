@@ -46,6 +46,7 @@ def run(
     concurrency: Annotated[str | None, _option("concurrency")] = None,
     sample_timeout: Annotated[str | None, _option("sample_timeout")] = None,
     rerun_changed: Annotated[bool, _option("rerun_changed")] = False,
+    reuse_from: Annotated[str | None, _option("reuse_from")] = None,
     max_retries: Annotated[str | None, _option("max_retries")] = None,
     shard: Annotated[str | None, _option("shard")] = None,
     dry_run: Annotated[bool, _option("dry_run")] = False,

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from doteval._cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval._console.run_summary import without_option
+from doteval._console.run_summary import reuse_words, without_option
 from doteval._console.tables import STATUS_LABELS, STATUS_STYLES, fitted, metrics_view, short_node_id
 from doteval._objects import Store
 from doteval._operations.sample_lookup import errors_by_type, find_sample, sample_record, why
@@ -169,7 +169,9 @@ def show(
     explain: Annotated[
         bool,
         typer.Option(
-            "--why", help="With --sample: which part of its key differs from the nearest earlier result."
+            "--why",
+            help="With --sample: where its result came from (evaluated, or reused from an earlier line "
+            "or another experiment) and which part of its key differs from the nearest earlier result.",
         ),
     ] = False,
     as_json: JsonOption = False,
@@ -410,9 +412,20 @@ def _print_sample(d: dict[str, Any]) -> None:
     w = d.get("why")
     if w:
         out.print()
+        out.print(f"Origin: {escape(origin_text(w['origin']))}", soft_wrap=True)
         out.print(f"Why: {escape(w['summary'])}", soft_wrap=True)
         if w["earlier_key"]:
             out.print(f"  earlier sample {w['earlier_key'][:12]} in revision {w['earlier_manifest'][:10]}")
+
+
+def origin_text(origin: dict[str, Any]) -> str:
+    """Where a result came from, as ``show --sample KEY --why`` says it."""
+    run = f"run {origin['manifest'][:10]}" + (f" ({format_time(origin['time'])})" if origin["time"] else "")
+    if origin["how"] == "earlier line":
+        return f"reused from an earlier line: evaluated in {run}"
+    if origin["how"] == "experiment":
+        return f"reused from experiment {origin['experiment']!r}: evaluated in {run}"
+    return f"evaluated in {run}"
 
 
 @app.command("log")
@@ -440,7 +453,7 @@ def log_(
     lines: list[str] = []  # printed at once: rich costs per call, a log has thousands of lines
     for e in entries:
         short = (e.manifest_id or e.record_id)[:10]
-        counts = f"evaluated {e.evaluated}, reused {e.reused}, errors {e.errors}"
+        counts = f"evaluated {e.evaluated}, reused {e.reused}{reuse_words(e.earlier, e.imported)}, errors {e.errors}"
         if oneline:
             what = "; ".join(e.changes) if e.changes else (e.note or "")
             detail = counts if e.op == "run" else e.op

@@ -29,6 +29,8 @@ def run_summary_lines(
     lines += render_lines(metrics_view(evals, width), width=width, color=color)
     evaluated = sum(o.evaluated for o in outcomes)
     reused = sum(o.reused for o in outcomes)
+    source = next((o.reuse_from for o in outcomes if o.imported), None)
+    from_history = reuse_words(sum(o.earlier for o in outcomes), sum(o.imported for o in outcomes), source)
     done = sum(e.done for e in evals)
     total = sum(e.total for e in evals)
     errors = sum(e.errors for e in evals)
@@ -37,7 +39,7 @@ def run_summary_lines(
     name = manifest.experiment
     lines.append(
         f"Experiment {name!r}: {STATUS_LABELS[status]}, {done}/{total} samples ({percent(done, total)}), "
-        f"{errors} errors; this run evaluated {evaluated}, reused {reused}."
+        f"{errors} errors; this run evaluated {evaluated}, reused {reused}{from_history}."
     )
     others = [e for e in manifest.evaluations if e.node_id not in ran]
     if others and manifest.status != status:
@@ -61,6 +63,15 @@ def run_summary_lines(
     return lines
 
 
+def reuse_words(earlier: int, imported: int, source: str | None = None) -> str:
+    """``, reused N from earlier lines, reused M from another experiment``: what a run took from
+    history (nothing when it took nothing)."""
+    words = f", reused {earlier} from earlier lines" if earlier else ""
+    if imported:
+        words += f", reused {imported} from " + (f"experiment {source!r}" if source else "another experiment")
+    return words
+
+
 def without_option(command: str, option: str) -> str:
     """``command`` without ``option`` and its value."""
     words = shlex.split(command)
@@ -81,7 +92,9 @@ def plan_lines(plans: Sequence[Plan], command: str) -> list[str]:
     lines = ["", "doteval dry run: nothing was evaluated"]
     for p in plans:
         lines.append(
-            f"{short_node_id(p.node_id)}: {p.total} items: reuse {p.reuse}, evaluate {p.evaluate} "
+            f"{short_node_id(p.node_id)}: {p.total} items: reuse {p.reuse}"
+            + (f" ({p.earlier} from earlier lines or --reuse-from)" if p.earlier else "")
+            + f", evaluate {p.evaluate} "
             f"({p.new} new or changed, {p.retry} errors to retry)"
             + (f", {p.dropped} no longer in the dataset" if p.dropped else "")
         )

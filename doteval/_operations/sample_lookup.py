@@ -14,8 +14,8 @@ from doteval._repository.changes import changed_params
 from doteval._repository.history import run_records
 from doteval._repository.manifest import EvaluationRecord, Manifest, load_manifest
 from doteval._repository.results import result_fields
-from doteval._repository.sample_tables import FLAG_ERROR, View, load_view, token
-from doteval.errors import NotFoundError, UsageError
+from doteval._repository.sample_tables import FLAG_ERROR, View, load_parts, load_view, token
+from doteval.errors import DotevalError, NotFoundError, UsageError
 
 
 @dataclass
@@ -86,6 +86,57 @@ def errors_by_type(store: Store, manifest: Manifest) -> dict[str, list[dict[str,
 
 
 def why(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict[str, Any]:
+    """Where this sample's result came from (``origin``), and which part of its key differs
+    from the nearest earlier result of its item."""
+    return {
+        **_why_key(store, experiment, manifest_id, ref),
+        "origin": origin(store, experiment, manifest_id, ref),
+    }
+
+
+def origin(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict[str, Any]:
+    """The run that evaluated this sample's result, and how it came into this revision:
+    ``evaluated`` by a run of this line, reused from an ``earlier line`` of the experiment, or
+    reused from another ``experiment`` (``--reuse-from``)."""
+    table_id = ref.table.parts[ref.table.where[ref.index][0]].table_id
+    recorded = ref.evaluation.origins.get(table_id)
+    if recorded is not None:
+        same = recorded["experiment"] == experiment
+        return {
+            "how": "earlier line" if same else "experiment",
+            "experiment": recorded["experiment"],
+            "manifest": recorded["manifest"],
+            "time": recorded["finished"],
+        }
+    # Not reused: the oldest revision of this line whose view holds the table sealed it.
+    found: tuple[str, float] | None = None
+    seen_current = False
+    for record in run_records(store, experiment):
+        seen_current = seen_current or record.manifest == manifest_id
+        if not seen_current or record.manifest is None:
+            continue
+        try:
+            older = load_manifest(store, record.manifest)
+            holds = any(
+                p.table_id == table_id
+                for ev in older.evaluations
+                if ev.node_id == ref.evaluation.node_id
+                for p in load_parts(store, ev.entries)
+            )
+        except DotevalError:
+            break
+        if not holds:
+            break
+        found = (record.manifest, older.finished)
+    return {
+        "how": "evaluated",
+        "experiment": experiment,
+        "manifest": found[0] if found else manifest_id,
+        "time": found[1] if found else None,
+    }
+
+
+def _why_key(store: Store, experiment: str, manifest_id: str, ref: SampleRef) -> dict[str, Any]:
     """Which part of this sample's key differs from the nearest earlier result of its item."""
     ev = ref.evaluation
     item = token(ref.table.items[ref.index], ref.table.occurrences[ref.index])

@@ -137,6 +137,8 @@ class LogEntry:
     changes: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     note: str = ""
+    earlier: int = 0  # reused from earlier lines of the experiment
+    imported: int = 0  # reused from another experiment (--reuse-from)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +150,8 @@ class LogEntry:
             "status": self.status,
             "evaluated": self.evaluated,
             "reused": self.reused,
+            "reused_earlier": self.earlier,
+            "reused_imported": self.imported,
             "errors": self.errors,
             "done": self.done,
             "total": self.total,
@@ -256,6 +260,8 @@ def _entry(record: RefRecord, manifest: _Manifests) -> LogEntry:
             entry.evaluated += ev.run.get("evaluated", 0)
             entry.reused += ev.run.get("reused", 0)
             entry.errors += ev.run.get("errors", 0)
+            entry.earlier += ev.run.get("earlier", 0)
+            entry.imported += ev.run.get("imported", 0)
         entry.changes = ([f"shard {m.shard}"] if m.shard else []) + changes_since(m, manifest(m.parent))
     elif record.op == "save":
         entry.changes = ["saved by save_session"]

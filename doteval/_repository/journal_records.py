@@ -67,6 +67,27 @@ def view_record(value: Any) -> dict[str, Any]:
     return view
 
 
+def reuse_record(value: Any) -> dict[str, Any]:
+    """Rows of an older table this run reused (``RunRecorder.record_reuse``)."""
+    reuse = dict(checks.mapping(value, "reuse"))
+    check_object_id(checks.text(reuse.get("table"), "reuse table"))
+    check_object_id(checks.text(reuse.get("details"), "reuse details"))
+    length = checks.count(reuse.get("length"), "reuse length", low=1)
+    rows, slots = reuse.get("rows"), reuse.get("slots")
+    if type(rows) is not list or type(slots) is not list or len(rows) != len(slots) or not rows:
+        raise ValueError("reuse rows and slots are not lists of one length")
+    if any(type(r) is not int or not 0 <= r < length for r in rows) or len(set(rows)) != len(rows):
+        raise ValueError("a reused row is not a row of its table")
+    if any(type(s) is not int or s < -1 for s in slots):
+        raise ValueError("a reuse slot is not a view position")
+    checks.text(reuse.get("from"), "reuse from")
+    origin = checks.mapping(reuse.get("origin"), "reuse origin")
+    checks.text(origin.get("experiment"), "origin experiment")
+    check_object_id(checks.text(origin.get("manifest"), "origin manifest"))
+    checks.timestamp(origin.get("finished"), "origin finished")
+    return reuse
+
+
 def status(value: Any) -> str:
     if value not in STATUSES:
         raise ValueError(f"status is not one of {', '.join(STATUSES)}")

@@ -37,6 +37,10 @@ class EvaluationRecord:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, int] = field(default_factory=dict)  # evaluated / reused / errors in this run
     status: str = "interrupted"
+    # Sample tables of the view that hold results reused from another line or experiment
+    # (doteval._repository.reuse): table id -> {"experiment", "manifest", "finished"} of the run
+    # that evaluated them. Written only when not empty.
+    origins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def missing(self) -> int:
@@ -81,6 +85,9 @@ class Manifest:
 
     def to_value(self) -> dict[str, Any]:
         data = asdict(self)
+        for e in data["evaluations"]:
+            if not e["origins"]:
+                del e["origins"]  # a manifest without reuse is as it was before origins existed
         data["type"] = "manifest"
         data["v"] = MANIFEST_VERSION
         return data
@@ -149,6 +156,11 @@ def _evaluation(data: Any, where: str) -> EvaluationRecord:
         checks.number(metric.get("value"), "metric value")
     for name, value in checks.mapping(e.run, "run").items():
         checks.count(value, f"run {checks.text(name, 'run')}")
+    for table_id, origin in checks.mapping(e.origins, "origins").items():
+        check_object_id(table_id, where=where)
+        checks.text(checks.mapping(origin, "origin")["experiment"], "origin experiment")
+        check_object_id(origin["manifest"], where=where)
+        origin["finished"] = checks.timestamp(origin["finished"], "origin finished")
     return e
 
 

@@ -65,6 +65,8 @@ def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> 
             known.update({p.table_id: t for p, t in zip(view.parts, view.tables)})
         merged = open_view(store, parts, (evs[0].fingerprint, evs[0].params_digest), known)
         first = evs[0]
+        named = {p.table_id for p in parts if p.rows}
+        origins = {t: o for ev in reversed(evs) for t, o in ev.origins.items() if t in named}
         record = EvaluationRecord(
             node_id=node,
             fingerprint=first.fingerprint,
@@ -81,6 +83,7 @@ def merge_manifests(store: Store, manifests: list[Manifest], parent_id: str) -> 
             metrics=merged.summary(),
             run={},
             status=first.status,
+            origins=origins,
         )
         evaluations.append(record)
     newest = manifests[0]

@@ -13,6 +13,7 @@ Journal records (canonical encoding, framed by ``doteval._objects.journal``):
     ("start", {...run header...})
     ("eval", i, {...evaluation header...})
     ("view", i, {...})                 what the run keeps of the view before it
+    ("reuse", i, {...})                rows of an older table reused (``RunRecorder.record_reuse``)
     R frame (``journal.result_frame``)  one sample's result: flag, the view
                                        position it replaces, item, details
     ("eval_end", i, status)
@@ -42,6 +43,7 @@ from doteval._repository.sample_tables import (
     SampleTable,
     View,
     load_parts,
+    merge_parts,
     open_view,
     save_view,
     table_objects,
@@ -155,6 +157,13 @@ class RunRecorder:
         """What this run keeps of the view before it (see ``_seal_eval``)."""
         self._append(("view", index, view))
 
+    def record_reuse(self, index: int, reuse: dict[str, Any]) -> None:
+        """Rows of a table sealed by another run, reused as this run's results:
+        ``{"table", "details", "length", "rows", "slots", "from", "origin"}`` (``slots``: the
+        view positions they replace, -1 for none; ``from``: the experiment whose history held
+        them; ``origin``: the run that evaluated them)."""
+        self._append(("reuse", index, reuse))
+
     def record_result(
         self,
         index: int,
@@ -209,6 +218,7 @@ class _EvalLog:
     tables: dict[str, SampleTable] = field(default_factory=dict)  # those tables, by id
     rows: list[NewRow] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
+    reuses: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _parse(
@@ -246,6 +256,8 @@ def _parse(
                 evals[rec[1]] = _EvalLog(journal_records.eval_header(rec[2]) if check else rec[2])
             elif kind == "view":
                 evals[rec[1]].view = journal_records.view_record(rec[2])
+            elif kind == "reuse":
+                evals[rec[1]].reuses.append(journal_records.reuse_record(rec[2]) if check else rec[2])
             elif kind == "eval_end":
                 evals[rec[1]].status = journal_records.status(rec[2])
             elif kind == "end":
@@ -320,11 +332,11 @@ def seal(
     seen = set()
     for old in base.evaluations if base else []:
         ran = by_node.get(old.node_id)
-        evaluations.append(_seal_eval(store, ran, old) if ran else replace(old, run={}))
+        evaluations.append(_seal_eval(store, ran, old, name) if ran else replace(old, run={}))
         seen.add(old.node_id)
     for log in evals.values():
         if log.header["node_id"] not in seen:
-            evaluations.append(_seal_eval(store, log, None))
+            evaluations.append(_seal_eval(store, log, None, name))
 
     final = final_status(status, evaluations)
     manifest = Manifest(
@@ -417,7 +429,7 @@ def _scores_of(details: bytes, path: Path) -> tuple[dict[str, Any], dict[str, li
         ) from None
 
 
-def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> EvaluationRecord:
+def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None, name: str) -> EvaluationRecord:
     h = log.header
     record = EvaluationRecord(
         node_id=h["node_id"],
@@ -440,24 +452,29 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
         kept = {i for i in range(base_len) if bits[i >> 3] >> (i & 7) & 1}
     else:  # died before reading the dataset, or a --samples/--shard run: keep the whole view
         kept = set(range(base_len))
+    reused = [Part(r["table"], r["details"], r["length"], sorted(r["rows"])) for r in log.reuses]
     base_view: View | None = None
     if same_base:
         kept -= {slot for slot in log.slots if slot >= 0}
-    elif log.rows and base_parts:  # a journal sealed over another view: replace by item
+        kept -= {slot for r in log.reuses for slot in r["slots"] if slot >= 0}
+    elif (log.rows or reused) and base_parts:  # a journal sealed over another view: replace by item
         base_view = _view(store, base_parts, {}, record)
         new_tokens = {token(r.item, r.occurrence) for r in log.rows}
+        if reused:
+            new_tokens.update(_view(store, reused, {}, record).tokens())
         kept -= {i for i, t in enumerate(base_view.tokens()) if t in new_tokens}
 
-    unchanged = continuing and old is not None and not log.rows and len(kept) == base_len
+    unchanged = continuing and old is not None and not log.rows and not reused and len(kept) == base_len
     if unchanged and old is not None:
         record.entries, record.metrics = old.entries, old.metrics
         record.done, record.errors = old.done, old.errors
+        record.origins = dict(old.origins)
         size = base_len
     else:
         if base_view is None and base_parts:
             base_view = _view(store, base_parts, {}, record)
         kept_parts = base_view.select(kept) if base_view is not None else []
-        parts = kept_parts + log.parts
+        parts = merge_parts([kept_parts, log.parts, reused]) if reused else kept_parts + log.parts
         tables = dict(log.tables)
         if base_view is not None:
             tables.update({p.table_id: t for p, t in zip(base_view.parts, base_view.tables)})
@@ -465,6 +482,8 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
         record.entries = save_view(store, parts)
         record.metrics = current.summary()
         record.done, record.errors = current.done, current.errors
+        carried = old.origins if continuing and old is not None else {}
+        record.origins = _origins(carried, log.reuses, parts, {p.table_id for p in base_parts})
         size = len(current)
     new_errors = sum(1 for r in log.rows if r.flag == FLAG_ERROR)
     if log.view is not None:
@@ -476,6 +495,7 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
             "added": int(view.get("added", 0)),
             "removed": int(view.get("removed", 0)),
         }
+        record.run.update(_reuse_counts(log.reuses, name))
     else:
         record.total = max(old.total if continuing and old is not None else 0, size)
         record.run = {
@@ -487,6 +507,30 @@ def _seal_eval(store: Store, log: _EvalLog, old: EvaluationRecord | None) -> Eva
         }
     record.status = log.status
     return record
+
+
+def _origins(
+    carried: dict[str, dict[str, Any]], reuses: list[dict[str, Any]], parts: list[Part], base: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Where the tables of a view that another run evaluated came from: those the view
+    before held (``carried``), and those this run reused; only tables the view still names.
+    A table the view before held (``base``) keeps what it had: its own line's stays unnamed."""
+    origins = dict(carried)
+    for r in reuses:
+        if r["table"] not in base:
+            origins.setdefault(r["table"], dict(r["origin"]))
+    named = {p.table_id for p in parts if p.rows}
+    return {t: o for t, o in origins.items() if t in named}
+
+
+def _reuse_counts(reuses: list[dict[str, Any]], name: str) -> dict[str, int]:
+    """The run's counts of reused results: ``earlier`` (this experiment's history) and
+    ``imported`` (``--reuse-from``); written only when not zero."""
+    counts: dict[str, int] = {}
+    for r in reuses:
+        kind = "earlier" if r["from"] == name else "imported"
+        counts[kind] = counts.get(kind, 0) + len(r["rows"])
+    return counts
 
 
 def _view(store: Store, parts: list[Part], tables: dict[str, SampleTable], record: EvaluationRecord) -> View:

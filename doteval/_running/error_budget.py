@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from doteval._repository.manifest import Manifest
-from doteval._running.settings import MaxErrors, parse_max_errors
 
 if TYPE_CHECKING:
     from doteval._running.experiment_run import EvaluationOutcome
@@ -26,6 +25,3 @@ def run_errors(manifest: Manifest, outcomes: Sequence[EvaluationOutcome]) -> tup
     evals = [e for e in manifest.evaluations if e.node_id in ran]
     errors = sum(e.errors for e in evals)
     return errors, errors + sum(e.done for e in evals)
-
-
-__all__ = ["MaxErrors", "parse_max_errors", "run_errors"]

@@ -30,6 +30,7 @@ from doteval._repository.experiments import unused_name
 from doteval._repository.manifest import EvaluationRecord, Manifest
 from doteval._repository.repository import Repository, Transaction
 from doteval._repository.results import Result
+from doteval._repository.reuse import Earlier, find_earlier, history
 from doteval._repository.run_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -41,16 +42,19 @@ from doteval._repository.sample_tables import (
     FLAG_ERROR,
     FLAG_OK,
     KEY_VERSION,
+    SampleTable,
+    View,
     key_prefix,
     load_view,
     sample_key,
+    token,
 )
 from doteval._running import settings
 from doteval._running.execution import Execution, execute
 from doteval._running.fingerprint import CodeFingerprint, ParamsFingerprint, code_fingerprint
 from doteval._running.retries import RetryPolicy
 from doteval._running.spec import EvaluationSpec, normalize_item
-from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError
+from doteval.errors import ChangedEvaluationError, DotevalError, DotevalWarning, EncodingError, UsageError
 
 __all__ = ["KEY_VERSION", "ExperimentRun", "Retrying", "RunOptions", "key_prefix", "sample_key"]
 
@@ -89,10 +93,13 @@ class Retrying:
 class EvaluationOutcome:
     node_id: str
     total: int = 0
-    reused: int = 0
+    reused: int = 0  # results the head's view held already (resume)
     evaluated: int = 0
     errors: int = 0
     interrupted: bool = False
+    earlier: int = 0  # results reused from earlier lines of the experiment
+    imported: int = 0  # results reused from another experiment (--reuse-from)
+    reuse_from: str | None = None  # that experiment
 
 
 @dataclass
@@ -107,9 +114,12 @@ class RunOptions:
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
     timeout: float | None = None  # seconds one sample may take; @foreach(timeout=) wins
+    reuse_from: str | None = None  # another experiment whose results are reused by exact key
 
     def __post_init__(self) -> None:
         self.experiment = settings.experiment_name(self.experiment)
+        if self.reuse_from is not None:
+            self.reuse_from = settings.reuse_from(self.reuse_from)
         if self.samples is not None:
             self.samples = settings.sample_limit(self.samples)
         if self.concurrency is not None:
@@ -141,6 +151,7 @@ class Plan:
     dropped: int  # items the experiment holds that the dataset no longer has
     changed: list[str]  # code or params changes (everything is evaluated again)
     blocked: bool  # a change that stops the run unless --rerun-changed
+    earlier: int = 0  # of ``reuse``: results found in history (earlier lines, --reuse-from)
 
     @property
     def evaluate(self) -> int:
@@ -151,6 +162,7 @@ class Plan:
             "evaluation": self.node_id,
             "total": self.total,
             "reuse": self.reuse,
+            "reuse_earlier": self.earlier,
             "evaluate": self.evaluate,
             "new": self.new,
             "retry": self.retry,
@@ -220,6 +232,12 @@ class Match:
     added: int = 0
     removed: int = 0
     unchanged: bool = False
+    # results found in history for pending samples: (slot it replaces, experiment, result)
+    earlier: list[tuple[int, str, Earlier]] = field(default_factory=list)
+
+    def reused_from(self, experiment: str | None) -> int:
+        """How many results came from ``experiment``'s history."""
+        return sum(1 for _slot, source, _e in self.earlier if source == experiment)
 
 
 class ExperimentRun:
@@ -240,6 +258,7 @@ class ExperimentRun:
         self._index = itertools.count()
         self._held: Any = None  # the SIGINT handler to restore after _hold_interrupts
         self._dataset_total: int | None = 0  # items in the dataset last read (None: unknown)
+        self._histories: dict[str, list[tuple[str, Manifest]]] = {}  # read once per run
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -251,6 +270,12 @@ class ExperimentRun:
         # The lock, dead runs recovered, the head; held until close() seals this run.
         self._transaction = Repository(self.store).begin(self.name, purpose="run")
         self.head = self._transaction.head
+        source = self.options.reuse_from
+        if source is not None and source != self.name and self.store.refs.read(source) is None:
+            raise UsageError(
+                f"--reuse-from {source}: no experiment {source!r} in this store",
+                hint="`doteval list` names the experiments",
+            )
 
     def start(self) -> None:
         """Start the journal; called once the checks have passed."""
@@ -345,7 +370,7 @@ class ExperimentRun:
         """Count what ``run_evaluation`` would reuse and evaluate; evaluates nothing."""
         self.check_params(prepared, params)
         data = self._read_dataset(prepared.spec, prepared.code.digest, params.digest)
-        match = self._match(prepared, data)
+        match = self._match(prepared, data, params.digest)
         total = len(data.items)
         reuse = total - len(match.pending)
         retry = sum(1 for slot, *_ in match.pending if slot >= 0)
@@ -358,6 +383,7 @@ class ExperimentRun:
             dropped=match.removed,
             changed=list(prepared.changed),
             blocked=bool(prepared.changed) and not self.options.rerun_changed,
+            earlier=len(match.earlier),
         )
 
     def _previous(self, node_id: str) -> EvaluationRecord | None:
@@ -403,14 +429,17 @@ class ExperimentRun:
         outcome = EvaluationOutcome(prepared.node_id)
         self.outcomes.append(outcome)
         data = self._read_dataset(spec, prepared.code.digest, params.digest)
-        match = self._match(prepared, data)
+        match = self._match(prepared, data, params.digest)
         pending = match.pending
         outcome.total = len(data.items)
-        outcome.reused = outcome.total - len(pending)
+        outcome.earlier = match.reused_from(self.name)
+        outcome.imported = len(match.earlier) - outcome.earlier
+        outcome.reuse_from = self.options.reuse_from
+        outcome.reused = outcome.total - len(pending) - len(match.earlier)
         settled = self.head.manifest is not None and self.head.manifest.status != STATUS_INTERRUPTED
         if not pending and match.unchanged and settled:
             # Nothing to evaluate and nothing to change: no journal, no new manifest.
-            self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.reused, 0)
+            self.listener.evaluation_started(prepared.node_id, outcome.total, outcome.total, 0)
             self.listener.evaluation_finished(prepared.node_id, outcome)
             return outcome
         self.start()
@@ -441,8 +470,11 @@ class ExperimentRun:
                 "removed": match.removed,
             },
         )
+        for reuse in _reuse_records(match.earlier):
+            self.recorder.record_reuse(index, reuse)
         shown_total = outcome.total if data.total is not None else None
-        self.listener.evaluation_started(prepared.node_id, shown_total, outcome.reused, len(pending))
+        ready = outcome.total - len(pending)
+        self.listener.evaluation_started(prepared.node_id, shown_total, ready, len(pending))
         status = STATUS_COMPLETED
         retry = self._retry(spec)
         execution = Execution(
@@ -542,8 +574,48 @@ class ExperimentRun:
             data.complete = False
         return data
 
-    def _match(self, prepared: PreparedEvaluation, data: Dataset) -> Match:
-        """What the experiment holds of ``data``: by item and occurrence, no key hashed."""
+    def _match(self, prepared: PreparedEvaluation, data: Dataset, params_digest: str) -> Match:
+        """What the experiment holds of ``data``: by item and occurrence, no key hashed; then,
+        for what is still pending, finished results of the same key in history (``_reuse``)."""
+        match, view = self._match_head(prepared, data)
+        if match.pending:
+            self._reuse(match, (prepared.code.digest, params_digest), view)
+        return match
+
+    def _reuse(self, match: Match, key: tuple[str, str], view: View | None) -> None:
+        """Take pending samples' results from the experiment's history, then from --reuse-from's."""
+        have: dict[str, set[int]] = {}
+        known: dict[str, SampleTable] = {}
+        if view is not None:
+            for part, table in zip(view.parts, view.tables):
+                have.setdefault(part.table_id, set()).update(part.rows)
+                known[part.table_id] = table
+        if not self.store.exists:
+            return  # a dry run before the first run: no history
+        sources = [self.name]
+        if self.options.reuse_from is not None and self.options.reuse_from != self.name:
+            sources.append(self.options.reuse_from)
+        for source in sources:
+            if source not in self._histories:
+                self._histories[source] = history(self.store, source)
+            if not self._histories[source] or not match.pending:
+                continue  # a first run: nothing to look up
+            wanted = {token(b, o) for _slot, b, o, _item in match.pending}
+            found = find_earlier(self.store, self._histories[source], key, wanted, have, known)
+            if not found:
+                continue
+            still = []
+            for sample in match.pending:
+                earlier = found.get(token(sample[1], sample[2]))
+                if earlier is None:
+                    still.append(sample)
+                else:
+                    match.earlier.append((sample[0], source, earlier))
+            match.pending = still
+        if match.earlier:
+            match.unchanged = False
+
+    def _match_head(self, prepared: PreparedEvaluation, data: Dataset) -> tuple[Match, View | None]:
         old = self._previous(prepared.node_id)
         # An unknown total is at least one more than was read: the experiment is not complete.
         total = data.total if data.total is not None else len(data.items) + 1
@@ -555,7 +627,7 @@ class ExperimentRun:
             ]
             match.added = len(data.items)
             match.unchanged = old is not None and continuing and not data.items
-            return match
+            return match, None
         view = load_view(self.store, old)
         match.base = old.entries
         position = {t: n for n, t in enumerate(view.tokens())}
@@ -591,7 +663,7 @@ class ExperimentRun:
         # items new to the dataset; a view that only grew into what --samples left out is no change
         match.added = max(0, new - max(0, old.total - len(view)))
         match.unchanged = kept == len(view) == len(data.items) and old.total == match.total and not new
-        return match
+        return match, view
 
     def _record(
         self,
@@ -627,6 +699,27 @@ class ExperimentRun:
         if not result.ok:
             outcome.errors += 1
         self.listener.sample_done(prepared.node_id, result.ok)
+
+
+def _reuse_records(earlier: list[tuple[int, str, Earlier]]) -> list[dict[str, Any]]:
+    """Reused results as journal records: one per table they are rows of."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for slot, source, e in earlier:
+        group = groups.setdefault(
+            (source, e.part.table_id),
+            {
+                "table": e.part.table_id,
+                "details": e.part.details_id,
+                "length": e.part.length,
+                "rows": [],
+                "slots": [],
+                "from": source,
+                "origin": e.origin,
+            },
+        )
+        group["rows"].append(e.row)
+        group["slots"].append(slot)
+    return list(groups.values())
 
 
 _END = object()

@@ -43,6 +43,14 @@ def experiment_name(value: Any) -> str:
     return check_name(text)
 
 
+def reuse_from(value: Any) -> str:
+    """``--reuse-from EXPERIMENT``: an experiment name (whether it exists is the run's check)."""
+    text = str(value)
+    if not text.strip():
+        raise SettingError("--reuse-from", "needs the name of an experiment of this store")
+    return check_name(text)
+
+
 def _whole(option: str, value: Any, least: int) -> int:
     if isinstance(value, bool):
         value = str(value)
@@ -202,6 +210,12 @@ RUN_SETTINGS = {
         ),
         Setting(
             "--rerun-changed", "start a new line of results for evaluations whose code or params changed"
+        ),
+        Setting(
+            "--reuse-from",
+            "reuse the finished results of another experiment's history whose sample keys match exactly",
+            "EXPERIMENT",
+            reuse_from,
         ),
         Setting("--max-retries", "retries of a transient error (default 3)", "N", retry_count),
         Setting(
