@@ -57,6 +57,7 @@ class Sizes:
     push_extra: int
     peer: int
     cli_repeat: int = 3  # fresh-process CLI timings: best of this many
+    ratelimit: int = 4_000  # samples of the rate-limited run (measurement 7)
 
     def repeats_for(self, n: int, big: int) -> int:
         """Fewer repeats for the big sizes (one big run is long enough to be stable)."""
@@ -91,6 +92,7 @@ SIZES = {
         diff=20_000,
         push_extra=500,
         peer=200,
+        ratelimit=2_000,
     ),
     # for the test suite: every code path, tiny sizes, numbers meaningless
     "smoke": Sizes(
@@ -107,6 +109,7 @@ SIZES = {
         push_extra=50,
         peer=20,
         cli_repeat=1,
+        ratelimit=100,
     ),
 }
 
@@ -968,6 +971,179 @@ def measure_cache(ctx: Context) -> list[Row]:
             details={"warm_us": warm},
         )
     ]
+# -- 7. a rate-limited API --------------------------------------------------------------------------
+
+# The stand-in API, in the pytest process: it serves CAPACITY calls at once, each in LATENCY
+# seconds, and refuses the others at once with an SDK-like RateLimitError (status_code 429).
+RATELIMIT_CAPACITY = 8
+RATELIMIT_LATENCY = 0.02
+
+RATELIMIT_CONFTEST = f"""
+import asyncio
+import json
+import os
+import threading
+import time
+
+import pytest
+
+CAPACITY, LATENCY = {RATELIMIT_CAPACITY}, {RATELIMIT_LATENCY}
+
+
+class RateLimitError(Exception):
+    status_code = 429
+
+
+class StandInAPI:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = self.served = self.refused = 0
+        self.first = self.last = self.most = None
+        self.most_of = int(int(os.environ.get("BENCH_N", "0")) * 0.99)  # the first 99% of the samples
+
+    def _enter(self):
+        with self.lock:
+            if self.first is None:
+                self.first = time.perf_counter()
+            if self.active >= CAPACITY:
+                self.refused += 1
+                raise RateLimitError("429 Too Many Requests")
+            self.active += 1
+
+    def _leave(self):
+        with self.lock:
+            self.active -= 1
+            self.served += 1
+            self.last = time.perf_counter()
+            if self.served == self.most_of:
+                self.most = self.last
+
+    def generate(self, prompt):
+        self._enter()
+        try:
+            time.sleep(LATENCY)
+        finally:
+            self._leave()
+        return prompt
+
+    async def agenerate(self, prompt):
+        self._enter()
+        try:
+            await asyncio.sleep(LATENCY)
+        finally:
+            self._leave()
+        return prompt
+
+
+API = StandInAPI()
+
+
+@pytest.fixture
+def api():
+    return API
+
+
+def pytest_unconfigure(config):
+    path = os.environ.get("BENCH_RATELIMIT_FILE")
+    if path and API.first is not None:
+        with open(path, "w") as f:
+            most = None if API.most is None else API.most - API.first
+            json.dump({{"served": API.served, "refused": API.refused, "seconds": API.last - API.first,
+                       "seconds_99": most}}, f)
+"""
+
+RATELIMIT_EVAL = """
+import os
+
+from doteval import Result, foreach
+
+DATA = [f"q{i}" for i in range(int(os.environ["BENCH_N"]))]
+
+
+@foreach("prompt", DATA)
+def eval_threads(prompt, api):
+    return Result(api.generate(prompt) == prompt, prompt=prompt)
+
+
+@foreach("prompt", DATA)
+async def eval_async(prompt, api):
+    return Result(await api.agenerate(prompt) == prompt, prompt=prompt)
+"""
+
+
+def measure_ratelimit(ctx: Context) -> list[Row]:
+    """``--concurrency 64`` against a stand-in API that serves 8 calls at once in 20 ms each
+    and refuses the others with a rate limit: samples per second against the ideal (8 / 20 ms),
+    and refused calls per sample. Timed from the first call to the last answer (pytest's
+    startup and doteval's seal are the other rows' business), one run per evaluation kind."""
+    n = ctx.sizes.ratelimit
+    proj = ctx.tmp / "ratelimit-project"
+    proj.mkdir(parents=True, exist_ok=True)
+    (proj / "conftest.py").write_text(RATELIMIT_CONFTEST)
+    (proj / "eval_ratelimit.py").write_text(RATELIMIT_EVAL)
+    ideal = RATELIMIT_CAPACITY / RATELIMIT_LATENCY  # samples per second
+    rows = []
+    for kind in ("threads", "async"):
+        ctx.log(f"[ratelimit] {kind}: N={n} at --concurrency 64, the API serving 8 at once")
+        stats = ctx.fresh(f"ratelimit-{kind}.json")
+        store = ctx.fresh(f"store-ratelimit-{kind}")
+        argv = [PYTHON, "-m", "pytest", "-p", "doteval._pytest_plugin", "-p", "no:cacheprovider"]
+        argv += ["eval_ratelimit.py", "-k", f"eval_{kind}", "--experiment", "rl", "--store", str(store)]
+        argv += ["--concurrency", "64", "-q"]
+        env = base_env(BENCH_N=str(n), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", BENCH_RATELIMIT_FILE=str(stats))
+        _, done = run(argv, cwd=proj, env=env, check=False)
+        if f"evaluated {n}, reused 0" not in done.stdout or not stats.exists():
+            raise BenchError(f"the rate-limited run failed:\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
+        measured = json.loads(stats.read_text())
+        errors = re.search(r"(\d+) errors?[;,]", done.stdout)  # errored samples: none expected
+        shutil.rmtree(store, ignore_errors=True)
+        rate = measured["served"] / measured["seconds"]
+        refused = measured["refused"] / n
+        details = {
+            **measured,
+            "n": n,
+            "ideal_per_second": ideal,
+            "errors": int(errors.group(1)) if errors else 0,
+        }
+        notes = [
+            f"{rate:.0f} samples/s = {rate / ideal:.0%} of the ideal {ideal:.0f}/s; {measured['refused']} refused "
+            f"calls for {n} samples; {details['errors']} errored samples"
+        ]
+        if measured.get("seconds_99"):
+            rate_99 = int(n * 0.99) / measured["seconds_99"]
+            notes.append(
+                f"the first 99% of the samples: {rate_99:.0f} samples/s = {rate_99 / ideal:.0%} of the ideal "
+                "(the last ones wait out a retry backoff of about 1 s)"
+            )
+        rows.append(
+            Row(
+                "ratelimit",
+                f"rate-limited API, {kind}: time/sample, N={n:,}",
+                value=1 / rate,
+                unit="s/sample",
+                baseline=1 / ideal,
+                baseline_label="ideal: 8 at once, 20 ms each",
+                target="≥ 80% of the ideal rate (≤ 1.25x)",
+                limit=1.25,
+                notes=notes,
+                details=details,
+            )
+        )
+        rows.append(
+            Row(
+                "ratelimit",
+                f"rate-limited API, {kind}: refused/sample, N={n:,}",
+                value=refused,
+                unit="refused/sample",
+                baseline=measured["served"] / n,
+                baseline_label="calls served per sample",
+                target="< 0.1",
+                check="abs",
+                limit=0.1,
+                details=details,
+            )
+        )
+    return rows
 
 
 MEASUREMENTS: dict[str, Callable[[Context], list[Row]]] = {
@@ -980,4 +1156,5 @@ MEASUREMENTS: dict[str, Callable[[Context], list[Row]]] = {
     "push": measure_push,
     "peer": measure_peer,
     "cache": measure_cache,
+    "ratelimit": measure_ratelimit,
 }

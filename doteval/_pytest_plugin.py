@@ -299,9 +299,8 @@ class DotevalSession:
                 rerun_changed=bool(self._opt("rerun_changed")),
                 dry_run=bool(self._opt("dry_run")),
                 shard=self._opt("shard"),  # parsed by settings.shard
-                retry=RetryPolicy(
-                    max_retries=max(0, self._opt("max_retries")), base_delay=self._opt("retry_delay")
-                ),
+                retry=RetryPolicy(base_delay=self._opt("retry_delay")),
+                max_retries=self._opt("max_retries"),  # None: @foreach's, else the policy's 3
                 command=[],
                 timeout=self._opt("sample_timeout"),
                 cache=settings.cache_mode(bool(self._opt("no_cache")), bool(self._opt("cache_only"))),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ["record", "resume", "disk", "cli", "diff", "gc", "push", "peer"]
+MEASUREMENTS = ["record", "resume", "disk", "cli", "diff", "gc", "push", "peer", "cache", "ratelimit"]
 
 
 @pytest.mark.slow

@@ -59,13 +59,14 @@ class ProgressListener(RunListener):
             TextColumn("reused {task.fields[reused]}"),
             TextColumn("[red]errors {task.fields[errors]}"),
             TextColumn("{task.fields[rate]}"),
+            TextColumn("[yellow]{task.fields[window]}"),
             TimeRemainingColumn(),
             console=console,
             transient=False,
         )
         self.progress.start()
         self.tasks[name] = self.progress.add_task(
-            name.split("::")[-1], total=total, completed=reused, reused=reused, errors=0, rate=""
+            name.split("::")[-1], total=total, completed=reused, reused=reused, errors=0, rate="", window=""
         )
 
     def sample_done(self, name: str, ok: bool) -> None:
@@ -87,6 +88,12 @@ class ProgressListener(RunListener):
         if self.plain is not None:
             self.plain.finished(outcome.interrupted)
             self.plain = None
+
+    def window_changed(self, name: str, window: int, ceiling: int) -> None:
+        if self.plain is not None:
+            self.plain.window = window_text(window, ceiling)
+        if self.progress is not None and name in self.tasks:
+            self.progress.update(self.tasks[name], window=window_text(window, ceiling))
 
     def retrying(self, name: str, retry: Retrying) -> None:
         message = " ".join(str(retry.error).split())
@@ -127,6 +134,7 @@ class PlainProgress:
         self.emit = emit
         self.total, self.reused, self.every = total, reused, every
         self.count = self.errors = 0
+        self.window = ""  # window_text while rate limits hold the run below its concurrency
         self.started = self.shown = time.monotonic()
         self.printed = False
 
@@ -161,8 +169,13 @@ class PlainProgress:
         reused = f" ({self.reused} reused)" if self.reused else ""
         return (
             f"doteval: {self.name}: {done}/{'?' if self.total is None else self.total} samples{reused}, {rate:.1f}/s, "
-            f"{self.errors} errors, {eta}"
+            f"{self.errors} errors, {eta}{', ' + self.window if self.window else ''}"
         )
+
+
+def window_text(window: int, ceiling: int) -> str:
+    """The window of samples calling at once, shown while it is below the concurrency."""
+    return f"rate limited: {window} of {ceiling} at once" if window < ceiling else ""
 
 
 def _plain(line: str) -> None:

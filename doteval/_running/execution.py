@@ -1,8 +1,10 @@
 """Executing an evaluation's pending samples: one by one, in threads, or as coroutines.
 
 With a timeout (``doteval._running.timeouts``) a plain function runs in a thread
-even at concurrency 1, and one scheduler (``_run_threads``) keeps both limits:
-at most ``concurrency`` samples in flight, none past its deadline.
+even at concurrency 1, and one scheduler (``_run_threads``) keeps the limits:
+at most ``concurrency`` samples in flight, none past its deadline, and at most the
+window's ``limit`` of them calling (``doteval._running.window``: it halves on rate limits
+and grows back as calls succeed). Coroutines keep the same two limits in one event loop.
 
 An exception in one sample becomes that sample's error result (after retries
 of transient errors) and never ends the run. Ctrl+C once stops taking new
@@ -31,6 +33,7 @@ from doteval._running.call_cache import RunCalls, sample_scope
 from doteval._running.retries import RetryPolicy, acall_with_retries, call_with_retries
 from doteval._running.spec import EvaluationSpec
 from doteval._running.timeouts import timed_out, within
+from doteval._running.window import Cancelled, Window
 from doteval.errors import CacheMissError, DotevalError
 
 Pending = list[tuple[Any, tuple[Any, ...]]]  # (what the record callback needs of a sample, item)
@@ -52,6 +55,19 @@ class Execution:
     on_interrupt: Callable[[int], None]
     timeout: float | None = None  # seconds one sample may take (see doteval._running.timeouts)
     calls: RunCalls | None = None  # the run's call cache: each attempt of a sample is a scope of it
+    # the window of samples calling changed: (its limit, the ceiling ``concurrency``)
+    on_window: Callable[[int, int], None] = lambda limit, ceiling: None
+
+    def __post_init__(self) -> None:
+        self.window = Window(self.concurrency)
+        self._shown_limit = self.window.limit
+
+    def window_moved(self) -> None:
+        """Tell ``on_window`` when the window's limit changed (on the run's thread)."""
+        limit = self.window.limit
+        if limit != self._shown_limit:
+            self._shown_limit = limit
+            self.on_window(limit, self.window.ceiling)
 
     def kwargs(self, item: tuple[Any, ...]) -> dict[str, Any]:
         kwargs = dict(self.fixtures)
@@ -66,10 +82,10 @@ class Execution:
         attempts = attempts or _Attempts(self, sample)
         try:
             value = call_with_retries(
-                lambda: self.attempt(kwargs), self.retry, on_retry=attempts, sleep=self.backoff
+                lambda: self.attempt(kwargs, attempts), self.retry, on_retry=attempts, sleep=self.backoff
             )
             return to_result(value), attempts.count
-        except _Cancelled:
+        except (_Cancelled, Cancelled):
             return None
         except CacheMissError as exc:  # --cache-only: that sample's error, the others go on
             return Result.from_exception(exc), attempts.count
@@ -78,13 +94,23 @@ class Execution:
         except Exception as exc:  # one sample's error never ends the run
             return Result.from_exception(exc), attempts.count
 
-    def attempt(self, kwargs: dict[str, Any]) -> Any:
-        with sample_scope(self.calls):
-            return self.spec.func(**kwargs)
-
-    async def aattempt(self, kwargs: dict[str, Any]) -> Any:
-        with sample_scope(self.calls):
-            return await self.spec.func(**kwargs)
+    def attempt(self, kwargs: dict[str, Any], attempts: _Attempts) -> Any:
+        """One attempt of a sample's call, holding a slot of the window (a retry waits for one)."""
+        if attempts.ticket is None:
+            if attempts.abandoned:
+                raise _Cancelled  # past its deadline: its result is already recorded
+            self.window.enter(attempts, self.stop)
+            if attempts.abandoned:  # its deadline passed while it waited for room
+                self.window.leave(attempts, None, counts=False)
+                raise _Cancelled
+        try:
+            with sample_scope(self.calls):
+                value = self.spec.func(**kwargs)
+        except BaseException as exc:
+            self.window.leave(attempts, exc, counts=isinstance(exc, Exception))
+            raise
+        self.window.leave(attempts, None)
+        return value
 
     def backoff(self, delay: float) -> None:
         """Wait before a retry; a first Ctrl+C (``stop``) cancels the wait, and the sample."""
@@ -110,6 +136,8 @@ class _Attempts:
 
     def __init__(self, ex: Execution, sample: Any) -> None:
         self.ex, self.sample, self.count = ex, sample, 1
+        self.ticket: int | None = None  # the window's slot it holds (see doteval._running.window)
+        self.abandoned = False  # recorded as timed out: its thread takes no slot again
 
     def __call__(self, retry: int, exc: BaseException, delay: float) -> None:
         self.count = retry + 2  # retry 0 follows attempt 1
@@ -117,6 +145,8 @@ class _Attempts:
 
     def timed_out(self) -> tuple[Result, int]:
         """The sample's result when it ran past its timeout, with the attempts it had begun."""
+        self.abandoned = True
+        self.ex.window.leave(self, None, counts=False)
         return timed_out(self.ex.timeout or 0.0), self.count
 
 
@@ -146,19 +176,27 @@ def _run_threads(ex: Execution, pending: Pending) -> None:
     first. A sample past its deadline is recorded as timed out and no longer counts."""
     work = iter(pending)
     workers = _Workers(ex)
+    ex.window.on_free = workers.wake
     tokens = itertools.count()
     in_flight: InFlight = {}
+    more = True
     try:
         with _interrupt_guard(ex, lambda: len(in_flight)):
             while True:
-                while not ex.stop.is_set() and len(in_flight) < ex.concurrency:
+                while not ex.stop.is_set() and len(in_flight) < ex.concurrency and more:
+                    attempts = _Attempts(ex, None)
+                    if not ex.window.try_enter(attempts):
+                        break
                     nxt = next(work, None)
                     if nxt is None:
+                        more = False
+                        ex.window.leave(attempts, None, counts=False)
                         break
-                    token, attempts = next(tokens), _Attempts(ex, nxt[0])
+                    token, attempts.sample = next(tokens), nxt[0]
                     deadline = time.monotonic() + ex.timeout if ex.timeout is not None else 0.0
                     in_flight[token] = (nxt[0], nxt[1], time.time(), deadline, attempts)
                     workers.submit(token, nxt[0], nxt[1], attempts)
+                ex.window_moved()
                 if not in_flight:
                     break
                 wait = None
@@ -169,6 +207,8 @@ def _run_threads(ex: Execution, pending: Pending) -> None:
                 except queue.Empty:
                     _record_timeouts(ex, in_flight)
                     continue
+                if token < 0:
+                    continue  # a slot of the window was freed: room for a new sample, maybe
                 entry = in_flight.pop(token, None)
                 if entry is None:
                     continue  # the late end of a sample already recorded as timed out
@@ -216,10 +256,16 @@ class _Workers:
         self._jobs.put((token, key, item, attempts))
 
     def next_end(self, wait: float | None) -> tuple[int, tuple[Result, int] | None, BaseException | None]:
-        """The next sample to end (raises ``queue.Empty`` when none did within ``wait`` seconds)."""
+        """The next sample to end (raises ``queue.Empty`` when none did within ``wait`` seconds),
+        or a token below 0: a slot of the window was freed (``wake``)."""
         end = self._ends.get(timeout=wait)
-        self.busy -= 1
+        if end[0] >= 0:
+            self.busy -= 1
         return end
+
+    def wake(self) -> None:
+        if self._ends.empty():  # one wake-up is enough for the scheduler to look again
+            self._ends.put((-1, None, None))
 
     def close(self) -> None:
         for _ in range(self.threads):
@@ -237,17 +283,31 @@ class _Workers:
 
 
 def _run_async(ex: Execution, pending: Pending) -> None:
+    """Coroutines: ``ex.concurrency`` workers, each taking the next sample when the window has
+    room for it; a sample's retry waits for room again."""
     work = iter(pending)
     in_flight = [0]
+
+    async def attempt(kwargs: dict[str, Any], attempts: _Attempts) -> Any:
+        if attempts.ticket is None:
+            await ex.window.aenter(attempts, ex.stop, new=False)
+        try:
+            with sample_scope(ex.calls):
+                value = await ex.spec.func(**kwargs)
+        except BaseException as exc:
+            ex.window.leave(attempts, exc, counts=isinstance(exc, Exception))
+            raise
+        ex.window.leave(attempts, None)
+        return value
 
     async def call(sample: Any, item: tuple[Any, ...], attempts: _Attempts) -> tuple[Result, int] | None:
         kwargs = ex.kwargs(item)
         try:
             value = await acall_with_retries(
-                lambda: ex.aattempt(kwargs), ex.retry, on_retry=attempts, sleep=ex.abackoff
+                lambda: attempt(kwargs, attempts), ex.retry, on_retry=attempts, sleep=ex.abackoff
             )
             return to_result(value), attempts.count
-        except _Cancelled:
+        except (_Cancelled, Cancelled):
             return None
         except CacheMissError as exc:
             return Result.from_exception(exc), attempts.count
@@ -255,15 +315,23 @@ def _run_async(ex: Execution, pending: Pending) -> None:
             raise
         except Exception as exc:
             return Result.from_exception(exc), attempts.count
+        finally:
+            ex.window.leave(attempts, None, counts=False)  # cancelled by its timeout mid-call
 
     async def worker() -> None:
         while not ex.stop.is_set():
+            attempts = _Attempts(ex, None)
+            try:
+                await ex.window.aenter(attempts, ex.stop, new=True)
+            except Cancelled:
+                return
             nxt = next(work, None)
             if nxt is None:
+                ex.window.leave(attempts, None, counts=False)
                 return
             key, item = nxt
+            attempts.sample = key
             started = time.time()
-            attempts = _Attempts(ex, key)
             in_flight[0] += 1
             try:
                 done = await within(ex.timeout, call(key, item, attempts), attempts.timed_out)
@@ -271,6 +339,7 @@ def _run_async(ex: Execution, pending: Pending) -> None:
                 in_flight[0] -= 1
             if done is not None:
                 ex.record(key, item, done[0], started, done[1])
+            ex.window_moved()
 
     async def main() -> None:
         await asyncio.gather(*(worker() for _ in range(min(ex.concurrency, max(len(pending), 1)))))

@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Sized
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from doteval._objects import Store
@@ -74,6 +74,10 @@ class RunListener:
 
     def interrupted(self, in_flight: int) -> None: ...
 
+    def window_changed(self, name: str, window: int, ceiling: int) -> None:
+        """The samples calling at once may now be ``window`` (rate limits shrink it, successes
+        grow it back to ``ceiling``, the concurrency)."""
+
 
 @dataclass(frozen=True)
 class Retrying:
@@ -106,6 +110,7 @@ class RunOptions:
     concurrency: int | None = None
     rerun_changed: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_retries: int | None = None  # given on the command line: wins over @foreach(max_retries=)
     command: list[str] = field(default_factory=list)
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (I, N): evaluate only the keys in shard I of N
@@ -121,6 +126,8 @@ class RunOptions:
             self.samples = settings.sample_limit(self.samples)
         if self.concurrency is not None:
             self.concurrency = settings.concurrency(self.concurrency)
+        if self.max_retries is not None:
+            self.max_retries = settings.retry_count(self.max_retries)
         if self.timeout is not None:
             self.timeout = settings.timeout_seconds(self.timeout)
 
@@ -473,10 +480,11 @@ class ExperimentRun:
         ready = outcome.total - len(pending)
         self.listener.evaluation_started(prepared.node_id, shown_total, ready, len(pending))
         status = STATUS_COMPLETED
+        retry = self._retry(spec)
         execution = Execution(
             spec=spec,
             fixtures=fixtures,
-            retry=self.options.retry,
+            retry=retry,
             concurrency=self._concurrency(spec),
             stop=self.stop_requested,
             record=lambda sample, item, result, started, attempts: self._record(
@@ -487,7 +495,7 @@ class ExperimentRun:
                 Retrying(
                     sample_label(prepared, params.digest, sample),
                     attempt,
-                    self.options.retry.max_retries + 1,
+                    retry.max_retries + 1,
                     exc,
                     delay,
                 ),
@@ -495,6 +503,7 @@ class ExperimentRun:
             on_interrupt=self.listener.interrupted,
             timeout=self._timeout(spec),
             calls=self.calls,
+            on_window=lambda window, ceiling: self.listener.window_changed(prepared.node_id, window, ceiling),
         )
         try:
             execute(execution, [(sample, sample[3]) for sample in pending])
@@ -512,9 +521,20 @@ class ExperimentRun:
         return outcome
 
     def _concurrency(self, spec: EvaluationSpec) -> int:
+        """``--concurrency``, else ``@foreach(concurrency=)``, else 16 for async, 1 for def."""
         if self.options.concurrency:
             return max(1, self.options.concurrency)
+        own = spec.options.get("concurrency")
+        if own is not None:
+            return settings.concurrency(own, "@foreach(concurrency=...)")
         return 16 if spec.is_async else 1
+
+    def _retry(self, spec: EvaluationSpec) -> RetryPolicy:
+        """``--max-retries``, else ``@foreach(max_retries=)``, else the policy's (3)."""
+        count = self.options.max_retries
+        if count is None and spec.options.get("max_retries") is not None:
+            count = settings.retry_count(spec.options["max_retries"], "@foreach(max_retries=...)")
+        return self.options.retry if count is None else replace(self.options.retry, max_retries=count)
 
     def _timeout(self, spec: EvaluationSpec) -> float | None:
         own = spec.options.get("timeout")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from doteval._repository.results import Result, to_result
-from doteval._running.settings import timeout_seconds
+from doteval._running.settings import concurrency, retry_count, timeout_seconds
 from doteval._running.spec import EvaluationSpec, normalize_item
 from doteval.errors import UsageError
 
@@ -73,11 +73,17 @@ def foreach(
     a single column, the bare value. ``options`` are recorded with the code
     fingerprint: changing them is a change of the evaluation. ``timeout=SECONDS``
     is the exception: it ends a sample that runs longer with a ``TimeoutError``
-    result (see ``doteval._running.timeouts``) and is not part of the fingerprint.
+    result (see ``doteval._running.timeouts``) and is not part of the fingerprint;
+    so are ``concurrency=N`` and ``max_retries=N``, this evaluation's defaults for
+    ``--concurrency`` and ``--max-retries`` (the command-line options win).
     """
     cols = parse_columns(columns)
     if options.get("timeout") is not None:
         options["timeout"] = timeout_seconds(options["timeout"], "@foreach(timeout=...)")
+    if options.get("concurrency") is not None:
+        options["concurrency"] = concurrency(options["concurrency"], "@foreach(concurrency=...)")
+    if options.get("max_retries") is not None:
+        options["max_retries"] = retry_count(options["max_retries"], "@foreach(max_retries=...)")
     if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
         raise UsageError(
             f"@foreach needs an iterable dataset (list, generator...), got {type(dataset).__name__}"

@@ -96,6 +96,17 @@ def is_transient(exc: BaseException) -> bool:
     return any(part in cls.__name__ for cls in type(exc).__mro__ for part in TRANSIENT_NAME_PARTS)
 
 
+def is_rate_limit(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a rate limit: HTTP 429 on it or its ``response``, or a class named
+    like the SDKs' ``RateLimitError`` in its MRO. The window of samples calling
+    (``doteval._running.window``) shrinks on these."""
+    if exc is None or isinstance(exc, NEVER_RETRIED):
+        return False
+    if http_status(exc) == 429:
+        return True
+    return any("RateLimit" in cls.__name__ for cls in type(exc).__mro__)
+
+
 def _header(headers: Any, name: str) -> Any:
     getter = getattr(headers, "get", None)
     if getter is None:
@@ -278,6 +289,7 @@ __all__ = [
     "acall_with_retries",
     "call_with_retries",
     "http_status",
+    "is_rate_limit",
     "is_transient",
     "retry_after",
 ]

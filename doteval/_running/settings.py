@@ -68,14 +68,14 @@ def sample_limit(value: Any) -> int:
     return _whole("--samples", value, 0)
 
 
-def concurrency(value: Any) -> int:
-    """``--concurrency N``: samples in flight at once, N >= 1."""
-    return _whole("--concurrency", value, 1)
+def concurrency(value: Any, option: str = "--concurrency") -> int:
+    """``--concurrency N`` or ``@foreach(..., concurrency=N)``: at most N samples in flight, N >= 1."""
+    return _whole(option, value, 1)
 
 
-def retry_count(value: Any) -> int:
-    """``--max-retries N``: retries of a transient error, N >= 0."""
-    return _whole("--max-retries", value, 0)
+def retry_count(value: Any, option: str = "--max-retries") -> int:
+    """``--max-retries N`` or ``@foreach(..., max_retries=N)``: retries of a transient error, N >= 0."""
+    return _whole(option, value, 0)
 
 
 def retry_delay(value: Any) -> float:
@@ -193,7 +193,12 @@ RUN_SETTINGS = {
             run_flags=("--experiment", "-e"),
         ),
         Setting("--samples", "evaluate at most N items of each dataset", "N", sample_limit),
-        Setting("--concurrency", "samples in flight at once (default: 1 sync, 16 async)", "N", concurrency),
+        Setting(
+            "--concurrency",
+            "at most N samples in flight; fewer while rate limited (default: 1 sync, 16 async)",
+            "N",
+            concurrency,
+        ),
         # Not --timeout under pytest: pytest-timeout owns that name, and its timeout ends the whole
         # evaluation. `doteval run` has no such neighbour.
         Setting(
@@ -212,7 +217,7 @@ RUN_SETTINGS = {
             "EXPERIMENT",
             reuse_from,
         ),
-        Setting("--max-retries", "retries of a transient error (default 3)", "N", retry_count, default=3),
+        Setting("--max-retries", "retries of a transient error (default 3)", "N", retry_count),
         Setting(
             "--shard",
             "evaluate only shard I of N of the samples (stable across machines; merge stores after)",

@@ -15,7 +15,7 @@ from typing import Any
 from doteval.errors import UsageError
 
 # Options that say how samples run, not what a result is: changing them changes no fingerprint.
-EXECUTION_OPTIONS = frozenset({"timeout"})
+EXECUTION_OPTIONS = frozenset({"timeout", "concurrency", "max_retries"})
 
 
 @dataclass
