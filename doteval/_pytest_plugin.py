@@ -137,6 +137,28 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     return pytest.Module.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A doteval error raised while a file is imported (a bad ``@foreach(...)`` argument) is
+    pytest's collection error for that file, as one line naming where, not a stack of
+    doteval's own frames."""
+    report = yield
+    call = report.__dict__.get("call")  # pytest keeps the CallInfo here until it is reported
+    excinfo = getattr(call, "excinfo", None)
+    if report.failed and excinfo is not None and isinstance(excinfo.value, DotevalError):
+        report.longrepr = _where(excinfo, collector) + str(excinfo.value)
+    return report
+
+
+def _where(excinfo: Any, collector: pytest.Collector) -> str:
+    """``file:line: `` of the innermost frame in the file being collected (empty if none)."""
+    path = str(getattr(collector, "path", ""))
+    for entry in reversed(excinfo.traceback):
+        if str(entry.path) == path:
+            return f"{collector.nodeid}:{entry.lineno + 1}: "
+    return ""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
     if get_spec(obj) is None or not isinstance(collector, (pytest.Module, pytest.Class)):

@@ -408,3 +408,32 @@ def test_two_evaluations_with_one_id_are_refused_naming_both_files(
     assert result.ret == 0, output(result)
     assert status("qa") == (SessionStatus.COMPLETED, 2, 2, 0)
     assert get_storage_backend().load_session("qa")["results"][0]["evaluation"] == "eval_qa.py::eval_qa"
+
+
+# -- a doteval error while an evaluation file is imported: pytest's collection error, one line --
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            '"x", [1, 2], concurrency=0',
+            "@foreach(concurrency=...) must be a whole number of 1 or more, not '0'",
+        ),
+        ('"x", [1, 2], timeout=-1', "@foreach(timeout=...) must be a number of seconds above 0"),
+        ('"x,x", [(1, 1)]', "@foreach columns repeat a name: 'x,x'"),
+    ],
+)
+@pytest.mark.parametrize("how", ["pytest", "doteval run"])
+def test_a_bad_foreach_is_one_collection_error_naming_its_line(
+    pytester: pytest.Pytester, how: str, arguments: str, message: str
+) -> None:
+    write(
+        pytester.path,
+        "eval_bad.py",
+        f"from doteval import foreach\n\n@foreach({arguments})\ndef eval_bad(x):\n    return True\n",
+    )
+    run = doteval_run if how == "doteval run" else pytest_run
+    out = output(run(pytester, "eval_bad.py", "--experiment", "bad"))
+    assert f"eval_bad.py:3: {message}" in out, out
+    assert "doteval/_running" not in out and "Traceback" not in out, out  # no frames of doteval's own
