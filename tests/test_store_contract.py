@@ -435,3 +435,25 @@ TestStoresAgree = StoresAgree.TestCase
 TestStoresAgree.settings = settings(
     max_examples=15, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
 )
+
+
+def test_a_manifest_without_calls_or_origins_is_written_as_before_and_one_with_them_says_it_is_newer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Version 3 fields (model calls, origins) are written only when used: a plain manifest is
+    version 2, byte for byte what an older doteval wrote and reads; one that uses them is
+    version 3, which an older doteval refuses as newer, not as damaged."""
+    from doteval._repository import manifest as manifest_module
+
+    plain = Manifest(experiment="e", parent=None, status="completed", started=1.0, finished=2.0)
+    value = plain.to_value()
+    assert value["v"] == 2 and "calls" not in value and "call_counts" not in value
+    used = Manifest(experiment="e", parent=None, status="completed", started=1.0, finished=2.0)
+    used.call_counts = {"made": 1, "cached": 0, "tokens_spent": 0, "tokens_saved": 0}
+    newer = used.to_value()
+    assert newer["v"] == 3
+    assert Manifest.from_value(newer).call_counts == used.call_counts
+    monkeypatch.setattr(manifest_module, "MANIFEST_VERSION", 2)  # a doteval from before version 3
+    assert Manifest.from_value(value).experiment == "e"
+    with pytest.raises(CorruptStoreError, match="manifest version 3 is newer than this doteval"):
+        Manifest.from_value(newer)

@@ -16,7 +16,11 @@ from doteval._objects import ObjectId, Store, checks
 from doteval._objects.hashing import check_object_id
 from doteval.errors import CorruptStoreError
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+#: The version of a manifest that uses nothing of version 3 (model calls, origins of reused
+#: results): it is written as version 2, byte for byte as before, so an older doteval reads it;
+#: one that does is refused by an older doteval as "newer than this doteval", not as damaged.
+PLAIN_MANIFEST_VERSION = 2
 STATUSES = ("completed", "failed", "interrupted")  # of a run, and of each evaluation in it
 
 
@@ -91,8 +95,13 @@ class Manifest:
         for e in data["evaluations"]:
             if not e["origins"]:
                 del e["origins"]  # a manifest without reuse is as it was before origins existed
+        if data["calls"] is None:
+            del data["calls"]  # nor one without model calls
+        if not data["call_counts"]:
+            del data["call_counts"]
+        uses_v3 = "calls" in data or "call_counts" in data or any("origins" in e for e in data["evaluations"])
         data["type"] = "manifest"
-        data["v"] = MANIFEST_VERSION
+        data["v"] = MANIFEST_VERSION if uses_v3 else PLAIN_MANIFEST_VERSION
         return data
 
     @classmethod
