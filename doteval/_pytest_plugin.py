@@ -8,7 +8,7 @@ sessions that collect no evaluation.
 
 A ``DotevalError`` stops the session quietly (``Session.Failed``: exit code 1, and no
 ``Exit:`` or ``!!!`` line of pytest's) and is printed once, at the end, by
-``doteval._console.errors``: the same lines as under every ``doteval`` command.
+``doteval._cli.console.errors``: the same lines as under every ``doteval`` command.
 """
 
 from __future__ import annotations
@@ -447,7 +447,7 @@ class DotevalSession:
             self.say_error(reporter)
             return
         if self.plans:
-            from doteval._console.run_summary import plan_lines
+            from doteval._cli.console.run_summary import plan_lines
 
             command = self.command_text() + (" --rerun-changed" if self._opt("rerun_changed") else "")
             for line in plan_lines(self.plans, command):
@@ -456,8 +456,8 @@ class DotevalSession:
         run = getattr(self, "finished_run", None)
         if run is None or run.manifest is None:
             return
-        from doteval._console.run_summary import run_summary_lines
-        from doteval._console.tables import output_width
+        from doteval._cli.console.run_summary import run_summary_lines
+        from doteval._cli.console.tables import output_width
 
         for line in run_summary_lines(
             run.manifest,
@@ -485,7 +485,7 @@ def _sealed(run: ExperimentRun) -> DotevalError | None:
 def _make_listener(config: pytest.Config) -> RunListener:
     if os.environ.get("DOTEVAL_PROGRESS", "auto") == "off":
         return RunListener()
-    from doteval._console.progress import ProgressListener
+    from doteval._cli.console.progress import ProgressListener
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or not _one_file(sys.stdout, sys.stderr):
@@ -508,7 +508,7 @@ def _one_file(a: Any, b: Any) -> bool:
 
 
 def _print_error(error: DotevalError, config: pytest.Config, store: Store | None = None) -> None:
-    from doteval._console.errors import print_error
+    from doteval._cli.console.errors import print_error
 
     color = {"yes": True, "no": False}.get(getattr(config.option, "color", "auto"))
     print_error(error, store=store, color=color)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from doteval._console.progress import ProgressListener
+from doteval._cli.console.progress import ProgressListener
 from doteval._objects import Store
 from doteval._repository.history import resolve
 from doteval._repository.results import result_fields

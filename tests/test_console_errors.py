@@ -112,7 +112,7 @@ def error_of(done: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def test_error_lines_are_one_form() -> None:
-    from doteval._console.errors import error_lines
+    from doteval._cli.console.errors import error_lines
 
     error = LockedError("experiment 'e'", 42, "vm", "2026-12-04 14:21:29")
     assert error_lines(error) == [

@@ -39,15 +39,15 @@ BREAKS = [
     pytest.param(
         "_objects/hashing.py",
         "import rich",
-        "typer and rich only in the adapters and their console",
+        "typer and rich only in the adapters (the CLI and the pytest plugin)",
         "doteval._objects.hashing -> rich",
         id="rich-in-the-objects",
     ),
     pytest.param(
         "_objects/store.py",
         "from doteval._repository import manifest",
-        "Layers: adapters over their console over the public API over the run path and operations "
-        "over the repository over the objects",
+        "Layers: adapters over the public API over the run path and operations over the repository "
+        "over the objects",
         "doteval._objects.store -> doteval._repository.manifest",
         id="objects-import-the-repository",
     ),

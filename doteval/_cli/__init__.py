@@ -1,7 +1,7 @@
 """The ``doteval`` command line: parse, make one library call, render.
 
 Errors: a ``DotevalError`` becomes one red line on stderr (and a hint when
-there is one, see ``doteval._console.errors``) with exit code 1; usage errors exit 2
+there is one, see ``doteval._cli.console.errors``) with exit code 1; usage errors exit 2
 (typer's own). Anything else is a bug and keeps its traceback.
 """
 
@@ -67,6 +67,6 @@ def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 def _print_error(error: DotevalError) -> None:
     from doteval._cli.common import GlobalOptions
-    from doteval._console.errors import print_error
+    from doteval._cli.console.errors import print_error
 
     print_error(error, store=GlobalOptions.opened)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from doteval._console.tables import PIPED_WIDTH
+from doteval._cli.console.tables import PIPED_WIDTH
 from doteval._objects import Store
 from doteval._objects.store import find_store
 from doteval._operations.export import jsonable

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from doteval._cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval._console.tables import fitted, short_node_id
+from doteval._cli.console.tables import fitted, short_node_id
 from doteval._operations.diff import DiffReport, changed_samples, diff_experiments
 from doteval._operations.export import FORMATS, export
 from doteval._operations.output_files import output_problem, replace_file

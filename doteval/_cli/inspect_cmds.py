@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from doteval._cli.common import JsonOption, StoreOption, app, console, open_store, print_json
-from doteval._console.run_summary import calls_line, reuse_words, without_option
-from doteval._console.tables import STATUS_LABELS, STATUS_STYLES, fitted, metrics_view, short_node_id
+from doteval._cli.console.run_summary import calls_line, reuse_words, without_option
+from doteval._cli.console.tables import STATUS_LABELS, STATUS_STYLES, fitted, metrics_view, short_node_id
 from doteval._objects import Store
 from doteval._operations.sample_lookup import errors_by_type, find_sample, sample_record, why
 from doteval._repository.call_entries import calls_json

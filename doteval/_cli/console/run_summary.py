@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from doteval._console.tables import STATUS_LABELS, metrics_view, render_lines, short_node_id
+from doteval._cli.console.tables import STATUS_LABELS, metrics_view, render_lines, short_node_id
 from doteval._text import percent
 
 if TYPE_CHECKING:  # types only: `doteval show` (without_option) need not import the run path
