@@ -179,24 +179,22 @@ def _enc_bytes(v: bytes, out: list[bytes], path: str) -> None:
     out.append(data)
 
 
-def _enc_list(v: list[Any], out: list[bytes], path: str) -> None:
-    out.append(b"l%d:" % len(v))
+def _enc_items(tag: bytes, v: list[Any] | tuple[Any, ...], out: list[bytes], path: str) -> None:
+    out.append(b"%s%d:" % (tag, len(v)))
     for i, x in enumerate(v):
         enc = _SCALARS.get(type(x))
         if enc is None or enc is _enc_int:  # an int may be too big: its error names where
             _encode_into(x, out, f"{path}[{i}]")
         else:
             enc(x, out, path)
+
+
+def _enc_list(v: list[Any], out: list[bytes], path: str) -> None:
+    _enc_items(b"l", v, out, path)
 
 
 def _enc_tuple(v: tuple[Any, ...], out: list[bytes], path: str) -> None:
-    out.append(b"t%d:" % len(v))
-    for i, x in enumerate(v):
-        enc = _SCALARS.get(type(x))
-        if enc is None or enc is _enc_int:  # an int may be too big: its error names where
-            _encode_into(x, out, f"{path}[{i}]")
-        else:
-            enc(x, out, path)
+    _enc_items(b"t", v, out, path)
 
 
 def _enc_dict(v: dict[Any, Any], out: list[bytes], path: str) -> None:
